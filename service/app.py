@@ -1,0 +1,60 @@
+"""The Litestar application: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from service.auth import Credentials, resolve_credentials
+from service.ledger import Ledger
+from service.ncentral import MAX_BODY, Intake, NcentralController
+from service.pages import TicketPages
+from service.problems import EXCEPTION_HANDLERS
+from service.queries import Reader
+from service.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, credentials: Credentials | None = None) -> Litestar:
+    """An app serving `settings.db`; credentials default to the settings' (or generated)."""
+    ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    reader = Reader(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    intake = Intake(base_url=settings.base_url, create_mode=settings.create_mode)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await ledger.open()
+        await reader.open()
+        try:
+            yield
+        finally:
+            await ledger.close()
+            await reader.close()
+
+    app = Litestar(
+        route_handlers=[NcentralController, TicketPages, healthz],
+        dependencies={
+            "ledger": Provide(lambda: ledger, sync_to_thread=False),
+            "reader": Provide(lambda: reader, sync_to_thread=False),
+            "intake": Provide(lambda: intake, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="psa-ledger", version="0.1.0", path="/schema"),
+        request_max_body_size=MAX_BODY,
+    )
+    app.state.credentials = credentials or resolve_credentials(settings)
+    app.state.ledger = ledger
+    return app
+
+
+@get("/healthz", tags=["health"], sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Needs no credentials."""
+    return {"status": "ok"}

@@ -1,0 +1,232 @@
+"""N-central's Ticketing Endpoint: decode, authenticate, hand to the ledger, answer.
+
+Every request that passes authentication becomes an event, whatever it carried: a body
+that is not JSON is recorded as a description of what arrived, so the log answers
+"what did N-central send us?" even for the requests we refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, HttpMethod, Request, Response, route
+from litestar.exceptions import ClientException
+
+from statemachine.events import (
+    Action,
+    Fact,
+    InvalidRequest,
+    Outcome,
+    TicketRequest,
+    digest,
+    parse_request,
+    ticket_id_of,
+)
+from statemachine.projection import Decision, Stream, decide, delivery, external_id_for
+from service.answers import Answer, identity, problem
+from service.auth import ncentral_guard
+from service.ledger import Batch, Ledger
+
+__all__ = ["MAX_BODY", "Intake", "NcentralController", "Received"]
+
+MAX_BODY = 1024 * 1024
+CONNECTION_TEST_ID = "PSA-TEST"
+
+
+class Intake(msgspec.Struct, frozen=True):
+    """How requests are answered: where tickets live, and whether CREATE waits for a callback."""
+
+    base_url: str
+    create_mode: Literal["sync", "async"] = "sync"
+
+
+class Received:
+    """One request from N-central, parsed on arrival and applied by the writer."""
+
+    __slots__ = ("actor", "body", "error", "intake", "request", "request_id", "ticket_id")
+
+    def __init__(
+        self, intake: Intake, body: bytes | None, *, actor: str, request_id: str
+    ) -> None:
+        self.intake = intake
+        self.body = body
+        self.actor = actor
+        self.request_id = request_id
+        self.request: TicketRequest | None = None
+        self.error: InvalidRequest | None = None
+        if body is None:
+            self.error = InvalidRequest(
+                f"body is larger than {MAX_BODY} bytes", field=None, malformed=False
+            )
+            self.ticket_id = None
+            return
+        try:
+            self.request = parse_request(body)
+            self.ticket_id: str | None = self.request.ncentral_ticket_id
+        except InvalidRequest as exc:
+            self.error = exc
+            self.ticket_id = ticket_id_of(body)
+
+    def apply(self, batch: Batch) -> Answer:
+        if self.request is None:
+            return self._record_invalid(batch)
+        request, ticket_id = self.request, self.request.ncentral_ticket_id
+        assert self.body is not None
+        payload = self.body.decode()
+        stream = batch.stream(ticket_id)
+        decision = decide(stream.ticket, request, digest(payload))
+        answer = self._answer(decision, stream, request, batch.tail.position + 1)
+        event = batch.append(
+            ticket_id=ticket_id,
+            action=request.action,
+            outcome=decision.outcome,
+            actor=self.actor,
+            payload=payload,
+            request=request,
+            request_id=self.request_id,
+            response=answer.encode(),
+            state_before=_value(decision.state_before),
+            state_after=_value(decision.state_after),
+        )
+        if decision.outcome is Outcome.ACCEPTED and request.action == Action.CREATE:
+            self._created(batch, ticket_id, event.position)
+        return answer
+
+    def _answer(
+        self, decision: Decision, stream: Stream, request: TicketRequest, position: int
+    ) -> Answer:
+        base = self.intake.base_url
+        ticket = stream.ticket
+        match decision.outcome:
+            case Outcome.CONNECTION_TEST:
+                return Answer(200, identity(CONNECTION_TEST_ID, base))
+            case Outcome.ACCEPTED if request.action == Action.CREATE:
+                if self.intake.create_mode == "async":
+                    return Answer(202)
+                return Answer(200, identity(external_id_for(position), base))
+            case Outcome.DUPLICATE:
+                assert ticket is not None and ticket.last_accepted is not None
+                return Answer.decode(ticket.last_accepted.response or "")
+            case Outcome.NOT_FOUND:
+                return problem(
+                    404,
+                    "Unknown ticket",
+                    f"no ticket {request.ncentral_ticket_id!r}: it was never created here",
+                    ticket=request.ncentral_ticket_id,
+                    action=request.action,
+                )
+            case Outcome.MISMATCH:
+                assert ticket is not None
+                return problem(
+                    409,
+                    "Ticket number mismatch",
+                    f"psaTicketNumber {request.psa_ticket_number!r} does not match ticket"
+                    f" {request.ncentral_ticket_id!r}, which is {ticket.external_ticket_id!r}",
+                    field="psaTicketNumber",
+                    ticket=request.ncentral_ticket_id,
+                )
+            case Outcome.REJECTED:
+                state = _value(decision.state_before)
+                return problem(
+                    409,
+                    "Action not allowed",
+                    f"{request.action} is not allowed on a ticket that is {state}",
+                    ticket=request.ncentral_ticket_id,
+                    state=state,
+                    action=request.action,
+                    allowedActions=[a.value for a in decision.allowed],
+                )
+        assert ticket is not None
+        return Answer(200, identity(ticket.external_ticket_id, base))
+
+    def _created(self, batch: Batch, ticket_id: str, position: int) -> None:
+        """Sync mode: the answer itself delivers the identity, so the ticket opens now."""
+        if self.intake.create_mode == "async":
+            return
+        ticket = batch.stream(ticket_id).ticket
+        assert ticket is not None
+        before, after = delivery(ticket)
+        batch.append(
+            ticket_id=ticket_id,
+            action=Fact.IDENTITY_DELIVERED,
+            outcome=Outcome.RECORDED,
+            actor="psa-ledger",
+            payload=msgspec.json.encode({"via": "response", "createPosition": position}).decode(),
+            request_id=self.request_id,
+            state_before=before,
+            state_after=after,
+        )
+
+    def _record_invalid(self, batch: Batch) -> Answer:
+        error = self.error
+        assert error is not None
+        if self.body is None:
+            answer = problem(413, "Body too large", error.detail, limit=MAX_BODY)
+        elif error.malformed:
+            answer = problem(400, "Malformed JSON", error.detail)
+        else:
+            answer = problem(422, "Invalid request", error.detail, field=error.field)
+        batch.append(
+            ticket_id=self.ticket_id,
+            action=Fact.INVALID_REQUEST,
+            outcome=Outcome.INVALID,
+            actor=self.actor,
+            payload=_describe(self.body),
+            request_id=self.request_id,
+            response=answer.encode(),
+        )
+        return answer
+
+    def __repr__(self) -> str:
+        return f"Received(request_id={self.request_id!r}, ticket_id={self.ticket_id!r})"
+
+
+class NcentralController(Controller):
+    path = "/ncentral/tickets"
+    guards = [ncentral_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
+    tags = ["N-central"]  # noqa: RUF012
+
+    @route(
+        http_method=[HttpMethod.PUT, HttpMethod.POST],
+        request_max_body_size=MAX_BODY,
+        summary="N-central's Custom PSA Ticketing Endpoint",
+        status_code=200,
+    )
+    async def receive(
+        self, request: Request[Any, Any, Any], ledger: Ledger, intake: Intake
+    ) -> Response[bytes]:
+        try:
+            body: bytes | None = await request.body()
+        except ClientException as exc:
+            if exc.status_code != 413:
+                raise
+            body = None
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        received = Received(intake, body, actor=request.state.actor, request_id=request_id)
+        answer: Answer = await ledger.submit(received)
+        return Response(
+            answer.content(),
+            status_code=answer.status,
+            media_type=answer.media_type,
+            headers=answer.headers,
+        )
+
+
+def _describe(body: bytes | None) -> str:
+    """The payload of an unreadable request: valid JSON objects as sent, else a description."""
+    if body is not None:
+        try:
+            if isinstance(msgspec.json.decode(body), dict):
+                return body.decode()
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass
+    description: dict[str, Any] = {"unreadable": True, "bytes": None if body is None else len(body)}
+    if body is not None:
+        description["sample"] = body[:512].decode("utf-8", errors="replace")
+    return msgspec.json.encode(description).decode()
+
+
+def _value(state: Any) -> str | None:
+    return state.value if state is not None else None

@@ -1,0 +1,120 @@
+"""Settings: one Struct, filled from a TOML file, then the environment, then flags.
+
+Every field is `PSA_LEDGER_<FIELD>` in the environment and `--<field>` on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "PSA_LEDGER_"
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    db: Path = Path("var/psa-ledger.db")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    operator_username: str | None = None
+    operator_password: str | None = None
+    create_mode: Literal["sync", "async"] = "sync"
+    ncentral_url: str | None = None
+    ncentral_username: str | None = None
+    ncentral_password: str | None = None
+    ncentral_api: Literal["legacy", "rest"] = "legacy"
+    ncentral_token: str | None = None
+    callback_schedule: tuple[int, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
+    #: How long the writer waits for a lock held by another process before answering 503.
+    busy_timeout_ms: int = 5000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def base_url(self) -> str:
+        """Where technicians reach us: the base of every ticketUrl."""
+        url = self.public_url or f"http://{self.host}:{self.port}"
+        return url.rstrip("/")
+
+    @property
+    def credentials_file(self) -> Path:
+        """Generated passwords live beside the DB, readable by its owner only."""
+        return self.db.with_name(self.db.stem + ".credentials.toml")
+
+
+def load_settings(
+    *,
+    config: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the TOML file, the environment and explicit overrides (flags), in that order."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        values |= _read_toml(config)
+    values |= _from_environ(os.environ if environ is None else environ)
+    values |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    if isinstance(values.get("callback_schedule"), str):
+        values["callback_schedule"] = _schedule(values["callback_schedule"])
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(str(exc))) from None
+    if settings.create_mode == "async" and not settings.ncentral_url:
+        raise SettingsError("PSA_LEDGER_NCENTRAL_URL is required when PSA_LEDGER_CREATE_MODE=async")
+    return settings
+
+
+def field_names() -> tuple[str, ...]:
+    return Settings.__struct_fields__
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    found = {}
+    for name in Settings.__struct_fields__:
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value not in (None, ""):
+            found[name] = value
+    return found
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from None
+    table = data.get("psa-ledger", data)
+    return {k.replace("-", "_"): v for k, v in table.items()}
+
+
+def _schedule(text: str) -> tuple[int, ...]:
+    try:
+        delays = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(
+            f"PSA_LEDGER_CALLBACK_SCHEDULE must be comma-separated seconds, got {text!r}"
+        ) from None
+    if not delays or min(delays) < 0:
+        raise SettingsError("PSA_LEDGER_CALLBACK_SCHEDULE needs at least one delay, none negative")
+    return delays
+
+
+def _explain(message: str) -> str:
+    """msgspec says `$.port`; the user typed PSA_LEDGER_PORT or --port."""
+    if "- at `$." in message:
+        problem, _, where = message.partition(" - at `$.")
+        name = where.rstrip("`").split("[")[0]
+        return f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')}): {problem}"
+    return message

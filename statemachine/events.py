@@ -1,0 +1,199 @@
+"""The facts the log stores, and the shape of what N-central sends.
+
+An `Event` is one row of the append-only log. Its `payload` is JSON text: for a request
+from N-central, the body exactly as received (so an auditor sees what was sent, and a
+retry can be recognised by its digest); for any other fact, that fact's own fields.
+Each event is chained to the one before by `hash` = SHA-256(prev_hash + canonical row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = [
+    "GENESIS_HASH",
+    "SCHEMA_VERSION",
+    "Action",
+    "Event",
+    "Fact",
+    "InvalidRequest",
+    "Outcome",
+    "TicketRequest",
+    "chain_hash",
+    "digest",
+    "is_connection_test",
+    "ticket_id_of",
+    "parse_request",
+]
+
+#: Bumped when a fact gains a field; old rows keep theirs, so old logs stay readable.
+SCHEMA_VERSION = 1
+GENESIS_HASH = "0" * 64
+CONNECTION_TEST_PREFIX = "TEST_NC_TICKET_ID"
+
+
+class Action(StrEnum):
+    """What N-central asks for."""
+
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    RESOLVE = "RESOLVE"
+    REOPEN = "REOPEN"
+
+
+class Fact(StrEnum):
+    """Everything else the log records."""
+
+    INVALID_REQUEST = "invalid_request"
+    IDENTITY_DELIVERED = "identity_delivered"
+    CALLBACK_ATTEMPTED = "callback_attempted"
+    CALLBACK_DELIVERED = "callback_delivered"
+    CALLBACK_DEAD_LETTERED = "callback_dead_lettered"
+    CALLBACK_RETRY_REQUESTED = "callback_retry_requested"
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    #: A retry of the ticket's last accepted request: answered as the first time.
+    DUPLICATE = "duplicate"
+    #: CREATE for a ticket that already exists: answered with its identity.
+    EXISTING = "existing"
+    CONNECTION_TEST = "connection_test"
+    #: The state machine refused the action in the ticket's state.
+    REJECTED = "rejected"
+    NOT_FOUND = "not_found"
+    #: `psaTicketNumber` names another ticket.
+    MISMATCH = "mismatch"
+    #: The body could not be read as a request.
+    INVALID = "invalid"
+    #: A fact that is not a request (a callback attempt, a delivery): simply recorded.
+    RECORDED = "recorded"
+
+
+TicketId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class TicketRequest(msgspec.Struct, rename="camel", frozen=True):
+    """N-central's request body. Keys it does not name stay in the stored payload."""
+
+    action: str
+    ncentral_ticket_id: TicketId
+    title: str | None = None
+    details: str | None = None
+    psa_ticket_number: str | None = None
+    custom_tags: dict[str, str] | None = None
+
+
+class InvalidRequest(Exception):
+    """A body that is not a usable request. `malformed` bodies are not JSON at all."""
+
+    def __init__(self, detail: str, *, field: str | None, malformed: bool) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.malformed = malformed
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    ticket_id: str | None
+    stream_version: int | None
+    action: str
+    outcome: str
+    state_before: str | None
+    state_after: str | None
+    recorded_at: str
+    request_id: str | None
+    actor: str
+    payload: str
+    response: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    prev_hash: str = GENESIS_HASH
+    hash: str = ""
+
+
+def parse_request(body: bytes) -> TicketRequest:
+    """Decode and check a request body; the action comes back upper-cased, CLOSE as RESOLVE.
+
+    Raises `InvalidRequest` naming the offending field.
+    """
+    try:
+        request = _decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(str(exc), field=_field_of(str(exc)), malformed=False) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"body is not JSON: {exc}", field=None, malformed=True) from None
+    action = _ACTIONS.get(request.action.strip().upper())
+    if action is None:
+        allowed = ", ".join([*Action, "CLOSE"])
+        raise InvalidRequest(
+            f"unknown action {request.action!r}; expected one of {allowed}",
+            field="action",
+            malformed=False,
+        )
+    if action is Action.CREATE and not is_connection_test(request.ncentral_ticket_id):
+        for name, value in (("title", request.title), ("details", request.details)):
+            if value is None:
+                raise InvalidRequest(
+                    f"CREATE requires `{name}`", field=name, malformed=False
+                )
+    return msgspec.structs.replace(request, action=action.value)
+
+
+def is_connection_test(ticket_id: str) -> bool:
+    """N-central's "test connection" button sends a CREATE with such an ID."""
+    return ticket_id.startswith(CONNECTION_TEST_PREFIX)
+
+
+def digest(payload: str) -> str:
+    """Identifies a body: a retry sends the same bytes again."""
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def chain_hash(event: Event, prev_hash: str) -> str:
+    """SHA-256 over the previous hash and the canonical encoding of every other column."""
+    row = _ENCODER.encode(
+        [
+            event.position,
+            event.ticket_id,
+            event.stream_version,
+            event.action,
+            event.outcome,
+            event.state_before,
+            event.state_after,
+            event.recorded_at,
+            event.request_id,
+            event.actor,
+            event.payload,
+            event.response,
+            event.schema_version,
+        ]
+    )
+    return hashlib.sha256(prev_hash.encode() + row).hexdigest()
+
+
+def ticket_id_of(body: bytes) -> str | None:
+    """Best effort: the ticket a rejected body was about, so its stream shows the attempt."""
+    try:
+        value: Any = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    ticket_id = value.get("ncentralTicketId") if isinstance(value, dict) else None
+    return ticket_id if isinstance(ticket_id, str) and 0 < len(ticket_id) <= 128 else None
+
+
+_decode = msgspec.json.Decoder(TicketRequest).decode
+_ENCODER = msgspec.json.Encoder()
+_ACTIONS = {a.value: a for a in Action} | {"CLOSE": Action.RESOLVE}
+_FIELD_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
+_FIELD_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def _field_of(message: str) -> str | None:
+    match = _FIELD_AT.search(message) or _FIELD_MISSING.search(message)
+    return match.group(1) if match else None

@@ -1,0 +1,227 @@
+"""From events to tickets: one fold, used by the live write path and by replay alike.
+
+`decide` says what a request does to a ticket; `evolve` applies a recorded event to a
+ticket's stream. The writer calls `decide`, records the event, then `evolve`s; `Projection`
+replays a log through the very same two functions and reports any recorded outcome or
+state that the rules would not derive again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from statemachine.events import (
+    Action,
+    Event,
+    Fact,
+    InvalidRequest,
+    Outcome,
+    TicketRequest,
+    digest,
+    is_connection_test,
+    parse_request,
+)
+from statemachine.ticket import State, Trigger, allowed_triggers, next_state
+
+__all__ = [
+    "Decision",
+    "LastAccepted",
+    "Projection",
+    "Stream",
+    "Ticket",
+    "allowed_actions",
+    "decide",
+    "delivery",
+    "evolve",
+    "external_id_for",
+    "fold",
+]
+
+_TRIGGER_OF = {
+    Action.CREATE: Trigger.CREATE,
+    Action.UPDATE: Trigger.UPDATE,
+    Action.RESOLVE: Trigger.RESOLVE,
+    Action.REOPEN: Trigger.REOPEN,
+}
+_ACTION_OF = {trigger: action for action, trigger in _TRIGGER_OF.items()}
+_DELIVERIES = {Fact.IDENTITY_DELIVERED.value, Fact.CALLBACK_DELIVERED.value}
+_REQUEST_ACTIONS = {a.value for a in Action}
+
+
+class LastAccepted(msgspec.Struct, frozen=True):
+    """The ticket's last accepted request: a retry of it is answered as it was."""
+
+    action: str
+    digest: str
+    response: str | None
+
+
+class Ticket(msgspec.Struct, frozen=True, kw_only=True):
+    ncentral_ticket_id: str
+    external_ticket_id: str
+    state: State
+    title: str
+    details: str
+    custom_tags: dict[str, str]
+    created_at: str
+    updated_at: str
+    last_accepted: LastAccepted | None = None
+
+
+class Stream(msgspec.Struct, frozen=True):
+    """Everything recorded about one ncentralTicketId; `ticket` is None until a CREATE."""
+
+    version: int = 0
+    ticket: Ticket | None = None
+
+
+class Decision(msgspec.Struct, frozen=True):
+    outcome: Outcome
+    state_before: State | None = None
+    state_after: State | None = None
+    #: For a refusal: the actions the state would have accepted.
+    allowed: tuple[Action, ...] = ()
+
+
+def decide(ticket: Ticket | None, request: TicketRequest, request_digest: str) -> Decision:
+    """What `request` does to `ticket`, by the Machine's rules."""
+    action = Action(request.action)
+    if is_connection_test(request.ncentral_ticket_id):
+        return Decision(Outcome.CONNECTION_TEST)
+    if ticket is None:
+        if action is not Action.CREATE:
+            return Decision(Outcome.NOT_FOUND, State.NEW, State.NEW)
+        return Decision(Outcome.ACCEPTED, State.NEW, next_state(State.NEW, Trigger.CREATE))
+    before = ticket.state
+    last = ticket.last_accepted
+    if last is not None and last.action == action and last.digest == request_digest:
+        return Decision(Outcome.DUPLICATE, before, before)
+    if request.psa_ticket_number and request.psa_ticket_number != ticket.external_ticket_id:
+        return Decision(Outcome.MISMATCH, before, before)
+    after = next_state(before, _TRIGGER_OF[action])
+    if after is None:
+        return Decision(Outcome.REJECTED, before, before, allowed_actions(before))
+    if action is Action.CREATE:
+        return Decision(Outcome.EXISTING, before, before)
+    return Decision(Outcome.ACCEPTED, before, after)
+
+
+def delivery(ticket: Ticket) -> tuple[State, State]:
+    """States before and after the ticket's identity reaches N-central."""
+    return ticket.state, next_state(ticket.state, Trigger.DELIVER) or ticket.state
+
+
+def evolve(stream: Stream, event: Event, request: TicketRequest | None) -> Stream:
+    """The stream after `event`; `request` is the decoded payload of an N-central request."""
+    ticket = stream.ticket
+    if request is not None and event.outcome == Outcome.ACCEPTED:
+        ticket = _accept(ticket, event, request)
+    elif ticket is not None and event.action in _DELIVERIES:
+        state = State(event.state_after) if event.state_after else ticket.state
+        ticket = msgspec.structs.replace(ticket, state=state, updated_at=event.recorded_at)
+    return Stream(event.stream_version or stream.version, ticket)
+
+
+def allowed_actions(state: State) -> tuple[Action, ...]:
+    return tuple(_ACTION_OF[t] for t in allowed_triggers(state) if t in _ACTION_OF)
+
+
+def external_id_for(position: int) -> str:
+    """Our ticket number: the log position of the CREATE, so replay derives the same one."""
+    return f"PSA-{position}"
+
+
+class Projection:
+    """Replays events in order, checking each recorded outcome and state against the rules."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, Stream] = {}
+        self.last_position = 0
+
+    def apply(self, event: Event) -> list[str]:
+        """Fold one event in; returns what it recorded that the rules would not derive."""
+        problems: list[str] = []
+        if event.position <= self.last_position:
+            problems.append(f"position {event.position} follows {self.last_position}")
+        self.last_position = event.position
+        if event.ticket_id is None:
+            return problems
+        stream = self.streams.get(event.ticket_id, _EMPTY)
+        if event.stream_version != stream.version + 1:
+            problems.append(
+                f"stream_version {event.stream_version} follows {stream.version}"
+                f" for ticket {event.ticket_id}"
+            )
+        request = None
+        if event.action in _REQUEST_ACTIONS:
+            request, derived = _rederive(stream, event)
+            problems += _compare(event, derived)
+        elif event.action in _DELIVERIES and stream.ticket is not None:
+            before, after = delivery(stream.ticket)
+            problems += _compare(event, Decision(Outcome.RECORDED, before, after))
+        self.streams[event.ticket_id] = evolve(stream, event, request)
+        return problems
+
+    def tickets(self) -> dict[str, Ticket]:
+        return {tid: s.ticket for tid, s in self.streams.items() if s.ticket is not None}
+
+
+def fold(events: Iterable[Event]) -> dict[str, Ticket]:
+    """Every ticket as the log says it is now."""
+    projection = Projection()
+    for event in events:
+        projection.apply(event)
+    return projection.tickets()
+
+
+_EMPTY = Stream()
+
+
+def _accept(ticket: Ticket | None, event: Event, request: TicketRequest) -> Ticket:
+    last = LastAccepted(request.action, digest(event.payload), event.response)
+    state = State(event.state_after)
+    if ticket is None:
+        return Ticket(
+            ncentral_ticket_id=request.ncentral_ticket_id,
+            external_ticket_id=external_id_for(event.position),
+            state=state,
+            title=request.title or "",
+            details=request.details or "",
+            custom_tags=request.custom_tags or {},
+            created_at=event.recorded_at,
+            updated_at=event.recorded_at,
+            last_accepted=last,
+        )
+    return msgspec.structs.replace(
+        ticket,
+        state=state,
+        title=request.title if request.title is not None else ticket.title,
+        details=request.details if request.details is not None else ticket.details,
+        custom_tags=request.custom_tags if request.custom_tags is not None else ticket.custom_tags,
+        updated_at=event.recorded_at,
+        last_accepted=last,
+    )
+
+
+def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decision]:
+    try:
+        request = parse_request(event.payload.encode())
+    except InvalidRequest:
+        return None, Decision(Outcome.INVALID)
+    return request, decide(stream.ticket, request, digest(event.payload))
+
+
+def _compare(event: Event, derived: Decision) -> list[str]:
+    recorded = (event.outcome, event.state_before, event.state_after)
+    expected = (derived.outcome.value, _value(derived.state_before), _value(derived.state_after))
+    if derived.outcome is Outcome.RECORDED:
+        recorded, expected = recorded[1:], expected[1:]
+    if recorded == expected:
+        return []
+    return [f"recorded {recorded} but the rules derive {expected}"]
+
+
+def _value(state: State | None) -> str | None:
+    return state.value if state is not None else None
