@@ -33,7 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 docs: $(STAMP)
-	$(BIN)/psa-ledger states --format markdown > docs/states.md
+	$(BIN)/python -c "import pathlib; from statemachine.describe import markdown_table; \
+	p = pathlib.Path('docs/architecture.md'); a, b = '<!-- state-table:start -->', '<!-- state-table:end -->'; \
+	s = p.read_text(); p.write_text(s.split(a)[0] + a + '\n' + markdown_table() + '\n' + b + s.split(b)[1])"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 
 from service.auth import Credentials, resolve_credentials
 from service.ledger import Ledger
+from service.metrics import Metrics, metrics_endpoint
 from service.ncentral import MAX_BODY, Intake, NcentralController
 from service.pages import TicketPages
 from service.problems import EXCEPTION_HANDLERS
@@ -25,6 +26,8 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     reader = Reader(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     intake = Intake(base_url=settings.base_url, create_mode=settings.create_mode)
+    metrics = Metrics()
+    ledger.on_commit(metrics.count)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -37,12 +40,13 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             await reader.close()
 
     app = Litestar(
-        route_handlers=[NcentralController, TicketPages, healthz],
+        route_handlers=[NcentralController, TicketPages, healthz, metrics_endpoint],
         dependencies={
             "ledger": Provide(lambda: ledger, sync_to_thread=False),
             "reader": Provide(lambda: reader, sync_to_thread=False),
             "intake": Provide(lambda: intake, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "metrics": Provide(lambda: metrics, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -121,6 +121,8 @@ def _toml_string(value: str) -> str:
 
 
 def _announce(settings: Settings, generated: dict[str, Credential]) -> None:
-    print(f"psa-ledger: generated credentials, kept in {settings.credentials_file}:", file=sys.stderr)
+    print(
+        f"psa-ledger: generated credentials, kept in {settings.credentials_file}:", file=sys.stderr
+    )
     for role, pair in generated.items():
         print(f"  {role}: {pair.username} / {pair.password}", file=sys.stderr)

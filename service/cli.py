@@ -22,11 +22,11 @@ def _settings_options(command: Any) -> Any:
     """Every setting as a flag, so `--port 9000` beats PSA_LEDGER_PORT."""
     for name in reversed(field_names()):
         flag = "--" + name.replace("_", "-")
-        command = click.option(flag, name, default=None, help=f"PSA_LEDGER_{name.upper()}")(
-            command
-        )
+        command = click.option(flag, name, default=None, help=f"PSA_LEDGER_{name.upper()}")(command)
     return click.option(
-        "--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+        "--config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
         help="TOML file of settings (a [psa-ledger] table or top-level keys)",
     )(command)
 

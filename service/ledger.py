@@ -15,6 +15,7 @@ them however many commands it holds: the rows go in with `executemany`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -25,9 +26,9 @@ from typing import Any, Protocol
 import aiosqlite
 import msgspec
 
+from service import store
 from statemachine.events import GENESIS_HASH, Event, TicketRequest, chain_hash
 from statemachine.projection import Stream, evolve
-from service import store
 
 __all__ = ["Batch", "Command", "Ledger", "utc_now"]
 
@@ -137,7 +138,11 @@ class Ledger:
         self._tail: Tail | None = None
         self._db: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
+        self._listeners: list[Callable[[Batch], None]] = []
+
+    def on_commit(self, listener: Callable[[Batch], None]) -> None:
+        """Call `listener` with each batch once it is durable (metrics, waking workers)."""
+        self._listeners.append(listener)
 
     async def open(self) -> None:
         self._db = await store.connect(self.path, busy_timeout_ms=self._busy_timeout_ms)
@@ -208,7 +213,9 @@ class Ledger:
             else:
                 future.set_result(result)
 
-    async def _begin_batch(self, db: aiosqlite.Connection, ticket_ids: Iterable[str | None]) -> Batch:
+    async def _begin_batch(
+        self, db: aiosqlite.Connection, ticket_ids: Iterable[str | None]
+    ) -> Batch:
         rows = list(await db.execute_fetchall(store.SELECT_TAIL))
         tail = Tail(*rows[0]) if rows else Tail()
         if tail != self._tail:
@@ -239,7 +246,8 @@ class Ledger:
             self._streams.clear()
         self._streams.update(batch.streams)
         self._tail = batch.tail
-        self.batches += 1
+        for listener in self._listeners:
+            listener(batch)
 
 
 class _Failed(msgspec.Struct):
@@ -259,10 +267,8 @@ def _run_one(batch: Batch, command: Command) -> Any:
 
 
 async def _rollback(db: aiosqlite.Connection) -> None:
-    try:
+    with contextlib.suppress(sqlite3.Error):
         await db.execute("ROLLBACK")
-    except sqlite3.Error:
-        pass
 
 
 async def _load_streams(db: aiosqlite.Connection, ticket_ids: set[str]) -> dict[str, Stream]:

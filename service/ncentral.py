@@ -14,6 +14,9 @@ import msgspec
 from litestar import Controller, HttpMethod, Request, Response, route
 from litestar.exceptions import ClientException
 
+from service.answers import Answer, identity, problem
+from service.auth import ncentral_guard
+from service.ledger import Batch, Ledger
 from statemachine.events import (
     Action,
     Fact,
@@ -25,9 +28,6 @@ from statemachine.events import (
     ticket_id_of,
 )
 from statemachine.projection import Decision, Stream, decide, delivery, external_id_for
-from service.answers import Answer, identity, problem
-from service.auth import ncentral_guard
-from service.ledger import Batch, Ledger
 
 __all__ = ["MAX_BODY", "Intake", "NcentralController", "Received"]
 
@@ -47,24 +47,22 @@ class Received:
 
     __slots__ = ("actor", "body", "error", "intake", "request", "request_id", "ticket_id")
 
-    def __init__(
-        self, intake: Intake, body: bytes | None, *, actor: str, request_id: str
-    ) -> None:
+    def __init__(self, intake: Intake, body: bytes | None, *, actor: str, request_id: str) -> None:
         self.intake = intake
         self.body = body
         self.actor = actor
         self.request_id = request_id
         self.request: TicketRequest | None = None
         self.error: InvalidRequest | None = None
+        self.ticket_id: str | None = None
         if body is None:
             self.error = InvalidRequest(
                 f"body is larger than {MAX_BODY} bytes", field=None, malformed=False
             )
-            self.ticket_id = None
             return
         try:
             self.request = parse_request(body)
-            self.ticket_id: str | None = self.request.ncentral_ticket_id
+            self.ticket_id = self.request.ncentral_ticket_id
         except InvalidRequest as exc:
             self.error = exc
             self.ticket_id = ticket_id_of(body)

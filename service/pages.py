@@ -11,9 +11,9 @@ from litestar import Controller, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Response
 
-from statemachine.projection import Ticket
 from service.auth import operator_guard
 from service.queries import Reader
+from statemachine.projection import Ticket
 
 __all__ = ["TicketPages"]
 

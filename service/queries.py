@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from statemachine.projection import Ticket
 from service import store
+from statemachine.projection import Ticket
 
 __all__ = ["Reader"]
 

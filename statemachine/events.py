@@ -27,8 +27,8 @@ __all__ = [
     "chain_hash",
     "digest",
     "is_connection_test",
-    "ticket_id_of",
     "parse_request",
+    "ticket_id_of",
 ]
 
 #: Bumped when a fact gains a field; old rows keep theirs, so old logs stay readable.
@@ -139,9 +139,7 @@ def parse_request(body: bytes) -> TicketRequest:
     if action is Action.CREATE and not is_connection_test(request.ncentral_ticket_id):
         for name, value in (("title", request.title), ("details", request.details)):
             if value is None:
-                raise InvalidRequest(
-                    f"CREATE requires `{name}`", field=name, malformed=False
-                )
+                raise InvalidRequest(f"CREATE requires `{name}`", field=name, malformed=False)
     return msgspec.structs.replace(request, action=action.value)
 
 

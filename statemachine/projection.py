@@ -146,22 +146,25 @@ class Projection:
         if event.position <= self.last_position:
             problems.append(f"position {event.position} follows {self.last_position}")
         self.last_position = event.position
-        if event.ticket_id is None:
+        ticket_id = event.ticket_id
+        if ticket_id is None:
             return problems
-        stream = self.streams.get(event.ticket_id, _EMPTY)
+        stream = self.streams.get(ticket_id, _EMPTY)
         if event.stream_version != stream.version + 1:
             problems.append(
                 f"stream_version {event.stream_version} follows {stream.version}"
-                f" for ticket {event.ticket_id}"
+                f" for ticket {ticket_id}"
             )
-        request = None
+        request, derived = None, None
         if event.action in _REQUEST_ACTIONS:
             request, derived = _rederive(stream, event)
-            problems += _compare(event, derived)
         elif event.action in _DELIVERIES and stream.ticket is not None:
-            before, after = delivery(stream.ticket)
-            problems += _compare(event, Decision(Outcome.RECORDED, before, after))
-        self.streams[event.ticket_id] = evolve(stream, event, request)
+            derived = Decision(Outcome.RECORDED, *delivery(stream.ticket))
+        if derived is not None and (mismatch := _compare(event, derived)):
+            problems.append(mismatch)
+            # Fold on what the rules derive, so one bad row does not derail the rest.
+            event = _as_derived(event, derived)
+        self.streams[ticket_id] = evolve(stream, event, request)
         return problems
 
     def tickets(self) -> dict[str, Ticket]:
@@ -181,7 +184,7 @@ _EMPTY = Stream()
 
 def _accept(ticket: Ticket | None, event: Event, request: TicketRequest) -> Ticket:
     last = LastAccepted(request.action, digest(event.payload), event.response)
-    state = State(event.state_after)
+    state = State(event.state_after or State.PENDING)
     if ticket is None:
         return Ticket(
             ncentral_ticket_id=request.ncentral_ticket_id,
@@ -213,14 +216,25 @@ def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decis
     return request, decide(stream.ticket, request, digest(event.payload))
 
 
-def _compare(event: Event, derived: Decision) -> list[str]:
-    recorded = (event.outcome, event.state_before, event.state_after)
-    expected = (derived.outcome.value, _value(derived.state_before), _value(derived.state_after))
-    if derived.outcome is Outcome.RECORDED:
-        recorded, expected = recorded[1:], expected[1:]
+def _compare(event: Event, derived: Decision) -> str | None:
+    recorded = [event.state_before, event.state_after]
+    expected = [_value(derived.state_before), _value(derived.state_after)]
+    if derived.outcome is not Outcome.RECORDED:
+        recorded.insert(0, event.outcome)
+        expected.insert(0, derived.outcome.value)
     if recorded == expected:
-        return []
-    return [f"recorded {recorded} but the rules derive {expected}"]
+        return None
+    return f"recorded {tuple(recorded)} but the rules derive {tuple(expected)}"
+
+
+def _as_derived(event: Event, derived: Decision) -> Event:
+    outcome = event.outcome if derived.outcome is Outcome.RECORDED else derived.outcome.value
+    return msgspec.structs.replace(
+        event,
+        outcome=outcome,
+        state_before=_value(derived.state_before),
+        state_after=_value(derived.state_after),
+    )
 
 
 def _value(state: State | None) -> str | None:

@@ -1,0 +1,62 @@
+"""The write path: group commit against one transaction per request, in the same run.
+
+Both sides use the real `Ledger` and the real N-central command on a real file with
+`synchronous=FULL`; the only difference is whether requests wait for each other (one in
+flight: every request is its own transaction and fsync) or arrive together (the writer
+commits whatever is waiting as one batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from service.ledger import Ledger
+from service.ncentral import Intake, Received
+
+INTAKE = Intake(base_url="http://bench")
+
+
+def main(scale: float = 1.0) -> dict[str, float]:
+    count = max(50, int(4000 * scale))
+    with tempfile.TemporaryDirectory() as folder:
+        one_by_one = asyncio.run(_measure(Path(folder) / "serial.db", count, concurrency=1))
+        grouped = asyncio.run(_measure(Path(folder) / "grouped.db", count, concurrency=256))
+    ratio = grouped / one_by_one
+    print(f"ledger: one transaction per request  {one_by_one:9.0f} requests/s  (baseline)")
+    print(f"ledger: group commit, 256 in flight  {grouped:9.0f} requests/s  ({ratio:.1f}x)")
+    return {"serial": one_by_one, "grouped": grouped, "ratio": ratio}
+
+
+async def _measure(db: Path, count: int, *, concurrency: int) -> float:
+    ledger = Ledger(db)
+    await ledger.open()
+    bodies = [_body(n) for n in range(count)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def send(body: bytes) -> None:
+        async with gate:
+            await ledger.submit(Received(INTAKE, body, actor="bench", request_id="-"))
+
+    await asyncio.gather(*(send(_create(n)) for n in range(100)))
+    started = time.perf_counter()
+    await asyncio.gather(*(send(body) for body in bodies))
+    elapsed = time.perf_counter() - started
+    await ledger.close()
+    return count / elapsed
+
+
+def _create(ticket: int) -> bytes:
+    return msgspec.json.encode(
+        {"action": "CREATE", "ncentralTicketId": str(ticket), "title": "t", "details": "d"}
+    )
+
+
+def _body(n: int) -> bytes:
+    return msgspec.json.encode(
+        {"action": "UPDATE", "ncentralTicketId": str(n % 100), "details": f"note {n}"}
+    )

@@ -1,0 +1,123 @@
+"""A real `psa-ledger serve` on a real port and file, killed with SIGKILL under load.
+
+What must hold after a restart: every request that got a 2xx is in the log, each ticket's
+projected state equals the fold of its events, and no stream_version is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.store import connect_sync, iter_events
+from statemachine.events import GENESIS_HASH, chain_hash
+from statemachine.projection import Projection
+from tests.conftest import NCENTRAL
+
+pytestmark = pytest.mark.slow
+AUTH = (NCENTRAL.username, NCENTRAL.password)
+TICKETS = [f"77{n:03d}" for n in range(20)]
+
+
+async def put(client: httpx.AsyncClient, body: dict[str, str]) -> tuple[str, int | None]:
+    try:
+        response = await client.put("/ncentral/tickets", json=body, auth=AUTH)
+    except httpx.TransportError:
+        return body["details"], None
+    return body["details"], response.status_code
+
+
+def traffic(start: int, count: int):
+    """Mostly UPDATEs, with RESOLVE and REOPEN mixed in so states keep moving."""
+    actions = itertools.cycle(["UPDATE"] * 6 + ["RESOLVE", "REOPEN"])
+    for n in range(start, start + count):
+        yield {
+            "action": next(actions),
+            "ncentralTicketId": TICKETS[n % len(TICKETS)],
+            "details": f"marker-{n}",
+        }
+
+
+async def first_burst(url: str) -> list[tuple[str, int | None]]:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        creates = [
+            {
+                "action": "CREATE",
+                "ncentralTicketId": t,
+                "title": f"Alert {t}",
+                "details": f"marker-create-{t}",
+            }
+            for t in TICKETS
+        ]
+        answers = await asyncio.gather(*(put(client, body) for body in creates))
+        answers += await asyncio.gather(*(put(client, b) for b in traffic(0, 180)))
+    return answers
+
+
+async def burst_until_killed(url: str, server) -> list[tuple[str, int | None]]:
+    """Sends 1,000 requests 50 at a time; SIGKILLs the server once 150 have answered."""
+    answered: list[tuple[str, int | None]] = []
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        gate = asyncio.Semaphore(50)
+
+        async def one(body: dict[str, str]) -> None:
+            async with gate:
+                answered.append(await put(client, body))
+                if sum(status is not None for _, status in answered) == 150:
+                    server.kill()
+
+        await asyncio.gather(*(one(body) for body in traffic(1000, 1000)))
+    return answered
+
+
+def markers_in_log(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT json_extract(payload, '$.details') FROM events").fetchall()
+    return {row[0] for row in rows}
+
+
+def test_nothing_acknowledged_is_lost_to_sigkill(tmp_path: Path, server_factory) -> None:
+    db = tmp_path / "ledger.db"
+    server = server_factory(db).start()
+    first = asyncio.run(first_burst(server.url))
+    assert all(status == 200 or status == 409 for _, status in first), first
+    second = asyncio.run(burst_until_killed(server.url, server))
+    assert server.process.poll() is not None, "the server should have been killed"
+    acknowledged = {marker for marker, status in first + second if status and status < 300}
+    assert sum(1 for _, s in second if s is None) > 0, "the kill should cut requests short"
+
+    server_factory(db).start()  # recovers the WAL; must start cleanly
+    assert acknowledged <= markers_in_log(db)
+
+    conn = connect_sync(db)
+    projection, prev_hash, problems = Projection(), GENESIS_HASH, []
+    for event in iter_events(conn):
+        problems += projection.apply(event)
+        assert event.prev_hash == prev_hash and chain_hash(event, prev_hash) == event.hash
+        prev_hash = event.hash
+    assert problems == []
+    stored = dict(conn.execute("SELECT ncentral_ticket_id, state FROM tickets").fetchall())
+    assert stored == {tid: t.state.value for tid, t in projection.tickets().items()}
+    assert set(stored) == set(TICKETS)
+    for ticket, versions, count in conn.execute(
+        "SELECT ticket_id, group_concat(stream_version), COUNT(*) FROM events GROUP BY ticket_id"
+    ):
+        assert sorted(map(int, versions.split(","))) == list(range(1, count + 1)), ticket
+
+
+def test_events_refuse_update_and_delete(tmp_path: Path, server_factory) -> None:
+    db = tmp_path / "ledger.db"
+    server = server_factory(db).start()
+    body = {"action": "CREATE", "ncentralTicketId": "1", "title": "t", "details": "d"}
+    assert httpx.put(f"{server.url}/ncentral/tickets", json=body, auth=AUTH).status_code == 200
+    with sqlite3.connect(db) as conn:
+        for statement in ("UPDATE events SET outcome = 'rejected'", "DELETE FROM events"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                conn.execute(statement)
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2

@@ -1,0 +1,105 @@
+"""Random action sequences through the HTTP app, checked against a small reference model.
+
+The model below is written from CONTRACT §3 directly, not from the Machine, so that a
+mistake in one shows up as a disagreement with the other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from pathlib import Path
+
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from litestar.testing import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from service.store import connect_sync, iter_events
+from statemachine.projection import Projection
+from tests.conftest import CREDENTIALS, NCENTRAL, basic
+
+AUTH = basic(NCENTRAL)
+ACTIONS = ["CREATE", "UPDATE", "RESOLVE", "REOPEN", "CLOSE"]
+# The model: state -> action -> state after, or None for 409. Unknown tickets: 404.
+MODEL = {
+    "open": {"UPDATE": "open", "RESOLVE": "closed", "REOPEN": None},
+    "closed": {"UPDATE": None, "RESOLVE": None, "REOPEN": "reopened"},
+    "reopened": {"UPDATE": "reopened", "RESOLVE": "closed", "REOPEN": None},
+}
+_runs = itertools.count()
+
+
+class TicketTraffic(RuleBasedStateMachine):
+    """Each example gets fresh ticket IDs on one long-lived app and DB file."""
+
+    client: TestClient
+    db: Path
+
+    @initialize()
+    def start(self) -> None:
+        self.run = next(_runs)
+        self.tickets: dict[str, tuple[str, tuple[str, bytes] | None]] = {}
+
+    @rule(
+        ticket=st.integers(0, 3),
+        action=st.sampled_from(ACTIONS),
+        note=st.sampled_from(["", "a", "b"]),
+    )
+    def send(self, ticket: int, action: str, note: str) -> None:
+        ticket_id = f"{self.run}{ticket:02d}"
+        body = {
+            "action": action,
+            "ncentralTicketId": ticket_id,
+            "title": f"T{ticket}",
+            "details": note,
+        }
+        raw = json.dumps(body).encode()
+        response = self.client.put("/ncentral/tickets", content=raw, headers=AUTH)
+        expected_status, after = self.expect(ticket_id, action, raw)
+        assert response.status_code == expected_status, (action, response.text)
+        if after is not None:
+            self.tickets[ticket_id] = after
+
+    def expect(self, ticket_id: str, action: str, raw: bytes):
+        action = "RESOLVE" if action == "CLOSE" else action
+        known = self.tickets.get(ticket_id)
+        if known is None:
+            return (200, ("open", (action, raw))) if action == "CREATE" else (404, None)
+        state, last = known
+        if last == (action, raw):
+            return 200, None
+        if action == "CREATE":
+            return 200, None
+        after = MODEL[state][action]
+        return (409, None) if after is None else (200, (after, (action, raw)))
+
+    @invariant()
+    def states_match_the_model(self) -> None:
+        with sqlite3.connect(self.db) as db:
+            stored = dict(
+                db.execute(
+                    "SELECT ncentral_ticket_id, state FROM tickets WHERE ncentral_ticket_id LIKE ?",
+                    (f"{self.run}__",),
+                ).fetchall()
+            )
+        assert stored == {tid: known[0] for tid, known in self.tickets.items()}
+
+
+def test_random_traffic_agrees_with_the_reference_model(tmp_path: Path) -> None:
+    settings = Settings(db=tmp_path / "model.db")
+    with TestClient(create_app(settings, CREDENTIALS)) as client:
+        TicketTraffic.client = client
+        TicketTraffic.db = settings.db
+        run = TicketTraffic.TestCase
+        run.settings = hypothesis_settings(max_examples=40, stateful_step_count=25, deadline=None)
+        run().runTest()
+    projection = Projection()
+    db = connect_sync(settings.db)
+    problems = [p for event in iter_events(db) for p in projection.apply(event)]
+    assert problems == []
+    live = dict(db.execute("SELECT ncentral_ticket_id, state FROM tickets").fetchall())
+    assert {tid: t.state.value for tid, t in projection.tickets().items()} == live
