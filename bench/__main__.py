@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES = ["bench.ledger"]
+MODULES = ["bench.ledger", "bench.http"]
 
 
 def main() -> None:

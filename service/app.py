@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from service.auth import Credentials, resolve_credentials
 from service.ledger import Ledger
 from service.metrics import Metrics, metrics_endpoint
-from service.ncentral import MAX_BODY, Intake, NcentralController
+from service.ncentral import MAX_BODY, Intake, NcentralController, Reception
 from service.pages import TicketPages
 from service.problems import EXCEPTION_HANDLERS
 from service.queries import Reader
@@ -25,7 +25,9 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     """An app serving `settings.db`; credentials default to the settings' (or generated)."""
     ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     reader = Reader(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
-    intake = Intake(base_url=settings.base_url, create_mode=settings.create_mode)
+    reception = Reception(
+        ledger, Intake(base_url=settings.base_url, create_mode=settings.create_mode)
+    )
     metrics = Metrics()
     ledger.on_commit(metrics.count)
 
@@ -44,7 +46,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         dependencies={
             "ledger": Provide(lambda: ledger, sync_to_thread=False),
             "reader": Provide(lambda: reader, sync_to_thread=False),
-            "intake": Provide(lambda: intake, sync_to_thread=False),
+            "reception": Provide(lambda: reception, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
         },

@@ -67,11 +67,11 @@ def resolve_credentials(settings: Settings, *, announce: bool = True) -> Credent
     return Credentials(**pairs)
 
 
-def ncentral_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def ncentral_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     _check(connection, connection.app.state.credentials.ncentral)
 
 
-def operator_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def operator_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     _check(connection, connection.app.state.credentials.operator)
 
 

@@ -1,15 +1,18 @@
 """The write path: one writer task, group commit, the live projection.
 
 Every change to the database is a `Command` handed to `Ledger.submit`. A single writer
-task takes everything waiting, and in ONE `BEGIN IMMEDIATE` transaction runs each command
-against the current projection, appends its events, rewrites the tickets it touched and
-any other rows it owes, then commits (one fsync for the batch, `synchronous=FULL`). Only
-then does each submitter get its result, so an answer never promises an event that a crash
-could lose. One writer also means per-ticket order is arrival order, positions have no
-gaps, and no two requests race on one ticket.
+task takes everything waiting and runs each command against the projection it keeps in
+memory, then writes the batch's events, the tickets they touched and any other rows they
+owe in ONE transaction, and commits once (one fsync for the batch, `synchronous=FULL`).
+Only then does each submitter get its result, so an answer never promises an event that
+a crash could lose. One writer also means per-ticket order is arrival order, positions
+have no gaps, and no two requests race on one ticket.
 
-Each aiosqlite call is a thread hop (45-70 µs here), so a batch costs a fixed handful of
-them however many commands it holds: the rows go in with `executemany`.
+Each aiosqlite call is a thread hop whose answer waits for a turn of the event loop; under
+load that turn takes milliseconds, not the 50 µs of an idle loop. So a batch makes two
+round trips however large it is: its writes queued together, then COMMIT. The positions
+we assign are the log's primary key, so if another process appended meanwhile (a CLI
+tool), the insert fails, nothing is committed, and the batch runs again on fresh state.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -145,7 +148,9 @@ class Ledger:
         self._listeners.append(listener)
 
     async def open(self) -> None:
-        self._db = await store.connect(self.path, busy_timeout_ms=self._busy_timeout_ms)
+        self._db = await store.connect(
+            self.path, busy_timeout_ms=self._busy_timeout_ms, writer=True
+        )
         self._task = asyncio.create_task(self._run(), name="psa-ledger-writer")
 
     async def close(self) -> None:
@@ -184,62 +189,74 @@ class Ledger:
                 return
 
     async def _write(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        for _ in range(_ATTEMPTS):
+            try:
+                batch, results = await self._prepare(work)
+                await self._persist(batch)
+            except sqlite3.IntegrityError as exc:
+                # Another process appended since we cached the tail: start again from the file.
+                log.info("log moved under the writer (%s); retrying the batch", exc)
+                self._forget()
+                continue
+            except (sqlite3.Error, ValueError) as exc:
+                log.error("write failed, batch of %d refused: %s", len(work), exc)
+                self._forget()
+                return _fail(work, store.StoreUnavailable(str(exc)))
+            self._commit(batch)
+            return _resolve(work, results)
+        _fail(work, store.StoreUnavailable("the log kept moving under the writer"))
+
+    async def _prepare(
+        self, work: list[tuple[Command, asyncio.Future[Any]]]
+    ) -> tuple[Batch, list[Any]]:
+        """Run the commands against the cached projection, loading what is missing first.
+
+        Reads happen outside the write transaction: if the file moves on meanwhile, our
+        first event's position is taken and `_persist` fails with IntegrityError.
+        """
+        assert self._db is not None
+        ticket_ids = {cmd.ticket_id for cmd, _ in work if cmd.ticket_id is not None}
+        missing = {tid for tid in ticket_ids if tid not in self._streams}
+        if self._tail is None or missing:
+            tail, streams = await _load(self._db, missing, with_tail=self._tail is None)
+            self._tail = tail or self._tail
+            self._streams.update(streams)
+        assert self._tail is not None
+        batch = Batch(self._streams, self._tail, self._clock)
+        return batch, [_run_one(batch, cmd) for cmd, _ in work]
+
+    async def _persist(self, batch: Batch) -> None:
+        """All of the batch's writes in one round trip, then COMMIT only if every one held.
+
+        The connection opens `BEGIN IMMEDIATE` itself before the first write, so no write can
+        ever land outside the transaction; the statements are queued together because each
+        separate await waits for a turn of a busy event loop.
+        """
         assert self._db is not None
         db = self._db
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                batch = await self._begin_batch(db, (cmd.ticket_id for cmd, _ in work))
-                results = [_run_one(batch, cmd) for cmd, _ in work]
-                await self._flush(db, batch)
-                await db.execute("COMMIT")
-            except BaseException:
-                await _rollback(db)
-                raise
-        except (sqlite3.Error, ValueError) as exc:
-            log.error("write failed, batch of %d refused: %s", len(work), exc)
-            self._streams.clear()
-            self._tail = None
-            for _, future in work:
-                if not future.done():
-                    future.set_exception(store.StoreUnavailable(str(exc)))
-            return
-        self._commit(batch)
-        for (_, future), result in zip(work, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, _Failed):
-                future.set_exception(result.error)
-            else:
-                future.set_result(result)
-
-    async def _begin_batch(
-        self, db: aiosqlite.Connection, ticket_ids: Iterable[str | None]
-    ) -> Batch:
-        rows = list(await db.execute_fetchall(store.SELECT_TAIL))
-        tail = Tail(*rows[0]) if rows else Tail()
-        if tail != self._tail:
-            # Someone else appended (a CLI tool, a failed batch): what we cached is stale.
-            self._streams.clear()
-            self._tail = tail
-        missing = {tid for tid in ticket_ids if tid is not None and tid not in self._streams}
-        if missing:
-            self._streams.update(await _load_streams(db, missing))
-        return Batch(self._streams, tail, self._clock)
-
-    async def _flush(self, db: aiosqlite.Connection, batch: Batch) -> None:
-        if batch.events:
-            await db.executemany(store.INSERT_EVENT, [store.event_row(e) for e in batch.events])
         last_position = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
         tickets = [
             store.ticket_row(tid, stream, last_position[tid])
             for tid, stream in batch.streams.items()
             if stream.ticket is not None
         ]
+        writes = [db.executemany(store.INSERT_EVENT, [store.event_row(e) for e in batch.events])]
         if tickets:
-            await db.executemany(store.UPSERT_TICKET, tickets)
-        for sql, params in batch.statements:
-            await db.execute(sql, params)
+            writes.append(db.executemany(store.UPSERT_TICKET, tickets))
+        writes += [db.execute(sql, params) for sql, params in batch.statements]
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        try:
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            await db.commit()
+        except BaseException:
+            await _rollback(db)
+            raise
+
+    def _forget(self) -> None:
+        self._streams.clear()
+        self._tail = None
 
     def _commit(self, batch: Batch) -> None:
         if len(self._streams) > self._cache_limit:
@@ -248,6 +265,9 @@ class Ledger:
         self._tail = batch.tail
         for listener in self._listeners:
             listener(batch)
+
+
+_ATTEMPTS = 3
 
 
 class _Failed(msgspec.Struct):
@@ -266,31 +286,53 @@ def _run_one(batch: Batch, command: Command) -> Any:
         return _Failed(exc)
 
 
+def _fail(work: list[tuple[Command, asyncio.Future[Any]]], error: Exception) -> None:
+    for _, future in work:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _resolve(work: list[tuple[Command, asyncio.Future[Any]]], results: list[Any]) -> None:
+    for (_, future), result in zip(work, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, _Failed):
+            future.set_exception(result.error)
+        else:
+            future.set_result(result)
+
+
 async def _rollback(db: aiosqlite.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
-        await db.execute("ROLLBACK")
+        await db.rollback()
 
 
-async def _load_streams(db: aiosqlite.Connection, ticket_ids: set[str]) -> dict[str, Stream]:
-    """Streams of tickets not cached: from `tickets`, or the version alone from `events`."""
+async def _load(
+    db: aiosqlite.Connection, ticket_ids: set[str], *, with_tail: bool
+) -> tuple[Tail | None, dict[str, Stream]]:
+    """The tail (when asked) and the streams of `ticket_ids`, queued as one round trip."""
     ids = sorted(ticket_ids)
     marks = ", ".join("?" for _ in ids)
-    streams = {}
-    for row in await db.execute_fetchall(
-        f"SELECT {', '.join(store.TICKET_COLUMNS)} FROM tickets "
-        f"WHERE ncentral_ticket_id IN ({marks})",
-        ids,
-    ):
-        streams[row[0]] = store.stream_from_row(tuple(row))
-    rest = [tid for tid in ids if tid not in streams]
-    if rest:
-        marks = ", ".join("?" for _ in rest)
-        for tid, version in await db.execute_fetchall(
-            f"SELECT ticket_id, MAX(stream_version) FROM events "
-            f"WHERE ticket_id IN ({marks}) GROUP BY ticket_id",
-            rest,
-        ):
-            streams[tid] = Stream(version)
-    for tid in rest:
-        streams.setdefault(tid, _EMPTY)
-    return streams
+    queries = [
+        db.execute_fetchall(
+            f"SELECT {', '.join(store.TICKET_COLUMNS)} FROM tickets"
+            f" WHERE ncentral_ticket_id IN ({marks})",
+            ids,
+        ),
+        db.execute_fetchall(
+            f"SELECT ticket_id, MAX(stream_version) FROM events"
+            f" WHERE ticket_id IN ({marks}) GROUP BY ticket_id",
+            ids,
+        ),
+    ]
+    if with_tail:
+        queries.append(db.execute_fetchall(store.SELECT_TAIL))
+    tickets, versions, *tail_rows = await asyncio.gather(*queries)
+    streams = {tid: _EMPTY for tid in ids}
+    streams |= {tid: Stream(version) for tid, version in versions}
+    streams |= {row[0]: store.stream_from_row(tuple(row)) for row in tickets}
+    tail = None
+    if with_tail:
+        rows = list(tail_rows[0])
+        tail = Tail(*rows[0]) if rows else Tail()
+    return tail, streams

@@ -41,10 +41,16 @@ class StoreUnavailable(Exception):
     """The database cannot take a write now (locked, read-only, full): try again later."""
 
 
-async def connect(path: Path, *, busy_timeout_ms: int = 5000) -> aiosqlite.Connection:
-    """An async connection with the schema in place; creates the file and its folder."""
+async def connect(
+    path: Path, *, busy_timeout_ms: int = 5000, writer: bool = False
+) -> aiosqlite.Connection:
+    """An async connection with the schema in place; creates the file and its folder.
+
+    The writer's connection opens `BEGIN IMMEDIATE` by itself before its first write, so
+    that a write can never land outside a transaction; other connections are autocommit.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(path, isolation_level=None)
+    db = await aiosqlite.connect(path, isolation_level="IMMEDIATE" if writer else None)
     try:
         await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         await db.executescript(_PRAGMAS)

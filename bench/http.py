@@ -1,0 +1,128 @@
+"""Requests per second through a real `psa-ledger serve`, against a no-database route.
+
+The baseline is `/healthz` on the same server in the same run: what Litestar and uvicorn
+cost with no ledger at all. The ratio says how much of that speed the write path keeps.
+The client is a few lines of asyncio over keep-alive connections, cheap enough that the
+server, not the client, is what gets measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+AUTH = "Basic " + base64.b64encode(b"ncentral:bench").decode()
+
+
+def main(scale: float = 1.0) -> dict[str, float]:
+    count = max(200, int(20000 * scale))
+    with tempfile.TemporaryDirectory() as folder:
+        port = _free_port()
+        server = _start(Path(folder) / "bench.db", port)
+        try:
+            health = asyncio.run(_load(port, [_get("/healthz")] * count))
+            creates = [_put(_create(n)) for n in range(100)]
+            asyncio.run(_load(port, creates))
+            updates = [_put(_update(n)) for n in range(count)]
+            writes = asyncio.run(_load(port, updates))
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+    ratio = writes / health
+    print(f"http: GET /healthz (no database)      {health:9.0f} requests/s  (baseline)")
+    print(f"http: PUT /ncentral/tickets UPDATE    {writes:9.0f} requests/s  ({ratio:.2f}x)")
+    return {"healthz": health, "writes": writes, "ratio": ratio}
+
+
+async def _load(port: int, requests: list[bytes], connections: int = 32) -> float:
+    queue = list(reversed(requests))
+    statuses: list[int] = []
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while queue:
+            writer.write(queue.pop())
+            statuses.append(await _read_response(reader))
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    failed = [s for s in statuses if s >= 300]
+    if failed:
+        raise RuntimeError(f"{len(failed)} requests failed, e.g. status {failed[0]}")
+    return len(requests) / elapsed
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+
+
+def _put(body: bytes) -> bytes:
+    head = (
+        f"PUT /ncentral/tickets HTTP/1.1\r\nHost: bench\r\nAuthorization: {AUTH}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _create(n: int) -> bytes:
+    return msgspec.json.encode(
+        {"action": "CREATE", "ncentralTicketId": str(n), "title": "t", "details": "d"}
+    )
+
+
+def _update(n: int) -> bytes:
+    return msgspec.json.encode(
+        {"action": "UPDATE", "ncentralTicketId": str(n % 100), "details": f"note {n}"}
+    )
+
+
+def _start(db: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PSA_LEDGER_DB": str(db),
+        "PSA_LEDGER_PORT": str(port),
+        "PSA_LEDGER_PASSWORD": "bench",
+        "PSA_LEDGER_OPERATOR_PASSWORD": "bench",
+        "PSA_LEDGER_LOG_LEVEL": "warning",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"], env=env, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+            return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.kill()
+    raise TimeoutError("server did not start")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
