@@ -198,8 +198,9 @@ class Ledger:
                 log.info("log moved under the writer (%s); retrying the batch", exc)
                 self._forget()
                 continue
-            except (sqlite3.Error, ValueError) as exc:
-                log.error("write failed, batch of %d refused: %s", len(work), exc)
+            except Exception as exc:
+                # Whatever went wrong, the writer lives on: this batch is refused (503).
+                log.error("write failed, batch of %d refused: %r", len(work), exc)
                 self._forget()
                 return _fail(work, store.StoreUnavailable(str(exc)))
             self._commit(batch)

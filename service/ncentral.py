@@ -219,7 +219,7 @@ class NcentralController(Controller):
             if exc.status_code != 413:
                 raise
             body = None
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
         answer = await reception.receive(body, actor=request.state.actor, request_id=request_id)
         return Response(
             answer.content(),
