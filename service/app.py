@@ -9,12 +9,14 @@ from litestar import Litestar, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from service.api import AuditApi
 from service.auth import Credentials, resolve_credentials
 from service.ledger import Ledger
 from service.ncentral import MAX_BODY, Intake, NcentralController
 from service.pages import TicketPages
 from service.problems import EXCEPTION_HANDLERS
 from service.queries import Reader
+from service.readpool import ReadPool
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -24,6 +26,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     """An app serving `settings.db`; credentials default to the settings' (or generated)."""
     ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     reader = Reader(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    reads = ReadPool(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     intake = Intake(base_url=settings.base_url, create_mode=settings.create_mode)
 
     @asynccontextmanager
@@ -35,12 +38,14 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         finally:
             await ledger.close()
             await reader.close()
+            reads.close()
 
     app = Litestar(
-        route_handlers=[NcentralController, TicketPages, healthz],
+        route_handlers=[NcentralController, TicketPages, AuditApi, healthz],
         dependencies={
             "ledger": Provide(lambda: ledger, sync_to_thread=False),
             "reader": Provide(lambda: reader, sync_to_thread=False),
+            "reads": Provide(lambda: reads, sync_to_thread=False),
             "intake": Provide(lambda: intake, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },

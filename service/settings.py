@@ -69,7 +69,7 @@ def load_settings(
     if isinstance(values.get("callback_schedule"), str):
         values["callback_schedule"] = _schedule(values["callback_schedule"])
     try:
-        settings = msgspec.convert(values, Settings, strict=False)
+        settings = msgspec.convert(values, Settings, strict=False, dec_hook=_to_path)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(str(exc))) from None
     if settings.create_mode == "async" and not settings.ncentral_url:
@@ -109,6 +109,12 @@ def _schedule(text: str) -> tuple[int, ...]:
     if not delays or min(delays) < 0:
         raise SettingsError("PSA_LEDGER_CALLBACK_SCHEDULE needs at least one delay, none negative")
     return delays
+
+
+def _to_path(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
 
 
 def _explain(message: str) -> str:
