@@ -51,12 +51,23 @@ def last_position_at(db: sqlite3.Connection, moment: int | str) -> int:
     if isinstance(moment, int):
         row = db.execute("SELECT MAX(position) FROM events WHERE position <= ?", (moment,))
     else:
-        row = db.execute("SELECT MAX(position) FROM events WHERE recorded_at <= ?", (moment,))
-    return int(row.fetchone()[0] or 0)
+        row = db.execute(_LAST_AT_TIME, (moment,))
+    found = row.fetchone()
+    return int(found[0] or 0) if found else 0
 
 
 def first_position_from(db: sqlite3.Connection, time: str) -> int | None:
     """The first position recorded at or after `time`; None when the log ends before it."""
-    row = db.execute("SELECT MIN(position) FROM events WHERE recorded_at >= ?", (time,))
-    value = row.fetchone()[0]
-    return None if value is None else int(value)
+    found = db.execute(_FIRST_FROM_TIME, (time,)).fetchone()
+    return None if found is None else int(found[0])
+
+
+# Walking `events_by_time` in order and stopping at the first entry is a single index
+# probe; MIN/MAX(position) over a time range would read the whole range to find it.
+_FIRST_FROM_TIME = (
+    "SELECT position FROM events WHERE recorded_at >= ? ORDER BY recorded_at, position LIMIT 1"
+)
+_LAST_AT_TIME = (
+    "SELECT position FROM events WHERE recorded_at <= ?"
+    " ORDER BY recorded_at DESC, position DESC LIMIT 1"
+)

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs every suite listed in `bench.__main__`."""
