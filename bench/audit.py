@@ -25,8 +25,6 @@ import httpx
 from bench.biglog import build_log
 from tests.service.harness import Server
 
-PSA_LEDGER = str(Path(sys.executable).with_name("psa-ledger"))
-
 
 def main(argv: list[str]) -> None:
     options = _parse(argv)
@@ -117,15 +115,39 @@ def _verify(db: Path, scan: float, count: int) -> None:
 
 
 def _run(args: list[str]) -> tuple[float, int]:
-    """Wall time and peak memory (KiB) of one `psa-ledger` run."""
+    """Wall time and peak memory (KiB) of one `psa-ledger` run.
+
+    The peak is the child's own VmHWM: getrusage's maxrss would carry over the memory
+    this process held when it forked, and hide whether the tool itself stays small.
+    """
     started = time.perf_counter()
     with open(os.devnull, "w") as sink:
-        process = subprocess.Popen([PSA_LEDGER, *args], stdout=sink, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0,):
-        raise RuntimeError(f"psa-ledger {' '.join(args)} exited {process.returncode}")
-    return time.perf_counter() - started, usage.ru_maxrss
+        done = subprocess.run(
+            [sys.executable, "-c", _REPORT_PEAK, *args],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"psa-ledger {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    peak = next(line for line in done.stderr.splitlines() if line.startswith("VmHWM:"))
+    return seconds, int(peak.split()[1])
+
+
+_REPORT_PEAK = """
+import atexit, sys
+from service.cli import main
+
+def peak():
+    with open("/proc/self/status") as status:
+        sys.stderr.write("".join(l for l in status if l.startswith("VmHWM:")))
+
+atexit.register(peak)
+sys.argv[0] = "psa-ledger"
+main()
+"""
 
 
 def _middle_time(db: Path, count: int) -> str:

@@ -13,7 +13,7 @@ import base64
 import binascii
 import sqlite3
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -148,7 +148,7 @@ def _bounds(db: sqlite3.Connection, where: EventFilter) -> tuple[int, int] | Non
 
 def _select(
     db: sqlite3.Connection, where: EventFilter, low: int, high: int, order: Order, limit: int
-) -> list[tuple[object, ...]]:
+) -> list[tuple[Any, ...]]:
     sql, params = _query(where, low, high, order, limit)
     return db.execute(sql, params).fetchall()
 

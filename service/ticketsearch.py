@@ -74,6 +74,17 @@ def find_ticket(
     return ticket_at(db, row[0], as_of)
 
 
+def decode_ticket_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise BadCursor("not a cursor this service handed out") from None
+    kind, _, ticket_id = text.partition(":")
+    if kind != "t":
+        raise BadCursor("not a ticket cursor")
+    return ticket_id
+
+
 def _select(db: sqlite3.Connection, where: TicketFilter, after: str, limit: int) -> list[Ticket]:
     clauses = ["ncentral_ticket_id > ?"]
     params: list[object] = [after]
@@ -119,14 +130,3 @@ def _matches(ticket: Ticket, where: TicketFilter) -> bool:
 
 def _encode(ticket_id: str) -> str:
     return base64.urlsafe_b64encode(f"t:{ticket_id}".encode()).decode().rstrip("=")
-
-
-def decode_ticket_cursor(cursor: str) -> str:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise BadCursor("not a cursor this service handed out") from None
-    kind, _, ticket_id = text.partition(":")
-    if kind != "t":
-        raise BadCursor("not a ticket cursor")
-    return ticket_id

@@ -35,6 +35,9 @@ class Server:
         self.db = db
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # A file, not a pipe: nobody drains a pipe, and a full one would stall the server.
+        self._log = db.with_suffix(".server.log")
+        self._log_file = self._log.open("wb")
         self._process = subprocess.Popen(
             [
                 PSA_LEDGER, "serve", "--db", str(db), "--port", str(self.port),
@@ -42,7 +45,7 @@ class Server:
                 "--log-level", "warning",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log_file,
         )  # fmt: skip
         self.ncentral = httpx.Client(base_url=self.url, auth=NCENTRAL, timeout=10)
         self.operator = httpx.Client(base_url=self.url, auth=OPERATOR, timeout=30)
@@ -60,12 +63,13 @@ class Server:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        self._log_file.close()
 
     def _wait_until_up(self) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"server exited: {self._process.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {self._log.read_text()}")
             try:
                 if self.operator.get("/healthz").status_code == 200:
                     return
