@@ -24,7 +24,13 @@ from service.render import Column
 from service.replay import changes_between, state_at, timeline
 from service.settings import SettingsError, load_settings
 from service.store import connect_sync
-from service.timepoints import BadMoment, first_position_from, last_position_at, parse_moment
+from service.timepoints import (
+    LAST_POSITION,
+    BadMoment,
+    first_position_from,
+    last_position_at,
+    parse_moment,
+)
 from service.timepoints import parse_time as _parse_time
 from service.verify import verify as verify_log
 from service.views import EventView, event_view, ticket_view
@@ -149,7 +155,7 @@ def replay(
         if start is None and end is None:
             raise click.UsageError("give --from and/or --to (a window), or --at (a moment)")
         first = _window_start(conn, start)
-        last = last_position_at(conn, _moment("--to", end)) if end else 2**62
+        last = last_position_at(conn, _moment("--to", end)) if end else LAST_POSITION
         _write(fmt, _STEP_COLUMNS, timeline(conn, first, last, ticket=ticket))
 
 
@@ -250,7 +256,7 @@ def _window_start(conn: sqlite3.Connection, start: str | None) -> int:
     if isinstance(moment, int):
         return moment
     first = first_position_from(conn, moment)
-    return first if first is not None else 2**62
+    return first if first is not None else LAST_POSITION
 
 
 def _write(fmt: str, columns: list[Column], rows: Iterator[Any] | list[Any]) -> None:

@@ -19,7 +19,7 @@ import msgspec
 
 from statemachine.events import Action, Event, Fact, Outcome
 from service import store
-from service.timepoints import first_position_from, last_position_at
+from service.timepoints import LAST_POSITION, first_position_from, last_position_at
 
 __all__ = [
     "ACTIONS",
@@ -105,7 +105,7 @@ def iter_matching(
 
 def explain(db: sqlite3.Connection, where: EventFilter, order: Order = "asc") -> list[str]:
     """SQLite's query plan for a page of `where`: the proof that it walks an index."""
-    sql, params = _query(where, 1, 2**62, order, 100)
+    sql, params = _query(where, 1, LAST_POSITION, order, 100)
     return [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
@@ -128,6 +128,8 @@ def decode_cursor(cursor: str, order: Order) -> int:
         value = int(position)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("not a cursor this service handed out") from None
+    if not 0 <= value <= LAST_POSITION:
+        raise BadCursor("not a cursor this service handed out")
     if kind != order:
         raise BadCursor(f"this cursor pages in {kind!r} order, not {order!r}")
     return value
@@ -135,7 +137,7 @@ def decode_cursor(cursor: str, order: Order) -> int:
 
 def _bounds(db: sqlite3.Connection, where: EventFilter) -> tuple[int, int] | None:
     """The position range that the time filters select; None when it is empty."""
-    low, high = 1, 2**62
+    low, high = 1, LAST_POSITION
     if where.since is not None:
         first = first_position_from(db, where.since)
         if first is None:

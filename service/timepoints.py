@@ -12,7 +12,18 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
-__all__ = ["BadMoment", "first_position_from", "last_position_at", "parse_moment", "parse_time"]
+__all__ = [
+    "LAST_POSITION",
+    "BadMoment",
+    "first_position_from",
+    "last_position_at",
+    "parse_moment",
+    "parse_time",
+]
+
+
+#: Larger than any position a log will reach, and still an SQLite integer.
+LAST_POSITION = 2**62
 
 
 class BadMoment(ValueError):
@@ -30,14 +41,19 @@ def parse_time(text: str) -> str:
         raise BadMoment(f"{text!r} is not an ISO-8601 time (e.g. 2024-05-01T09:30:00Z)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise BadMoment(f"{text!r} is outside the years 1 to 9999 in UTC") from None
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_moment(text: str) -> int | str:
     """A log position (digits) as an int, or an ISO-8601 time as `parse_time` writes it."""
     stripped = text.strip()
     if stripped.isdigit():
-        return int(stripped)
+        # A position past the end of the log means "now"; SQLite integers stop at 2**63.
+        return min(int(stripped), LAST_POSITION)
     try:
         return parse_time(stripped)
     except BadMoment:

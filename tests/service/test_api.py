@@ -74,6 +74,8 @@ def test_json_lines_by_accept_header_or_format(seeded: Server) -> None:
         ({"cursor": "%%%"}, "cursor"),
         ({"tiket": "11"}, "tiket"),
         ({"format": "xml"}, "format"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
+        ({"cursor": "YXNjOjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk"}, "cursor"),
     ],
 )
 def test_bad_parameters_are_named(seeded: Server, params: dict[str, str], parameter: str) -> None:
@@ -174,5 +176,7 @@ def test_one_ticket_now_and_as_of(seeded: Server) -> None:
     assert seeded.operator.get("/api/tickets/PSA-999999").status_code == 404
     listed = seeded.operator.get("/api/tickets", params={"as_of": created, "state": "pending"})
     assert [t["ncentralTicketId"] for t in listed.json()["tickets"]] == ["22"]
+    far = seeded.operator.get(f"/api/tickets/{external}", params={"as_of": "9" * 40})
+    assert far.json()["state"] == "closed"
     bad = seeded.operator.get(f"/api/tickets/{external}", params={"as_of": "soon"})
     assert bad.status_code == 400 and bad.json()["parameter"] == "as_of"
