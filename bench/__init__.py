@@ -1,1 +1,1 @@
-"""Benchmarks: each module's `main(scale)` prints ratios against a baseline in the same run."""
+"""Benchmarks: `make bench` runs every suite listed in `bench.__main__`."""

@@ -1,21 +1,22 @@
-"""`make bench`: run every benchmark module at full scale (`--scale 0.01` for a smoke run)."""
+"""`python -m bench [--scale F] [--events N]`: run each benchmark suite in turn.
+
+Suites are modules with a `main(argv)` that read the options they know and print ratios
+against a baseline measured in the same run; add one to SUITES to have `make bench` run it.
+"""
 
 from __future__ import annotations
 
-import argparse
 import importlib
+import sys
 
-MODULES = ["bench.ledger", "bench.http"]
+SUITES = ["bench.ledger", "bench.http", "bench.audit"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full size")
-    parser.add_argument("only", nargs="*", help="module names, e.g. bench.ledger")
-    args = parser.parse_args()
-    for name in args.only or MODULES:
-        importlib.import_module(name).main(args.scale)
+def main(argv: list[str]) -> None:
+    for name in SUITES:
+        print(f"== {name}", flush=True)
+        importlib.import_module(name).main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -8,6 +8,7 @@ server, not the client, is what gets measured.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import os
@@ -24,7 +25,8 @@ import msgspec
 AUTH = "Basic " + base64.b64encode(b"ncentral:bench").decode()
 
 
-def main(scale: float = 1.0) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    scale = _scale(argv or [])
     count = max(200, int(20000 * scale))
     with tempfile.TemporaryDirectory() as folder:
         port = _free_port()
@@ -126,3 +128,9 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _scale(argv: list[str]) -> float:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full run")
+    return float(parser.parse_known_args(argv)[0].scale)

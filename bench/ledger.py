@@ -8,6 +8,7 @@ commits whatever is waiting as one batch).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tempfile
 import time
@@ -21,7 +22,8 @@ from service.ncentral import Intake, Received
 INTAKE = Intake(base_url="http://bench")
 
 
-def main(scale: float = 1.0) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    scale = _scale(argv or [])
     count = max(50, int(4000 * scale))
     with tempfile.TemporaryDirectory() as folder:
         one_by_one = asyncio.run(_measure(Path(folder) / "serial.db", count, concurrency=1))
@@ -60,3 +62,9 @@ def _body(n: int) -> bytes:
     return msgspec.json.encode(
         {"action": "UPDATE", "ncentralTicketId": str(n % 100), "details": f"note {n}"}
     )
+
+
+def _scale(argv: list[str]) -> float:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full run")
+    return float(parser.parse_known_args(argv)[0].scale)

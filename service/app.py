@@ -9,13 +9,14 @@ from litestar import Litestar, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from service.api import AuditApi
 from service.auth import Credentials, resolve_credentials
 from service.ledger import Ledger
 from service.metrics import Metrics, metrics_endpoint
 from service.ncentral import MAX_BODY, Intake, NcentralController, Reception
 from service.pages import TicketPages
 from service.problems import EXCEPTION_HANDLERS
-from service.queries import Reader
+from service.readpool import ReadPool
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -24,7 +25,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings, credentials: Credentials | None = None) -> Litestar:
     """An app serving `settings.db`; credentials default to the settings' (or generated)."""
     ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
-    reader = Reader(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    reads = ReadPool(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     reception = Reception(
         ledger, Intake(base_url=settings.base_url, create_mode=settings.create_mode)
     )
@@ -34,18 +35,16 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await ledger.open()
-        await reader.open()
         try:
             yield
         finally:
             await ledger.close()
-            await reader.close()
+            reads.close()
 
     app = Litestar(
-        route_handlers=[NcentralController, TicketPages, healthz, metrics_endpoint],
+        route_handlers=[NcentralController, TicketPages, AuditApi, healthz, metrics_endpoint],
         dependencies={
-            "ledger": Provide(lambda: ledger, sync_to_thread=False),
-            "reader": Provide(lambda: reader, sync_to_thread=False),
+            "reads": Provide(lambda: reads, sync_to_thread=False),
             "reception": Provide(lambda: reception, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
@@ -56,7 +55,6 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         request_max_body_size=MAX_BODY,
     )
     app.state.credentials = credentials or resolve_credentials(settings)
-    app.state.ledger = ledger
     return app
 
 

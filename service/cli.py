@@ -72,5 +72,14 @@ def states(fmt: str) -> None:
     click.echo(markdown_table() if fmt == "markdown" else mermaid())
 
 
+def _add_audit_commands() -> None:
+    from service.auditcli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_audit_commands()
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -212,6 +212,26 @@ _MIGRATIONS = [
     CREATE INDEX tickets_by_state ON tickets (state, updated_at);
     CREATE INDEX tickets_by_update ON tickets (updated_at);
     """,
+    # Audit queries: a ticket's events in log order, tickets paged by id within a state,
+    # and a tag table kept by triggers so `tag=site:A` is an index lookup, not a JSON scan.
+    """
+    CREATE INDEX events_by_ticket_position ON events (ticket_id, position);
+    CREATE INDEX tickets_by_state_id ON tickets (state, ncentral_ticket_id);
+    CREATE TABLE ticket_tags (
+        ncentral_ticket_id  TEXT NOT NULL,
+        key                 TEXT NOT NULL,
+        value               TEXT NOT NULL,
+        PRIMARY KEY (ncentral_ticket_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX ticket_tags_by_tag ON ticket_tags (key, value, ncentral_ticket_id);
+    CREATE TRIGGER tickets_tags_follow AFTER INSERT ON tickets BEGIN
+        DELETE FROM ticket_tags WHERE ncentral_ticket_id = NEW.ncentral_ticket_id;
+        INSERT INTO ticket_tags SELECT NEW.ncentral_ticket_id, key, value
+            FROM json_each(NEW.custom_tags);
+    END;
+    INSERT INTO ticket_tags SELECT t.ncentral_ticket_id, j.key, j.value
+        FROM tickets AS t, json_each(t.custom_tags) AS j;
+    """,
 ]
 
 

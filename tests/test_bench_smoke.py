@@ -4,12 +4,12 @@ from bench import http, ledger
 
 
 def test_ledger_benchmark_runs_and_writes_every_request(capsys) -> None:
-    result = ledger.main(scale=0.01)
+    result = ledger.main(["--scale", "0.01"])
     assert result["serial"] > 0 and result["grouped"] > 0
     assert "group commit" in capsys.readouterr().out
 
 
 def test_http_benchmark_runs_against_a_real_server(capsys) -> None:
-    result = http.main(scale=0.01)
+    result = http.main(["--scale", "0.01"])
     assert result["healthz"] > 0 and result["writes"] > 0
     assert "PUT /ncentral/tickets" in capsys.readouterr().out

@@ -1,0 +1,97 @@
+"""Rows for people and for tools: terminal tables, Markdown, JSON, JSON lines and CSV.
+
+Every writer takes an iterator and writes as it goes, so a ten-million-event export holds
+one row at a time. Terminal tables use fixed column widths for the same reason: measuring
+the widest cell first would mean holding the whole log.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO
+
+import msgspec
+
+__all__ = ["Column", "write_csv", "write_json", "write_jsonl", "write_markdown", "write_table"]
+
+
+class Column(msgspec.Struct, frozen=True):
+    title: str
+    field: str
+    width: int
+
+
+def write_table(out: TextIO, columns: Sequence[Column], rows: Iterable[Any]) -> int:
+    """An aligned table; returns the number of rows written."""
+    out.write(_line(columns, [c.title for c in columns]))
+    out.write(_line(columns, ["-" * c.width for c in columns]))
+    count = 0
+    for row in rows:
+        out.write(_line(columns, [_cell(getattr(row, c.field)) for c in columns]))
+        count += 1
+    return count
+
+
+def write_markdown(out: TextIO, columns: Sequence[Column], rows: Iterable[Any]) -> int:
+    out.write("| " + " | ".join(c.title for c in columns) + " |\n")
+    out.write("|" + " --- |" * len(columns) + "\n")
+    count = 0
+    for row in rows:
+        cells = [_cell(getattr(row, c.field)).replace("|", "\\|") for c in columns]
+        out.write("| " + " | ".join(cells) + " |\n")
+        count += 1
+    return count
+
+
+def write_jsonl(out: TextIO, rows: Iterable[Any]) -> int:
+    count = 0
+    for row in rows:
+        out.write(_ENCODER.encode(row).decode() + "\n")
+        count += 1
+    return count
+
+
+def write_json(out: TextIO, rows: Iterable[Any]) -> int:
+    """A JSON array, written element by element."""
+    count = 0
+    for row in rows:
+        out.write(("[\n" if count == 0 else ",\n") + _ENCODER.encode(row).decode())
+        count += 1
+    out.write("\n]\n" if count else "[]\n")
+    return count
+
+
+def write_csv(out: TextIO, fields: Sequence[str], rows: Iterable[Any]) -> int:
+    """One column per field; objects (payloads, answers) as their JSON text."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(fields)
+    count = 0
+    for row in rows:
+        writer.writerow([_csv_value(getattr(row, f)) for f in fields])
+        count += 1
+    return count
+
+
+def _line(columns: Sequence[Column], cells: Iterator[str] | list[str]) -> str:
+    padded = [cell.ljust(c.width) for c, cell in zip(columns, cells, strict=True)]
+    return "  ".join(padded).rstrip() + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return " ".join(str(value).split())
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return _ENCODER.encode(value).decode()
+    return value
+
+
+_ENCODER = msgspec.json.Encoder()
