@@ -5,6 +5,7 @@ Every field is `PSA_LEDGER_<FIELD>` in the environment and `--<field>` on the co
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -37,7 +38,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ncentral_password: str | None = None
     ncentral_api: Literal["legacy", "rest"] = "legacy"
     ncentral_token: str | None = None
-    callback_schedule: tuple[int, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
+    callback_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
+    #: Seconds N-central may take to accept a connection or to answer one callback request.
+    callback_timeout: float = 10.0
     #: How long the writer waits for a lock held by another process before answering 503.
     busy_timeout_ms: int = 5000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -69,7 +72,7 @@ def load_settings(
     if isinstance(values.get("callback_schedule"), str):
         values["callback_schedule"] = _schedule(values["callback_schedule"])
     try:
-        settings = msgspec.convert(values, Settings, strict=False)
+        settings = msgspec.convert(values, Settings, strict=False, dec_hook=_path)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(str(exc))) from None
     if settings.create_mode == "async" and not settings.ncentral_url:
@@ -99,16 +102,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in table.items()}
 
 
-def _schedule(text: str) -> tuple[int, ...]:
+def _schedule(text: str) -> tuple[float, ...]:
     try:
-        delays = tuple(int(part) for part in text.split(",") if part.strip())
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise SettingsError(
             f"PSA_LEDGER_CALLBACK_SCHEDULE must be comma-separated seconds, got {text!r}"
         ) from None
-    if not delays or min(delays) < 0:
-        raise SettingsError("PSA_LEDGER_CALLBACK_SCHEDULE needs at least one delay, none negative")
+    if not delays or min(delays) < 0 or not all(math.isfinite(d) for d in delays):
+        raise SettingsError(
+            "PSA_LEDGER_CALLBACK_SCHEDULE needs at least one delay, each finite and not negative"
+        )
     return delays
+
+
+def _path(kind: type, value: Any) -> Any:
+    """msgspec leaves `Path` to us: flags and the environment hand over strings."""
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
 
 
 def _explain(message: str) -> str:
