@@ -10,6 +10,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from service.auth import Credentials, resolve_credentials
+from service.callbacks_api import CallbacksController
+from service.courier import courier_for
 from service.ledger import Ledger
 from service.ncentral import MAX_BODY, Intake, NcentralController
 from service.pages import TicketPages
@@ -25,19 +27,24 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     reader = Reader(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     intake = Intake(base_url=settings.base_url, create_mode=settings.create_mode)
+    courier = courier_for(settings, ledger)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await ledger.open()
         await reader.open()
+        if courier is not None:
+            await courier.start()
         try:
             yield
         finally:
+            if courier is not None:
+                await courier.stop()
             await ledger.close()
             await reader.close()
 
     app = Litestar(
-        route_handlers=[NcentralController, TicketPages, healthz],
+        route_handlers=[NcentralController, TicketPages, CallbacksController, healthz],
         dependencies={
             "ledger": Provide(lambda: ledger, sync_to_thread=False),
             "reader": Provide(lambda: reader, sync_to_thread=False),

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from service.callbacks_cli import callbacks
 from service.settings import Settings, SettingsError, field_names, load_settings
 
 __all__ = ["main"]
@@ -71,6 +72,8 @@ def states(fmt: str) -> None:
 
     click.echo(markdown_table() if fmt == "markdown" else mermaid())
 
+
+main.add_command(callbacks)
 
 if __name__ == "__main__":
     sys.exit(main())

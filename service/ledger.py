@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -137,6 +137,7 @@ class Ledger:
         self._tail: Tail | None = None
         self._db: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[Sequence[Event]], None]] = []
         self.batches = 0
 
     async def open(self) -> None:
@@ -152,6 +153,10 @@ class Ledger:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    def subscribe(self, listener: Callable[[Sequence[Event]], None]) -> None:
+        """Call `listener` with each batch's events once they are durable; it must not block."""
+        self._listeners.append(listener)
 
     async def submit(self, command: Command) -> Any:
         """Run `command` in the next batch; returns once its writes are durable."""
@@ -240,6 +245,8 @@ class Ledger:
         self._streams.update(batch.streams)
         self._tail = batch.tail
         self.batches += 1
+        for listener in self._listeners:
+            listener(batch.events)
 
 
 class _Failed(msgspec.Struct):
