@@ -38,7 +38,9 @@ def callbacks() -> None:
 
 @callbacks.command("list")
 @_DB
-@click.option("--status", type=click.Choice([Status.PENDING, Status.DEAD]), default=None)
+@click.option(
+    "--status", type=click.Choice([Status.PENDING.value, Status.DEAD.value]), default=None
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def list_callbacks(db: Path, status: str | None, fmt: str) -> None:
     """Pending and dead-lettered callbacks, with their last error and next attempt."""

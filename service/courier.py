@@ -55,15 +55,19 @@ def judge(reply: Reply) -> Verdict:
 def next_delay(schedule: Sequence[float], attempt: int, retry_after: float | None) -> float | None:
     """Seconds before the try after `attempt` failed, or None when the schedule is spent.
 
-    N-central's `Retry-After` is honoured when it asks for longer, up to the schedule's
-    longest delay. A little jitter keeps a backlog from hitting N-central all at once.
+    N-central's `Retry-After` is honoured when it asks for longer, up to a day (the whole
+    default schedule), so that a wild value cannot park a callback for good. A little
+    jitter keeps a backlog from hitting N-central all at once.
     """
     if attempt > len(schedule):
         return None
     delay = schedule[attempt - 1]
     if retry_after is not None:
-        delay = max(delay, min(retry_after, max(schedule)))
+        delay = max(delay, min(retry_after, _RETRY_AFTER_CAP))
     return delay * random.uniform(1.0, 1.1)
+
+
+_RETRY_AFTER_CAP = 24 * 3600.0
 
 
 def courier_for(settings: Settings, ledger: Ledger) -> Courier | None:

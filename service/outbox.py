@@ -175,7 +175,8 @@ class RequestRetry(msgspec.Struct, frozen=True):
 
 
 def callback_from_row(row: Any) -> Callback:
-    return Callback(**dict(zip(_COLUMNS, row, strict=True)))
+    fields = dict(zip(_COLUMNS, row, strict=True))
+    return Callback(**{**fields, "status": Status(fields["status"])})
 
 
 def moment(offset: float = 0.0) -> str:
