@@ -48,10 +48,18 @@ class Reply:
 
 
 class FakeNcentral:
-    def __init__(self, *, username: str = "nc-user", password: str = "nc-pass") -> None:
+    def __init__(
+        self,
+        *,
+        username: str = "nc-user",
+        password: str = "nc-pass",
+        access_lifetime: float | None = None,
+    ) -> None:
         self.username = username
         self.password = password
         self.jwt = "user-api-jwt"
+        #: Seconds an access token lives, written in its JWT `exp`; None: a bare token.
+        self.access_lifetime = access_lifetime
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._scripts: dict[str, list[Reply]] = {}
@@ -116,6 +124,8 @@ class FakeNcentral:
         if auth != f"Bearer {self.jwt}":
             return Reply(401)
         access = f"access-{next(self._issued)}"
+        if self.access_lifetime is not None:
+            access = _jwt(access, time.time() + self.access_lifetime)
         self._sessions.add(access)
         tokens = {"tokens": {"access": {"token": access}, "refresh": {"token": "refresh"}}}
         return Reply(200, body=json.dumps(tokens).encode())
@@ -127,6 +137,15 @@ class FakeNcentral:
 
 def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _jwt(subject: str, exp: float) -> str:
+    """Shaped like N-central's tokens: header.claims.signature, base64url without padding."""
+    claims = json.dumps({"sub": subject, "exp": exp}).encode()
+    return ".".join(
+        base64.urlsafe_b64encode(part).decode().rstrip("=")
+        for part in (b'{"alg":"none"}', claims, b"signature")
+    )
 
 
 def _ticket_of(call: Call) -> str | None:
