@@ -49,7 +49,7 @@ class Service:
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = db.with_suffix(".log")
+        self.log = db.with_name(f"{db.stem}.{self.port}.log")
         self.env = {
             **os.environ,
             "PSA_LEDGER_DB": str(db),
