@@ -8,6 +8,7 @@ append by its tail check, and whose worker sees the row fall due at its next pol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import sqlite3
 from pathlib import Path
@@ -45,8 +46,8 @@ def callbacks() -> None:
 def list_callbacks(db: Path, status: str | None, fmt: str) -> None:
     """Pending and dead-lettered callbacks, with their last error and next attempt."""
     try:
-        connection = store.connect_sync(db)
-        rows = connection.execute(outbox.LISTED, (status, status)).fetchall()
+        with contextlib.closing(store.connect_sync(db)) as connection:
+            rows = connection.execute(outbox.LISTED, (status, status)).fetchall()
     except (FileNotFoundError, sqlite3.Error) as exc:
         raise click.ClickException(str(exc)) from None
     found = [outbox.callback_from_row(row) for row in rows]

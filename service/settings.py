@@ -75,8 +75,8 @@ def load_settings(
         settings = msgspec.convert(values, Settings, strict=False, dec_hook=_path)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(str(exc))) from None
-    if settings.create_mode == "async" and not settings.ncentral_url:
-        raise SettingsError("PSA_LEDGER_NCENTRAL_URL is required when PSA_LEDGER_CREATE_MODE=async")
+    if settings.create_mode == "async":
+        _check_callbacks(settings)
     return settings
 
 
@@ -121,6 +121,22 @@ def _path(kind: type, value: Any) -> Any:
     if kind is Path and isinstance(value, str):
         return Path(value)
     raise NotImplementedError
+
+
+def _check_callbacks(settings: Settings) -> None:
+    """Async mode cannot work without a way to call N-central back: say so at start-up."""
+    needed = {"ncentral_url": settings.ncentral_url}
+    if settings.ncentral_api == "rest":
+        needed["ncentral_token"] = settings.ncentral_token
+    else:
+        needed["ncentral_username"] = settings.ncentral_username
+        needed["ncentral_password"] = settings.ncentral_password
+    missing = [f"{ENV_PREFIX}{name.upper()}" for name, value in needed.items() if not value]
+    if missing:
+        raise SettingsError(
+            f"{', '.join(missing)} required when {ENV_PREFIX}CREATE_MODE=async"
+            f" with {ENV_PREFIX}NCENTRAL_API={settings.ncentral_api}"
+        )
 
 
 def _explain(message: str) -> str:
