@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -27,10 +27,11 @@ class CallbacksController(Controller):
     tags = ["Callbacks"]  # noqa: RUF012
 
     @get("/", summary="Callbacks not yet delivered: pending and dead-lettered")
-    async def list_callbacks(self, reader: Reader, status: Status | None = None) -> CallbackList:
-        if status is Status.DELIVERED:
-            return CallbackList([])
-        return CallbackList(await redelivery.listed(reader.db, status))
+    async def list_callbacks(
+        self, reader: Reader, status: Literal["pending", "dead"] | None = None
+    ) -> CallbackList:
+        wanted = Status(status) if status is not None else None
+        return CallbackList(await redelivery.listed(reader.db, wanted))
 
     @get("/{ncentral_ticket_id:str}", summary="The callback owed for one ticket")
     async def show_callback(self, ncentral_ticket_id: str, reader: Reader) -> Response[Any]:
