@@ -67,9 +67,6 @@ def next_delay(schedule: Sequence[float], attempt: int, retry_after: float | Non
     return delay * random.uniform(1.0, 1.1)
 
 
-_RETRY_AFTER_CAP = 24 * 3600.0
-
-
 def courier_for(settings: Settings, ledger: Ledger) -> Courier | None:
     """The worker for these settings; none when no N-central server is configured."""
     if not settings.ncentral_url:
@@ -244,6 +241,9 @@ class Courier:
     def _read(self) -> aiosqlite.Connection:
         assert self._db is not None, "Courier.start() was not awaited"
         return self._db
+
+
+_RETRY_AFTER_CAP = 24 * 3600.0
 
 
 def _owes_callback(event: Event) -> bool:
