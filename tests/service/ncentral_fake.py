@@ -105,7 +105,7 @@ class FakeNcentral:
         auth = headers.get("authorization")
         with self._lock:
             if method == "PUT" and path.startswith(LEGACY_PREFIX):
-                if auth != _basic(self.username, self.password):
+                if auth != basic_auth(self.username, self.password):
                     return Reply(401)
                 return self._scripted(path.removeprefix(LEGACY_PREFIX))
             if method == "POST" and path == AUTHENTICATE:
@@ -135,7 +135,7 @@ class FakeNcentral:
             self._calls.append(call)
 
 
-def _basic(username: str, password: str) -> str:
+def basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
