@@ -11,6 +11,8 @@ from litestar.openapi import OpenAPIConfig
 
 from service.api import AuditApi
 from service.auth import Credentials, resolve_credentials
+from service.callbacks_api import CallbacksController
+from service.courier import courier_for
 from service.ledger import Ledger
 from service.metrics import Metrics, metrics_endpoint
 from service.ncentral import MAX_BODY, Intake, NcentralController, Reception
@@ -31,19 +33,32 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     )
     metrics = Metrics()
     ledger.on_commit(metrics.count)
+    courier = courier_for(settings, ledger)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await ledger.open()
+        if courier is not None:
+            await courier.start()
         try:
             yield
         finally:
+            if courier is not None:
+                await courier.stop()
             await ledger.close()
             reads.close()
 
     app = Litestar(
-        route_handlers=[NcentralController, TicketPages, AuditApi, healthz, metrics_endpoint],
+        route_handlers=[
+            NcentralController,
+            TicketPages,
+            AuditApi,
+            CallbacksController,
+            healthz,
+            metrics_endpoint,
+        ],
         dependencies={
+            "ledger": Provide(lambda: ledger, sync_to_thread=False),
             "reads": Provide(lambda: reads, sync_to_thread=False),
             "reception": Provide(lambda: reception, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),

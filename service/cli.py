@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from service.callbacks_cli import callbacks
 from service.settings import Settings, SettingsError, field_names, load_settings
 
 __all__ = ["main"]
@@ -80,6 +81,7 @@ def _add_audit_commands() -> None:
 
 
 _add_audit_commands()
+main.add_command(callbacks)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -144,7 +144,10 @@ class Ledger:
         self._listeners: list[Callable[[Batch], None]] = []
 
     def on_commit(self, listener: Callable[[Batch], None]) -> None:
-        """Call `listener` with each batch once it is durable (metrics, waking workers)."""
+        """Call `listener` with each batch once it is durable (metrics, waking workers).
+
+        Listeners run on the writer's task: they must be quick and must not block.
+        """
         self._listeners.append(listener)
 
     async def open(self) -> None:

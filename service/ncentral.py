@@ -14,11 +14,13 @@ import msgspec
 from litestar import Controller, HttpMethod, Request, Response, route
 from litestar.exceptions import ClientException
 
+from service import outbox
 from service.answers import Answer, identity, problem
 from service.auth import ncentral_guard
 from service.ledger import Batch, Ledger
 from statemachine.events import (
     Action,
+    Event,
     Fact,
     InvalidRequest,
     Outcome,
@@ -107,7 +109,7 @@ class Received:
             state_after=_value(decision.state_after),
         )
         if decision.outcome is Outcome.ACCEPTED and request.action == Action.CREATE:
-            self._created(batch, ticket_id, event.position)
+            self._created(batch, event)
         return answer
 
     def _answer(
@@ -157,19 +159,29 @@ class Received:
         assert ticket is not None
         return Answer(200, identity(ticket.external_ticket_id, base))
 
-    def _created(self, batch: Batch, ticket_id: str, position: int) -> None:
-        """Sync mode: the answer itself delivers the identity, so the ticket opens now."""
-        if self.intake.create_mode == "async":
-            return
+    def _created(self, batch: Batch, create: Event) -> None:
+        """Sync mode: the answer itself delivers the identity, so the ticket opens now.
+
+        Async mode: the callback that will deliver it is owed in this same transaction.
+        """
+        ticket_id = create.ticket_id
+        assert ticket_id is not None
         ticket = batch.stream(ticket_id).ticket
         assert ticket is not None
+        if self.intake.create_mode == "async":
+            external = ticket.external_ticket_id
+            url = identity(external, self.intake.base_url)["ticketUrl"]
+            outbox.enqueue(batch, create, external_ticket_id=external, ticket_url=url)
+            return
         before, after = delivery(ticket)
         batch.append(
             ticket_id=ticket_id,
             action=Fact.IDENTITY_DELIVERED,
             outcome=Outcome.RECORDED,
             actor="psa-ledger",
-            payload=msgspec.json.encode({"via": "response", "createPosition": position}).decode(),
+            payload=msgspec.json.encode(
+                {"via": "response", "createPosition": create.position}
+            ).decode(),
             request_id=self.request_id,
             state_before=before,
             state_after=after,

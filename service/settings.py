@@ -5,6 +5,7 @@ Every field is `PSA_LEDGER_<FIELD>` in the environment and `--<field>` on the co
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -37,7 +38,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ncentral_password: str | None = None
     ncentral_api: Literal["legacy", "rest"] = "legacy"
     ncentral_token: str | None = None
-    callback_schedule: tuple[int, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
+    callback_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
+    #: Seconds N-central may take to accept a connection or to answer one callback request.
+    callback_timeout: float = 10.0
     #: How long the writer waits for a lock held by another process before answering 503.
     busy_timeout_ms: int = 5000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -69,11 +72,11 @@ def load_settings(
     if isinstance(values.get("callback_schedule"), str):
         values["callback_schedule"] = _schedule(values["callback_schedule"])
     try:
-        settings = msgspec.convert(values, Settings, strict=False, dec_hook=_to_path)
+        settings = msgspec.convert(values, Settings, strict=False, dec_hook=_path)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(str(exc))) from None
-    if settings.create_mode == "async" and not settings.ncentral_url:
-        raise SettingsError("PSA_LEDGER_NCENTRAL_URL is required when PSA_LEDGER_CREATE_MODE=async")
+    if settings.create_mode == "async":
+        _check_callbacks(settings)
     return settings
 
 
@@ -99,22 +102,41 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in table.items()}
 
 
-def _schedule(text: str) -> tuple[int, ...]:
+def _schedule(text: str) -> tuple[float, ...]:
     try:
-        delays = tuple(int(part) for part in text.split(",") if part.strip())
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise SettingsError(
             f"PSA_LEDGER_CALLBACK_SCHEDULE must be comma-separated seconds, got {text!r}"
         ) from None
-    if not delays or min(delays) < 0:
-        raise SettingsError("PSA_LEDGER_CALLBACK_SCHEDULE needs at least one delay, none negative")
+    if not delays or min(delays) < 0 or not all(math.isfinite(d) for d in delays):
+        raise SettingsError(
+            "PSA_LEDGER_CALLBACK_SCHEDULE needs at least one delay, each finite and not negative"
+        )
     return delays
 
 
-def _to_path(kind: type, value: Any) -> Any:
+def _path(kind: type, value: Any) -> Any:
+    """msgspec leaves `Path` to us: flags and the environment hand over strings."""
     if kind is Path and isinstance(value, str):
         return Path(value)
     raise NotImplementedError
+
+
+def _check_callbacks(settings: Settings) -> None:
+    """Async mode cannot work without a way to call N-central back: say so at start-up."""
+    needed = {"ncentral_url": settings.ncentral_url}
+    if settings.ncentral_api == "rest":
+        needed["ncentral_token"] = settings.ncentral_token
+    else:
+        needed["ncentral_username"] = settings.ncentral_username
+        needed["ncentral_password"] = settings.ncentral_password
+    missing = [f"{ENV_PREFIX}{name.upper()}" for name, value in needed.items() if not value]
+    if missing:
+        raise SettingsError(
+            f"{', '.join(missing)} required when {ENV_PREFIX}CREATE_MODE=async"
+            f" with {ENV_PREFIX}NCENTRAL_API={settings.ncentral_api}"
+        )
 
 
 def _explain(message: str) -> str:

@@ -232,6 +232,25 @@ _MIGRATIONS = [
     INSERT INTO ticket_tags SELECT t.ncentral_ticket_id, j.key, j.value
         FROM tickets AS t, json_each(t.custom_tags) AS j;
     """,
+    # The outbox of callbacks owed to N-central (service/outbox.py says who writes what).
+    """
+    CREATE TABLE callbacks (
+        ncentral_ticket_id  TEXT PRIMARY KEY,
+        external_ticket_id  TEXT NOT NULL,
+        ticket_url          TEXT NOT NULL,
+        status              TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts            INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at     TEXT,
+        last_error          TEXT,
+        claim               TEXT,
+        lease_until         TEXT,
+        create_position     INTEGER NOT NULL,
+        created_at          TEXT NOT NULL,
+        updated_at          TEXT NOT NULL
+    );
+    CREATE INDEX callbacks_due ON callbacks (status, next_attempt_at);
+    CREATE INDEX callbacks_by_claim ON callbacks (claim) WHERE claim IS NOT NULL;
+    """,
 ]
 
 
