@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,34 +20,19 @@ import msgspec
 
 from service.ledger import Ledger
 from service.ncentral import Intake, Received
+from tests.service.live import NCENTRAL, OPERATOR, Service
 
 PSA_LEDGER = str(Path(sys.executable).with_name("psa-ledger"))
-NCENTRAL = ("ncentral", "nc-secret")
-OPERATOR = ("operator", "op-secret")
 
 
-class Server:
-    """A `psa-ledger serve` subprocess on a real DB file; stopped by `stop`."""
+class Server(Service):
+    """A server already up, with an HTTP client for each credential; stopped by `stop`."""
 
     def __init__(self, db: Path) -> None:
-        self.db = db
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # A file, not a pipe: nobody drains a pipe, and a full one would stall the server.
-        self._log = db.with_suffix(".server.log")
-        self._log_file = self._log.open("wb")
-        self._process = subprocess.Popen(
-            [
-                PSA_LEDGER, "serve", "--db", str(db), "--port", str(self.port),
-                "--password", NCENTRAL[1], "--operator-password", OPERATOR[1],
-                "--log-level", "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log_file,
-        )  # fmt: skip
+        super().__init__(db, log_level="warning")
+        self.start()
         self.ncentral = httpx.Client(base_url=self.url, auth=NCENTRAL, timeout=10)
         self.operator = httpx.Client(base_url=self.url, auth=OPERATOR, timeout=30)
-        self._wait_until_up()
 
     def send(self, **body: Any) -> httpx.Response:
         return self.ncentral.put("/ncentral/tickets", json=body)
@@ -57,25 +40,7 @@ class Server:
     def stop(self) -> None:
         self.ncentral.close()
         self.operator.close()
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._log_file.close()
-
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"server exited: {self._log.read_text()}")
-            try:
-                if self.operator.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not come up within 20 s")
+        super().stop()
 
 
 def cli(*args: str, db: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -120,9 +85,3 @@ async def _write_log(path: Path, steps: Iterable[tuple[timedelta, dict[str, Any]
             await ledger.submit(Received(intake, raw, actor="ncentral", request_id=f"r{number}"))
     finally:
         await ledger.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

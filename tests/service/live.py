@@ -73,6 +73,10 @@ class Service:
         wait_for(self._healthy, timeout=15, what=f"psa-ledger on {self.url} (see {self.log})")
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, nothing but what was committed survives."""
         assert self._process is not None
@@ -91,7 +95,7 @@ class Service:
             body = {"title": f"ticket {ticket_id}", "details": "Device: web-01", **body}
         return httpx.put(f"{self.url}/ncentral/tickets", json=body, auth=NCENTRAL)
 
-    def operator(self, method: str, path: str) -> httpx.Response:
+    def as_operator(self, method: str, path: str) -> httpx.Response:
         return httpx.request(method, f"{self.url}{path}", auth=OPERATOR)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -168,19 +168,19 @@ def test_a_retry_through_the_api_delivers_a_dead_letter(
     service.ticket("CREATE", "1007")
     wait_for(lambda: "callback_dead_lettered" in log.actions("1007"), what="the dead letter")
 
-    listed = service.operator("GET", "/api/callbacks?status=dead")
-    retried = service.operator("POST", "/api/callbacks/1007/retry")
+    listed = service.as_operator("GET", "/api/callbacks?status=dead")
+    retried = service.as_operator("POST", "/api/callbacks/1007/retry")
 
     assert "1007" in [c["ncentralTicketId"] for c in listed.json()["callbacks"]]
     assert retried.status_code == 202
     assert retried.json()["status"] == "pending"
     wait_for(lambda: log.state("1007") == "open", what="delivery after the API's retry")
     assert log.events("1007")[-3]["actor"] == "operator"
-    assert service.operator("POST", "/api/callbacks/1007/retry").status_code == 409
+    assert service.as_operator("POST", "/api/callbacks/1007/retry").status_code == 409
 
 
 def test_retrying_what_is_not_owed_is_a_problem_not_an_error(service: Service) -> None:
-    unknown = service.operator("POST", "/api/callbacks/999999/retry")
+    unknown = service.as_operator("POST", "/api/callbacks/999999/retry")
 
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"

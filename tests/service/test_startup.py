@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from service.settings import Settings, SettingsError, load_settings
-from tests.conftest import free_port
+from tests.service.live import free_port
 
 
 def serve_in(folder: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
