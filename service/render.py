@@ -83,7 +83,14 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
-    return " ".join(str(value).split())
+    return _printable(" ".join(str(value).split()))
+
+
+def _printable(text: str) -> str:
+    """Text from N-central must not drive the auditor's terminal: ESC and friends shown as \\xNN."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _csv_value(value: Any) -> Any:

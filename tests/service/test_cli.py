@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from tests.service.harness import Server, cli
+from tests.service.harness import Server, cli, write_log
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +149,12 @@ def test_tools_read_a_copy_not_a_missing_file(tmp_path: Path) -> None:
     done = cli("verify", db=tmp_path / "absent.db", check=False)
     assert done.returncode != 0 and "no event log" in done.stderr
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_terminal_tables_do_not_pass_control_characters_through(tmp_path: Path) -> None:
+    db = tmp_path / "escape.db"
+    body = {"action": "CREATE", "ncentralTicketId": "1", "title": "\x1b[2Jgone", "details": "d"}
+    write_log(db, [(timedelta(0), body)])
+    shown = cli("replay", "--at", "2999-01-01T00:00:00Z", db=db).stdout
+    assert "\x1b" not in shown
+    assert "\\x1b[2Jgone" in shown
