@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from litestar import Response, get
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.ledger import Batch
+from service.readpool import ReadPool
 
 __all__ = ["Metrics", "metrics_endpoint"]
 
@@ -29,6 +32,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.callbacks = Gauge(
+            "psa_ledger_callbacks",
+            "Callbacks to N-central in the outbox, by status",
+            ["status"],
+            registry=self.registry,
+        )
+
     def count(self, batch: Batch) -> None:
         """Called after each commit: only durable events are counted."""
         self.batch_size.observe(len(batch.events))
@@ -36,7 +46,19 @@ class Metrics:
             self.events.labels(event.action, event.outcome).inc()
 
 
-@get("/metrics", tags=["health"], include_in_schema=False, sync_to_thread=False)
-def metrics_endpoint(metrics: Metrics) -> Response[bytes]:
-    """Prometheus text format. Needs no credentials, as CONTRACT §5 says."""
+@get("/metrics", tags=["health"], include_in_schema=False)
+async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]:
+    """Prometheus text format. Needs no credentials, as CONTRACT §5 says.
+
+    Outbox sizes are read at scrape time: a dead letter must show up in the operator's
+    alerting even after a restart, which a counter kept in memory would not.
+    """
+    for status, count in await reads.run(_callbacks_by_status):
+        metrics.callbacks.labels(status).set(count)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _callbacks_by_status(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    counts = dict.fromkeys(("pending", "delivered", "dead"), 0)
+    counts |= dict(db.execute("SELECT status, COUNT(*) FROM callbacks GROUP BY status"))
+    return list(counts.items())

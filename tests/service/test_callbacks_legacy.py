@@ -133,6 +133,13 @@ def test_the_schedule_spent_dead_letters_the_callback(
     assert log.state("1005") == "pending"
     row = log.callback("1005")
     assert (row["status"], row["last_error"], row["next_attempt_at"]) == ("dead", "HTTP 502", None)
+    assert _metric(service, 'psa_ledger_callbacks{status="dead"}') >= 1
+
+
+def _metric(service: Service, name: str) -> float:
+    """One sample of /metrics, as Prometheus would scrape it (no credentials)."""
+    text = httpx.get(f"{service.url}/metrics").text
+    return float(next(line for line in text.splitlines() if line.startswith(name)).split()[-1])
 
 
 def test_400_dead_letters_at_once_and_a_retry_from_the_shell_delivers(
