@@ -136,10 +136,6 @@ class Courier:
         if self._db is not None:
             await self._db.close()
 
-    def wake(self) -> None:
-        """Look for due rows now rather than at the next poll."""
-        self._woken.set()
-
     def _notice(self, batch: Batch) -> None:
         if any(_owes_callback(e) for e in batch.events):
             self._woken.set()
