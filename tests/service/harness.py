@@ -37,10 +37,10 @@ class Server(Service):
     def send(self, **body: Any) -> httpx.Response:
         return self.ncentral.put("/ncentral/tickets", json=body)
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
         self.ncentral.close()
         self.operator.close()
-        super().stop()
+        return super().stop()
 
 
 def cli(*args: str, db: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

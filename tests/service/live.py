@@ -83,10 +83,12 @@ class Service:
         self._process.send_signal(signal.SIGKILL)
         self._process.wait()
 
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=15)
+    def stop(self) -> int | None:
+        """SIGTERM, as systemd would; returns the exit code (None if it was not running)."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        self._process.terminate()
+        return self._process.wait(timeout=15)
 
     def ticket(self, action: str, ticket_id: str, **fields: Any) -> httpx.Response:
         """What N-central sends to the Ticketing Endpoint."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -109,6 +110,29 @@ def test_nothing_acknowledged_is_lost_to_sigkill(tmp_path: Path, server_factory)
         "SELECT ticket_id, group_concat(stream_version), COUNT(*) FROM events GROUP BY ticket_id"
     ):
         assert sorted(map(int, versions.split(","))) == list(range(1, count + 1)), ticket
+
+
+def test_sigterm_under_load_answers_or_refuses_cleanly_and_loses_nothing(
+    tmp_path: Path, server_factory
+) -> None:
+    db = tmp_path / "ledger.db"
+    server = server_factory(db).start()
+    asyncio.run(first_burst(server.url))
+
+    async def burst_then_terminate() -> tuple[list[tuple[str, int | None]], int | None]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            sending = [asyncio.create_task(put(client, b)) for b in traffic(5000, 300)]
+            await asyncio.sleep(0.05)
+            code = await asyncio.to_thread(server.stop)
+            return await asyncio.gather(*sending), code
+
+    answers, exit_code = asyncio.run(burst_then_terminate())
+    # uvicorn re-raises SIGTERM once it has shut down, as systemd expects of a clean stop.
+    assert exit_code in (0, -signal.SIGTERM)
+    log = server.log.read_text()
+    assert "Application shutdown complete" in log and "Traceback" not in log
+    acknowledged = {marker for marker, status in answers if status and status < 300}
+    assert acknowledged <= markers_in_log(db)
 
 
 def test_events_refuse_update_and_delete(tmp_path: Path, server_factory) -> None:
