@@ -41,8 +41,8 @@ def server_factory() -> Iterator[Callable[[Path], Service]]:
     """Makes `Service`s (real `psa-ledger serve` processes); stops them all afterwards."""
     made: list[Service] = []
 
-    def make(db: Path, **settings: str) -> Service:
-        made.append(Service(db, **settings))
+    def make(db: Path, log_dir: Path | None = None, **settings: str) -> Service:
+        made.append(Service(db, log_dir=log_dir, **settings))
         return made[-1]
 
     yield make

@@ -45,11 +45,11 @@ def free_port() -> int:
 class Service:
     """One psa-ledger process; `start` again after `kill` to restart it on the same file."""
 
-    def __init__(self, db: Path, **settings: str) -> None:
+    def __init__(self, db: Path, *, log_dir: Path | None = None, **settings: str) -> None:
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = db.with_name(f"{db.stem}.{self.port}.log")
+        self.log = (log_dir or db.parent) / f"{db.stem}.{self.port}.log"
         self.env = {
             **os.environ,
             "PSA_LEDGER_DB": str(db),
