@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from service.callbacks_cli import callbacks
-from service.settings import Settings, SettingsError, field_names, load_settings
+from service.settings import Settings, SettingsError, describe, field_names, load_settings
 
 __all__ = ["main"]
 
@@ -23,7 +23,7 @@ def _settings_options(command: Any) -> Any:
     """Every setting as a flag, so `--port 9000` beats PSA_LEDGER_PORT."""
     for name in reversed(field_names()):
         flag = "--" + name.replace("_", "-")
-        command = click.option(flag, name, default=None, help=f"PSA_LEDGER_{name.upper()}")(command)
+        command = click.option(flag, name, default=None, help=describe(name))(command)
     return click.option(
         "--config",
         type=click.Path(path_type=Path, dir_okay=False),

@@ -57,6 +57,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return self.db.with_name(self.db.stem + ".credentials.toml")
 
 
+#: What each setting means, for `psa-ledger serve --help`.
+DESCRIPTIONS = {
+    "db": "SQLite file of the event log (created with its folder)",
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "public_url": "base of every ticketUrl (default http://HOST:PORT)",
+    "username": "user name N-central sends (inbound Basic auth)",
+    "password": "password N-central sends; generated and kept beside the DB when unset",
+    "operator_username": "user name for ticket pages and /api",
+    "operator_password": "operator password; generated and kept beside the DB when unset",
+    "create_mode": "sync: CREATE answered with the identity; async: 202, then a callback",
+    "ncentral_url": "base URL of N-central, for callbacks (async mode)",
+    "ncentral_username": "N-central user for legacy callbacks",
+    "ncentral_password": "password of that user",
+    "ncentral_api": "legacy: PUT /dms/rest/custompsa/...; rest: N-central REST API",
+    "ncentral_token": "N-central user-API JWT, for the rest API",
+    "callback_schedule": "comma-separated seconds to wait before each retry of a callback",
+    "callback_timeout": "seconds N-central may take to connect or answer one callback",
+    "busy_timeout_ms": "ms to wait for a lock held by another process before a 503",
+    "log_level": "debug, info, warning or error",
+}
+
+
 def load_settings(
     *,
     config: Path | None = None,
@@ -82,6 +105,15 @@ def load_settings(
 
 def field_names() -> tuple[str, ...]:
     return Settings.__struct_fields__
+
+
+def describe(name: str) -> str:
+    """One line of help for a setting: meaning, variable and default."""
+    default = getattr(Settings(), name)
+    if isinstance(default, tuple):
+        default = ",".join(f"{d:g}" for d in default)
+    shown = f"; default {default}" if default is not None else ""
+    return f"{DESCRIPTIONS.get(name, name)} [{ENV_PREFIX}{name.upper()}{shown}]"
 
 
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:

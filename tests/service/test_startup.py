@@ -110,3 +110,17 @@ def test_a_bad_setting_stops_serve_with_a_message_not_a_traceback(tmp_path: Path
     assert result.returncode == 2
     assert "PSA_LEDGER_PORT (--port)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_help_explains_every_setting() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    for name in Settings.__struct_fields__:
+        assert f"--{name.replace('_', '-')}" in shown
+        assert f"PSA_LEDGER_{name.upper()}" in " ".join(shown.split())
+    assert "default 8080" in shown
