@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 import httpx
-import msgspec
+
+from bench import traffic
 
 AUTH = "Basic " + base64.b64encode(b"ncentral:bench").decode()
 
@@ -33,9 +34,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         server = _start(Path(folder) / "bench.db", port)
         try:
             health = asyncio.run(_load(port, [_get("/healthz")] * count))
-            creates = [_put(_create(n)) for n in range(100)]
+            creates = [_put(traffic.create(n)) for n in range(traffic.TICKETS)]
             asyncio.run(_load(port, creates))
-            updates = [_put(_update(n)) for n in range(count)]
+            updates = [_put(traffic.update(n)) for n in range(count)]
             writes = asyncio.run(_load(port, updates))
         finally:
             server.terminate()
@@ -87,18 +88,6 @@ def _put(body: bytes) -> bytes:
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
-
-
-def _create(n: int) -> bytes:
-    return msgspec.json.encode(
-        {"action": "CREATE", "ncentralTicketId": str(n), "title": "t", "details": "d"}
-    )
-
-
-def _update(n: int) -> bytes:
-    return msgspec.json.encode(
-        {"action": "UPDATE", "ncentralTicketId": str(n % 100), "details": f"note {n}"}
-    )
 
 
 def _start(db: Path, port: int) -> subprocess.Popen[bytes]:

@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import msgspec
-
+from bench import traffic
 from service.ledger import Ledger
 from service.ncentral import Intake, Received
 
@@ -37,31 +36,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 async def _measure(db: Path, count: int, *, concurrency: int) -> float:
     ledger = Ledger(db)
     await ledger.open()
-    bodies = [_body(n) for n in range(count)]
+    bodies = [traffic.update(n) for n in range(count)]
     gate = asyncio.Semaphore(concurrency)
 
     async def send(body: bytes) -> None:
         async with gate:
             await ledger.submit(Received(INTAKE, body, actor="bench", request_id="-"))
 
-    await asyncio.gather(*(send(_create(n)) for n in range(100)))
+    await asyncio.gather(*(send(traffic.create(n)) for n in range(traffic.TICKETS)))
     started = time.perf_counter()
     await asyncio.gather(*(send(body) for body in bodies))
     elapsed = time.perf_counter() - started
     await ledger.close()
     return count / elapsed
-
-
-def _create(ticket: int) -> bytes:
-    return msgspec.json.encode(
-        {"action": "CREATE", "ncentralTicketId": str(ticket), "title": "t", "details": "d"}
-    )
-
-
-def _body(n: int) -> bytes:
-    return msgspec.json.encode(
-        {"action": "UPDATE", "ncentralTicketId": str(n % 100), "details": f"note {n}"}
-    )
 
 
 def _scale(argv: list[str]) -> float:

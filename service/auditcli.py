@@ -72,16 +72,11 @@ _EVENT_COLUMNS = [
     Column("after", "state_after", 8),
     Column("actor", "actor", 10),
 ]
+#: A replay step is an event with the ticket's number beside its ncentralTicketId.
 _STEP_COLUMNS = [
-    Column("position", "position", 8),
-    Column("recorded_at", "recorded_at", 27),
-    Column("ticket", "ticket_id", 12),
+    *_EVENT_COLUMNS[:3],
     Column("PSA", "external_ticket_id", 10),
-    Column("action", "action", 22),
-    Column("outcome", "outcome", 15),
-    Column("before", "state_before", 8),
-    Column("after", "state_after", 8),
-    Column("actor", "actor", 10),
+    *_EVENT_COLUMNS[3:],
 ]
 _TICKET_COLUMNS = [
     Column("ticket", "ncentral_ticket_id", 12),

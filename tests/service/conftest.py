@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.service.harness import Server
+from tests.service.ncentral_fake import FakeNcentral
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +17,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeNcentral]:
+    """A fake N-central on a free port, recording every callback, for one test module."""
+    with FakeNcentral().running() as fake:
+        yield fake

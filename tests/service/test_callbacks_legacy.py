@@ -24,12 +24,6 @@ TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeNcentral]:
-    with FakeNcentral().running() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def service(fake: FakeNcentral, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = Service(
         tmp_path_factory.mktemp("legacy") / "ledger.db",

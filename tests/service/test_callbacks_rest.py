@@ -15,12 +15,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeNcentral]:
-    with FakeNcentral().running() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def service(fake: FakeNcentral, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = _rest_service(fake, tmp_path_factory.mktemp("rest") / "ledger.db").start()
     yield service

@@ -1,0 +1,19 @@
+"""What the write-path benchmarks send: 100 tickets created, then UPDATEs spread over them."""
+
+from __future__ import annotations
+
+import msgspec
+
+TICKETS = 100
+
+
+def create(ticket: int) -> bytes:
+    return msgspec.json.encode(
+        {"action": "CREATE", "ncentralTicketId": str(ticket), "title": "t", "details": "d"}
+    )
+
+
+def update(n: int) -> bytes:
+    return msgspec.json.encode(
+        {"action": "UPDATE", "ncentralTicketId": str(n % TICKETS), "details": f"note {n}"}
+    )
