@@ -136,7 +136,10 @@ class Ledger:
         self._batch_limit = batch_limit
         self._cache_limit = cache_limit
         self._clock = clock
-        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Any]] | None] = asyncio.Queue()
+        # Bounded: under a flood, requests wait at the door instead of filling memory.
+        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Any]] | None] = asyncio.Queue(
+            maxsize=batch_limit * 16
+        )
         self._streams: dict[str, Stream] = {}
         self._tail: Tail | None = None
         self._db: aiosqlite.Connection | None = None
