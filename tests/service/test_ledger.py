@@ -70,3 +70,17 @@ async def test_concurrent_requests_share_transactions(tmp_path: Path) -> None:
     assert {a.status for a in answers} == {200}
     assert sum(commits) == 202 and len(commits) < 50, commits
     assert replay(tmp_path / "ledger.db")[0] == []
+
+
+async def test_more_requests_than_the_queue_holds_all_complete(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db", batch_limit=2)  # a queue of 32
+    await ledger.open()
+    try:
+        await ledger.submit(request("CREATE", "9"))
+        answers = await asyncio.gather(
+            *(ledger.submit(request("UPDATE", "9", f"n{n}")) for n in range(300))
+        )
+    finally:
+        await ledger.close()
+    assert [a.status for a in answers] == [200] * 300
+    assert replay(tmp_path / "ledger.db")[0] == []
