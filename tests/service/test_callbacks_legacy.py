@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.service.cookbook import blocks as cookbook
 from tests.service.live import Log, Service, wait_for
 from tests.service.ncentral_fake import LEGACY_PREFIX, FakeNcentral, Reply, basic_auth
 
@@ -131,6 +134,9 @@ def test_the_schedule_spent_dead_letters_the_callback(
     row = log.callback("1005")
     assert (row["status"], row["last_error"], row["next_attempt_at"]) == ("dead", "HTTP 502", None)
     assert _metric(service, 'psa_ledger_callbacks{status="dead"}') >= 1
+    with closing(sqlite3.connect(f"file:{service.db}?mode=ro", uri=True)) as db:
+        owed = db.execute(cookbook()["callbacks-owed"]).fetchall()
+    assert ("1005", row["external_ticket_id"], "dead", len(SCHEDULE) + 1, None, "HTTP 502") in owed
 
 
 def _metric(service: Service, name: str) -> float:
