@@ -18,12 +18,16 @@ from litestar.response import Response
 
 from service import store
 from service.auth import operator_guard
+from service.eventsearch import EventFilter, search
+from service.ncentral import CONNECTION_TEST_ID
 from service.readpool import ReadPool
 from service.ticketsearch import find_ticket
-from statemachine.events import Event
+from statemachine.events import Event, Outcome
 from statemachine.projection import Ticket
 
-__all__ = ["TicketPages", "render_ticket"]
+__all__ = ["TicketPages", "render_connection_tests", "render_ticket"]
+
+_LATEST_TESTS = 20
 
 
 class TicketPages(Controller):
@@ -33,15 +37,12 @@ class TicketPages(Controller):
 
     @get("/{external_ticket_id:str}")
     async def ticket_page(self, external_ticket_id: str, reads: ReadPool) -> Response[str]:
+        if external_ticket_id == CONNECTION_TEST_ID:
+            return _html(render_connection_tests(await reads.run(_connection_tests)))
         found = await reads.run(_ticket_and_events, external_ticket_id)
         if found is None:
             raise NotFoundException(f"no ticket {external_ticket_id!r}")
-        ticket, events = found
-        return Response(
-            render_ticket(ticket, events),
-            media_type="text/html; charset=utf-8",
-            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
-        )
+        return _html(render_ticket(*found))
 
 
 def render_ticket(ticket: Ticket, events: list[Event]) -> str:
@@ -60,6 +61,18 @@ def render_ticket(ticket: Ticket, events: list[Event]) -> str:
         tags=tags or '<tr><td colspan="2">none</td></tr>',
         count=len(events),
         timeline="".join(_entry(e) for e in events),
+        style=_STYLE,
+    )
+
+
+def render_connection_tests(events: list[Event]) -> str:
+    """The page behind the ticketUrl answered to N-central's "Test Connection"."""
+    return _TESTS_PAGE.format(
+        number=escape(CONNECTION_TEST_ID),
+        count=len(events),
+        limit=_LATEST_TESTS,
+        timeline="".join(_entry(e, show_ticket=True) for e in events) or "<li>none yet</li>",
+        style=_STYLE,
     )
 
 
@@ -80,6 +93,20 @@ _OUTCOME_CLASS = {
 }
 
 
+def _html(page: str) -> Response[str]:
+    return Response(
+        page,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
+    )
+
+
+def _connection_tests(db: sqlite3.Connection) -> list[Event]:
+    """The latest connection tests N-central ran, newest first."""
+    where = EventFilter(outcome=Outcome.CONNECTION_TEST.value)
+    return search(db, where, order="desc", limit=_LATEST_TESTS).events
+
+
 def _ticket_and_events(
     db: sqlite3.Connection, external_ticket_id: str
 ) -> tuple[Ticket, list[Event]] | None:
@@ -94,7 +121,8 @@ def _ticket_and_events(
     return ticket, [store.event_from_row(row) for row in rows]
 
 
-def _entry(event: Event) -> str:
+def _entry(event: Event, *, show_ticket: bool = False) -> str:
+    ticket = f"<span>{escape(event.ticket_id or '')}</span>" if show_ticket else ""
     states = ""
     if event.state_before and event.state_after:
         states = f"{escape(event.state_before)} → {escape(event.state_after)}"
@@ -103,7 +131,7 @@ def _entry(event: Event) -> str:
     return (
         f'<li class="event" id="event-{event.position}">'
         f'<div class="line"><span class="action">{escape(event.action)}</span>'
-        f'<span class="outcome {css}">{escape(event.outcome)}</span>'
+        f'<span class="outcome {css}">{escape(event.outcome)}</span>{ticket}'
         f'<span class="states">{states}</span></div>'
         f'<div class="meta">{_time(event.recorded_at)} · #{event.position}'
         f" · by {escape(event.actor)}{answer}</div>"
@@ -134,30 +162,32 @@ def _time(iso: str) -> str:
     return f'<time datetime="{escape(iso)}">{escape(shown)}</time>'
 
 
+_STYLE = """body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;
+color:#1b1b1b;background:#fff}
+h1{font-size:1.4rem;margin:.2rem 0 1rem;overflow-wrap:anywhere}
+h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
+.state{display:inline-block;padding:.1rem .6rem;border-radius:1rem;background:#e8eef8;
+font-weight:600}
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.8rem;border-radius:.4rem;
+overflow-wrap:anywhere;margin:.3rem 0}
+table{border-collapse:collapse} th,td{text-align:left;padding:.2rem .8rem .2rem 0;
+vertical-align:top;overflow-wrap:anywhere}
+ol{list-style:none;padding:0;margin:0}
+.event{border-left:3px solid #c9d3e3;padding:.3rem 0 .5rem .8rem;margin:0 0 .4rem}
+.line{display:flex;flex-wrap:wrap;gap:.3rem .7rem;align-items:baseline}
+.action{font-weight:600} .meta{color:#555;font-size:.88rem}
+.outcome{padding:0 .45rem;border-radius:.3rem;font-size:.88rem}
+.ok{background:#e3f4e6} .info{background:#eef0f3} .bad{background:#fbe3e3}
+summary{cursor:pointer;color:#2a4d8f;font-size:.88rem}
+@media (max-width:40rem){body{padding:.6rem} h1{font-size:1.2rem}}
+"""
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{number} · {title}</title>
 <style>
-body{{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;
-color:#1b1b1b;background:#fff}}
-h1{{font-size:1.4rem;margin:.2rem 0 1rem;overflow-wrap:anywhere}}
-h2{{font-size:1.1rem;margin:1.4rem 0 .5rem}}
-.state{{display:inline-block;padding:.1rem .6rem;border-radius:1rem;background:#e8eef8;
-font-weight:600}}
-pre{{white-space:pre-wrap;background:#f6f6f6;padding:.8rem;border-radius:.4rem;
-overflow-wrap:anywhere;margin:.3rem 0}}
-table{{border-collapse:collapse}} th,td{{text-align:left;padding:.2rem .8rem .2rem 0;
-vertical-align:top;overflow-wrap:anywhere}}
-ol{{list-style:none;padding:0;margin:0}}
-.event{{border-left:3px solid #c9d3e3;padding:.3rem 0 .5rem .8rem;margin:0 0 .4rem}}
-.line{{display:flex;flex-wrap:wrap;gap:.3rem .7rem;align-items:baseline}}
-.action{{font-weight:600}} .meta{{color:#555;font-size:.88rem}}
-.outcome{{padding:0 .45rem;border-radius:.3rem;font-size:.88rem}}
-.ok{{background:#e3f4e6}} .info{{background:#eef0f3}} .bad{{background:#fbe3e3}}
-summary{{cursor:pointer;color:#2a4d8f;font-size:.88rem}}
-@media (max-width:40rem){{body{{padding:.6rem}} h1{{font-size:1.2rem}}}}
-</style></head><body>
+{style}</style></head><body>
 <p>{number} · N-central ticket {ncentral}</p>
 <h1 id="title">{title}</h1>
 <p>State: <span class="state" id="state">{state}</span></p>
@@ -167,6 +197,21 @@ summary{{cursor:pointer;color:#2a4d8f;font-size:.88rem}}
 <h2>Custom tags</h2>
 <table id="tags">{tags}</table>
 <h2>Timeline ({count} events)</h2>
+<ol id="timeline">{timeline}</ol>
+</body></html>
+"""
+
+_TESTS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{number} · N-central connection tests</title>
+<style>
+{style}</style></head><body>
+<p>{number}</p>
+<h1 id="title">N-central connection tests</h1>
+<p>N-central's <em>Test Connection</em> sends a CREATE for a <code>TEST_NC_TICKET_ID…</code>
+ticket; psa-ledger answers it with this page's address and creates no ticket. The tests
+that reached psa-ledger, newest first (at most {limit}; {count} shown):</p>
 <ol id="timeline">{timeline}</ol>
 </body></html>
 """

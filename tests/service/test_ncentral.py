@@ -114,6 +114,13 @@ async def test_connection_test_answers_identity_and_creates_nothing(client, sett
     assert log(settings) == [("TEST_NC_TICKET_ID_9", "CREATE", "connection_test", None)]
     with sqlite3.connect(settings.db) as db:
         assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 0
+    # The ticketUrl answered to the test opens a page listing the tests that arrived.
+    path = response.json()["ticketUrl"].removeprefix("https://psa.example.test")
+    page = await client.get(path, headers=basic(OPERATOR))
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "N-central connection tests" in page.text
+    assert "TEST_NC_TICKET_ID_9" in page.text
 
 
 async def test_action_not_allowed_is_409_naming_state_action_and_allowed(client, settings) -> None:
