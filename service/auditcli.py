@@ -22,7 +22,7 @@ from service.eventsearch import EventFilter, iter_matching, normalise_action
 from service.readpool import snapshot
 from service.render import Column
 from service.replay import changes_between, state_at, timeline
-from service.settings import SettingsError, load_settings
+from service.shell import db_option
 from service.store import connect_sync
 from service.timepoints import (
     LAST_POSITION,
@@ -36,15 +36,6 @@ from service.verify import verify as verify_log
 from service.views import EventView, event_view, ticket_view
 
 __all__ = ["COMMANDS"]
-
-
-def _db_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="the event log (default: PSA_LEDGER_DB, else var/psa-ledger.db)",
-    )(command)
 
 
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,10 +86,10 @@ _CHANGE_COLUMNS = [
 
 
 @click.command()
-@_db_option
+@db_option
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table")
-def events(db: Path | None, fmt: str, **filters: str | None) -> None:
+def events(db: Path, fmt: str, **filters: str | None) -> None:
     """The log, filtered, oldest first."""
     with _reading(db) as conn:
         rows = (event_view(e) for e in iter_matching(conn, _event_filter(filters)))
@@ -106,10 +97,10 @@ def events(db: Path | None, fmt: str, **filters: str | None) -> None:
 
 
 @click.command()
-@_db_option
+@db_option
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-def export(db: Path | None, fmt: str, **filters: str | None) -> None:
+def export(db: Path, fmt: str, **filters: str | None) -> None:
     """The log, filtered, streamed as JSON lines or CSV (constant memory)."""
     with _reading(db) as conn:
         rows = (event_view(e) for e in iter_matching(conn, _event_filter(filters)))
@@ -120,14 +111,14 @@ def export(db: Path | None, fmt: str, **filters: str | None) -> None:
 
 
 @click.command()
-@_db_option
+@db_option
 @click.option("--from", "start", default=None, help="window start: ISO-8601 time or position")
 @click.option("--to", "end", default=None, help="window end: ISO-8601 time or position")
 @click.option("--at", "at", default=None, help="print every ticket's state at this moment")
 @click.option("--ticket", default=None, help="only this ncentralTicketId (window mode)")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
 def replay(
-    db: Path | None,
+    db: Path,
     start: str | None,
     end: str | None,
     at: str | None,
@@ -155,11 +146,11 @@ def replay(
 
 
 @click.command()
-@_db_option
+@db_option
 @click.argument("first")
 @click.argument("second")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
-def diff(db: Path | None, first: str, second: str, fmt: str) -> None:
+def diff(db: Path, first: str, second: str, fmt: str) -> None:
     """What changed in the tickets between two moments (ISO-8601 times or positions)."""
     with _reading(db) as conn:
         one = last_position_at(conn, _moment("FIRST", first))
@@ -170,9 +161,9 @@ def diff(db: Path | None, first: str, second: str, fmt: str) -> None:
 
 
 @click.command()
-@_db_option
+@db_option
 @click.option("--every", default=100_000, show_default=True, help="report progress every N events")
-def verify(db: Path | None, every: int) -> None:
+def verify(db: Path, every: int) -> None:
     """Walk the hash chain and re-derive every state and outcome; non-zero on the first flaw."""
 
     def progress(done: int, total: int) -> None:
@@ -194,9 +185,8 @@ COMMANDS = [events, replay, diff, verify, export]
 
 
 @contextmanager
-def _reading(db: Path | None) -> Iterator[sqlite3.Connection]:
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection inside one snapshot, with a clear message when it cannot open."""
-    path = _db_path(db)
     try:
         conn = connect_sync(path, readonly=True)
     except (FileNotFoundError, sqlite3.Error) as exc:
@@ -206,13 +196,6 @@ def _reading(db: Path | None) -> Iterator[sqlite3.Connection]:
             yield conn
     finally:
         conn.close()
-
-
-def _db_path(db: Path | None) -> Path:
-    try:
-        return load_settings(overrides={"db": str(db) if db else None}).db
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def _event_filter(filters: dict[str, str | None]) -> EventFilter:

@@ -20,17 +20,9 @@ from service import redelivery, store
 from service.ledger import Ledger
 from service.outbox import Callback, Status
 from service.readpool import ReadPool
+from service.shell import db_option
 
 __all__ = ["callbacks"]
-
-_DB = click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="PSA_LEDGER_DB",
-    default=Path("var/psa-ledger.db"),
-    show_default=True,
-    help="the event log (PSA_LEDGER_DB)",
-)
 
 
 @click.group()
@@ -39,7 +31,7 @@ def callbacks() -> None:
 
 
 @callbacks.command("list")
-@_DB
+@db_option
 @click.option(
     "--status", type=click.Choice([Status.PENDING.value, Status.DEAD.value]), default=None
 )
@@ -58,7 +50,7 @@ def list_callbacks(db: Path, status: str | None, fmt: str) -> None:
 
 
 @callbacks.command()
-@_DB
+@db_option
 @click.argument("tickets", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="retry every dead-lettered callback")
 def retry(db: Path, tickets: tuple[str, ...], all_dead: bool) -> None:
