@@ -51,23 +51,11 @@ class TicketView(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit
 
 
 def event_view(event: Event) -> EventView:
-    return EventView(
-        position=event.position,
-        ticket_id=event.ticket_id,
-        stream_version=event.stream_version,
-        action=event.action,
-        outcome=event.outcome,
-        state_before=event.state_before,
-        state_after=event.state_after,
-        recorded_at=event.recorded_at,
-        request_id=event.request_id,
-        actor=event.actor,
-        payload=_json(event.payload),
-        response=_json(event.response),
-        schema_version=event.schema_version,
-        prev_hash=event.prev_hash,
-        hash=event.hash,
-    )
+    """The row as stored, with its JSON columns as objects rather than text."""
+    fields = msgspec.structs.asdict(event)
+    fields["payload"] = _json(event.payload)
+    fields["response"] = _json(event.response)
+    return EventView(**fields)
 
 
 def ticket_view(
