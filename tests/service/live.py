@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from service import store
+from statemachine.events import GENESIS_HASH, chain_hash
 from statemachine.projection import Projection
 
 NCENTRAL = ("ncentral", "inbound-secret")
@@ -150,11 +151,16 @@ class Log:
             ).fetchone()
 
     def replay_problems(self) -> list[str]:
-        """Replaying the whole log must derive every recorded state, and the tickets table."""
-        projection = Projection()
+        """Replaying the whole log must keep the hash chain, derive every recorded state,
+        and give the tickets table."""
+        projection, prev, problems = Projection(), GENESIS_HASH, []
         db = store.connect_sync(self.db)
         try:
-            problems = [p for e in store.iter_events(db) for p in projection.apply(e)]
+            for event in store.iter_events(db):
+                problems += projection.apply(event)
+                if event.prev_hash != prev or chain_hash(event, prev) != event.hash:
+                    problems.append(f"hash chain broken at position {event.position}")
+                prev = event.hash
             recorded = dict(db.execute("SELECT ncentral_ticket_id, state FROM tickets"))
         finally:
             db.close()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import closing
 from pathlib import Path
 
 import msgspec
 
 from service.ledger import Ledger
 from service.ncentral import Intake, Received
-from service.store import connect_sync, iter_events
-from statemachine.events import GENESIS_HASH, chain_hash
-from statemachine.projection import Projection
+from service.store import connect_sync
+from tests.service.live import Log
 
 INTAKE = Intake(base_url="http://psa.test")
 
@@ -22,16 +22,11 @@ def request(action: str, ticket: str, note: str = "") -> Received:
 
 
 def replay(db: Path) -> tuple[list[str], dict[str, str]]:
-    conn = connect_sync(db)
-    projection, prev, problems = Projection(), GENESIS_HASH, []
-    for event in iter_events(conn):
-        problems += projection.apply(event)
-        if event.prev_hash != prev or chain_hash(event, prev) != event.hash:
-            problems.append(f"chain broken at {event.position}")
-        prev = event.hash
-    live = dict(conn.execute("SELECT ncentral_ticket_id, state FROM tickets").fetchall())
-    assert live == {tid: t.state.value for tid, t in projection.tickets().items()}
-    return problems, live
+    """What replay finds wrong, and the states the tickets table holds."""
+    log = Log(db)
+    with closing(connect_sync(db)) as conn:
+        live = dict(conn.execute("SELECT ncentral_ticket_id, state FROM tickets").fetchall())
+    return log.replay_problems(), live
 
 
 async def test_two_writers_on_one_file_keep_one_gapless_chain(tmp_path: Path) -> None:

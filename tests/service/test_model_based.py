@@ -19,9 +19,8 @@ from litestar.testing import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from service.store import connect_sync, iter_events
-from statemachine.projection import Projection
 from tests.conftest import CREDENTIALS, NCENTRAL, basic
+from tests.service.live import Log
 
 AUTH = basic(NCENTRAL)
 ACTIONS = ["CREATE", "UPDATE", "RESOLVE", "REOPEN", "CLOSE"]
@@ -115,9 +114,4 @@ def test_random_traffic_agrees_with_the_reference_model(tmp_path: Path, mode: st
         run = TicketTraffic.TestCase
         run.settings = hypothesis_settings(max_examples=40, stateful_step_count=25, deadline=None)
         run().runTest()
-    projection = Projection()
-    db = connect_sync(settings.db)
-    problems = [p for event in iter_events(db) for p in projection.apply(event)]
-    assert problems == []
-    live = dict(db.execute("SELECT ncentral_ticket_id, state FROM tickets").fetchall())
-    assert {tid: t.state.value for tid, t in projection.tickets().items()} == live
+    assert Log(settings.db).replay_problems() == []
