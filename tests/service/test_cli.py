@@ -158,3 +158,26 @@ def test_terminal_tables_do_not_pass_control_characters_through(tmp_path: Path) 
     shown = cli("replay", "--at", "2999-01-01T00:00:00Z", db=db).stdout
     assert "\x1b" not in shown
     assert "\\x1b[2Jgone" in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("replay", "--at", "²"), "--at"),
+        (("replay", "--at", "9" * 5000), "--at"),
+        (("replay", "--from", "\N{ARABIC-INDIC DIGIT ONE}", "--to", "3"), "--from"),
+        (("replay", "--from", "1", "--to", "³"), "--to"),
+        (("diff", "²", "1"), "FIRST"),
+        (("diff", "1", "9" * 5000), "SECOND"),
+    ],
+    ids=["at-²", "at-5000-digits", "from-arabic-indic", "to-³", "first", "second"],
+)
+def test_positions_on_the_command_line_are_ascii_digits(
+    history: Server, args: tuple[str, ...], named: str
+) -> None:
+    done = cli(*args, db=history.db, check=False)
+
+    assert done.returncode == 2, done.stdout
+    assert named in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr) < 1000, "a 5,000-digit value is not echoed whole"
