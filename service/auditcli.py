@@ -100,12 +100,21 @@ def events(db: Path, fmt: str, **filters: str | None) -> None:
 @db_option
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-def export(db: Path, fmt: str, **filters: str | None) -> None:
-    """The log, filtered, streamed as JSON lines or CSV (constant memory)."""
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="CSV: write every cell as logged; by default a cell starting with = + - @ TAB or CR"
+    " gets a leading ' so a spreadsheet cannot run it as a formula",
+)
+def export(db: Path, fmt: str, raw: bool, **filters: str | None) -> None:
+    """The log, filtered, streamed as JSON lines or CSV (constant memory).
+
+    JSON lines are always exactly what the log holds; so is CSV with --raw.
+    """
     with _reading(db) as conn:
         rows = (event_view(e) for e in iter_matching(conn, _event_filter(filters)))
         if fmt == "csv":
-            render.write_csv(sys.stdout, EventView.__struct_fields__, rows)
+            render.write_csv(sys.stdout, EventView.__struct_fields__, rows, raw=raw)
         else:
             render.write_jsonl(sys.stdout, rows)
 
