@@ -172,10 +172,12 @@ def test_terminal_tables_do_not_pass_control_characters_through(tmp_path: Path) 
         (("replay", "--from", "1", "--to", "³"), "--to"),
         (("diff", "²", "1"), "FIRST"),
         (("diff", "1", "9" * 5000), "SECOND"),
+        (("verify", "--every", "\N{ARABIC-INDIC DIGIT ONE}"), "--every"),
+        (("verify", "--every", "0"), "--every"),
     ],
-    ids=["at-²", "at-5000-digits", "from-arabic-indic", "to-³", "first", "second"],
+    ids=["at-²", "at-5000-digits", "from-arabic-indic", "to-³", "first", "second", "every", "0"],
 )
-def test_positions_on_the_command_line_are_ascii_digits(
+def test_numbers_on_the_command_line_are_ascii_digits(
     history: Server, args: tuple[str, ...], named: str
 ) -> None:
     done = cli(*args, db=history.db, check=False)
