@@ -17,6 +17,7 @@ from litestar.datastructures import MultiDict
 
 from service.answers import problem
 from service.auth import operator_guard
+from service.digits import NotAWholeNumber, shown, whole_number
 from service.eventsearch import (
     ACTIONS,
     MAX_LIMIT,
@@ -129,7 +130,9 @@ class _Params:
         for name in params:
             if name not in allowed:
                 expected = ", ".join(sorted(allowed))
-                raise BadParameter(name, f"unknown parameter {name!r}; expected one of {expected}")
+                raise BadParameter(
+                    name, f"unknown parameter {shown(name)}; expected one of {expected}"
+                )
             if name not in repeatable and len(params.getall(name)) > 1:
                 raise BadParameter(name, f"{name!r} may be given once")
 
@@ -151,7 +154,7 @@ class _Params:
         converted = convert(value)
         if converted not in choices:
             raise BadParameter(
-                name, f"{name}={value!r}; expected one of {', '.join(sorted(choices))}"
+                name, f"{name}={shown(value)}; expected one of {', '.join(sorted(choices))}"
             )
         return converted
 
@@ -159,9 +162,15 @@ class _Params:
         value = self.text("limit")
         if value is None:
             return 100
-        if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-            raise BadParameter("limit", f"limit={value!r}; expected a whole number 1..{MAX_LIMIT}")
-        return int(value)
+        try:
+            limit = whole_number(value, largest=MAX_LIMIT)
+        except NotAWholeNumber:
+            limit = 0
+        if limit < 1:
+            raise BadParameter(
+                "limit", f"limit={shown(value)}; expected a whole number 1..{MAX_LIMIT}"
+            )
+        return limit
 
     def time(self, name: str) -> str | None:
         return self._convert(name, parse_time)
@@ -242,7 +251,7 @@ _TICKET_PARAMS = {"state", "tag", "updated_since", "limit", "cursor", "as_of"}
 def _tag(value: str) -> tuple[str, str]:
     key, colon, tag_value = value.partition(":")
     if not colon or not key:
-        raise BadParameter("tag", f"tag={value!r}; expected key:value, e.g. tag=site:A")
+        raise BadParameter("tag", f"tag={shown(value)}; expected key:value, e.g. tag=site:A")
     return key, tag_value
 
 

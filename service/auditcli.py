@@ -18,6 +18,7 @@ import click
 import msgspec
 
 from service import render
+from service.digits import NotAWholeNumber, whole_number
 from service.eventsearch import EventFilter, iter_matching, normalise_action
 from service.readpool import snapshot
 from service.render import Column
@@ -36,6 +37,23 @@ from service.verify import verify as verify_log
 from service.views import EventView, event_view, ticket_view
 
 __all__ = ["COMMANDS"]
+
+
+class _EventCount(click.ParamType):
+    """A count of events, 1 or more, read like every other number: ASCII digits only."""
+
+    name = "count"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            count = whole_number(value)
+        except NotAWholeNumber as exc:
+            self.fail(str(exc), param, ctx)
+        if count < 1:
+            self.fail("must be at least 1", param, ctx)
+        return count
 
 
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -100,12 +118,21 @@ def events(db: Path, fmt: str, **filters: str | None) -> None:
 @db_option
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-def export(db: Path, fmt: str, **filters: str | None) -> None:
-    """The log, filtered, streamed as JSON lines or CSV (constant memory)."""
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="CSV: write every cell as logged; by default a cell starting with = + - @ TAB or CR"
+    " gets a leading ' so a spreadsheet cannot run it as a formula",
+)
+def export(db: Path, fmt: str, raw: bool, **filters: str | None) -> None:
+    """The log, filtered, streamed as JSON lines or CSV (constant memory).
+
+    JSON lines are always exactly what the log holds; so is CSV with --raw.
+    """
     with _reading(db) as conn:
         rows = (event_view(e) for e in iter_matching(conn, _event_filter(filters)))
         if fmt == "csv":
-            render.write_csv(sys.stdout, EventView.__struct_fields__, rows)
+            render.write_csv(sys.stdout, EventView.__struct_fields__, rows, raw=raw)
         else:
             render.write_jsonl(sys.stdout, rows)
 
@@ -162,7 +189,13 @@ def diff(db: Path, first: str, second: str, fmt: str) -> None:
 
 @click.command()
 @db_option
-@click.option("--every", default=100_000, show_default=True, help="report progress every N events")
+@click.option(
+    "--every",
+    type=_EventCount(),
+    default=100_000,
+    show_default=True,
+    help="report progress every N events",
+)
 def verify(db: Path, every: int) -> None:
     """Walk the hash chain and re-derive every state and outcome; non-zero on the first flaw."""
 
@@ -170,7 +203,7 @@ def verify(db: Path, every: int) -> None:
         click.echo(f"verify: {done}/{total} events ({100 * done // max(total, 1)}%)", err=True)
 
     with _reading(db) as conn:
-        report = verify_log(conn, progress=progress, every=max(every, 1))
+        report = verify_log(conn, progress=progress, every=every)
     if report.ok:
         click.echo(f"verify: OK: {report.events} events, {report.tickets} tickets; chain intact")
         return

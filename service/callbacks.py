@@ -17,6 +17,7 @@ from typing import Protocol
 import httpx
 import msgspec
 
+from service.digits import NotAWholeNumber, shown, whole_number
 from service.settings import Settings
 
 __all__ = ["Client", "Delivery", "LegacyClient", "Reply", "RestClient", "make_client"]
@@ -195,15 +196,24 @@ class _Body(msgspec.Struct, rename="camel"):
 
 
 def _body(delivery: Delivery) -> bytes:
-    return msgspec.json.encode(
-        _Body(delivery.ticket_url, delivery.external_ticket_id, int(delivery.ncentral_ticket_id))
-    )
+    number = whole_number(delivery.ncentral_ticket_id)
+    return msgspec.json.encode(_Body(delivery.ticket_url, delivery.external_ticket_id, number))
 
 
 async def _guarded(delivery: Delivery, send: _Send) -> Reply:
-    """Run one send and turn whatever happened into a `Reply`."""
-    if not delivery.ncentral_ticket_id.isdigit():
-        error = f"ncentralTicketId {delivery.ncentral_ticket_id!r} is not an integer"
+    """Run one send and turn whatever happened into a `Reply`.
+
+    N-central numbers its tickets in ASCII digits, and `psaCustomTicketId` must be that
+    number: any other ID (`²`, or `١٢٣`, which `int()` reads as another ticket's 123) is
+    never sent, and no later try can change that.
+    """
+    try:
+        whole_number(delivery.ncentral_ticket_id)
+    except NotAWholeNumber:
+        error = (
+            f"ncentralTicketId {shown(delivery.ncentral_ticket_id)} is not N-central's"
+            " ticket number (ASCII digits); the callback was not sent"
+        )
         return Reply(error=error, permanent=True)
     try:
         response = await send()
@@ -223,13 +233,19 @@ class _Send(Protocol):
 
 
 def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` is either seconds or an HTTP date."""
+    """`Retry-After` is either seconds (ASCII digits) or an HTTP date.
+
+    Anything else is None, and the schedule alone decides the wait.
+    """
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value)
+    text = value.strip()
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        return float(whole_number(text))
+    except NotAWholeNumber:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
 

@@ -215,6 +215,13 @@ class Courier:
             log.error("callback %s: try not recorded (%s)", callback.ncentral_ticket_id, exc)
 
     async def _send(self, callback: Callback) -> Reply:
+        """One try, whatever happens in it, as a `Reply` to record.
+
+        An exception nobody foresaw would otherwise end the task unrecorded: the lease
+        would lapse and the same try fail again, every lease, forever, with nothing in
+        the log. Recorded as a permanent failure instead, it is dead-lettered with its
+        reason, and an operator retries it by hand once the cause is fixed.
+        """
         delivery = Delivery(
             ncentral_ticket_id=callback.ncentral_ticket_id,
             external_ticket_id=callback.external_ticket_id,
@@ -225,6 +232,10 @@ class Courier:
                 return await self._client.send(delivery)
         except TimeoutError:
             return Reply(error=f"timeout: no answer within {self._attempt_limit:g} s")
+        except Exception as exc:
+            log.exception("callback %s: unexpected error", callback.ncentral_ticket_id)
+            error = f"unexpected error: {type(exc).__name__}: {exc}"[:_LONGEST_ERROR]
+            return Reply(error=error, permanent=True)
 
     async def _next_due(self) -> str | None:
         rows = list(await self._read().execute_fetchall(outbox.NEXT_DUE))
@@ -240,6 +251,8 @@ class Courier:
 
 
 _RETRY_AFTER_CAP = 24 * 3600.0
+#: An exception's text goes into the log and the outbox's `last_error`; keep it a line.
+_LONGEST_ERROR = 300
 
 
 def _owes_callback(event: Event) -> bool:

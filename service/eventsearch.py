@@ -10,7 +10,6 @@ repeats an event, and never skips one, even while the writer appends.
 from __future__ import annotations
 
 import base64
-import binascii
 import sqlite3
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from service import store
+from service.digits import whole_number
 from service.timepoints import LAST_POSITION, first_position_from, last_position_at
 from statemachine.events import Action, Event, Fact, Outcome
 
@@ -125,11 +125,9 @@ def decode_cursor(cursor: str, order: Order) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, position = text.partition(":")
-        value = int(position)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        value = whole_number(position, largest=LAST_POSITION)
+    except ValueError:  # binascii.Error, UnicodeDecodeError and NotAWholeNumber among them
         raise BadCursor("not a cursor this service handed out") from None
-    if not 0 <= value <= LAST_POSITION:
-        raise BadCursor("not a cursor this service handed out")
     if kind != order:
         raise BadCursor(f"this cursor pages in {kind!r} order, not {order!r}")
     return value

@@ -62,13 +62,21 @@ def write_json(out: TextIO, rows: Iterable[Any]) -> int:
     return count
 
 
-def write_csv(out: TextIO, fields: Sequence[str], rows: Iterable[Any]) -> int:
-    """One column per field; objects (payloads, answers) as their JSON text."""
-    writer = csv.writer(out, lineterminator="\n")
+def write_csv(out: TextIO, fields: Sequence[str], rows: Iterable[Any], *, raw: bool = False) -> int:
+    """One column per field; objects (payloads, answers) as their JSON text.
+
+    A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a formula, some
+    also after a leading TAB or CR, and N-central's ticket IDs, request IDs and the like
+    are text a stranger chose. So such cells get a leading `'`, which spreadsheets show
+    as plain text, unless `raw` asks for the log's values byte for byte (an audit copy).
+    Rows end in CRLF (RFC 4180) because Python's writer quotes a cell only for the line
+    end it writes: with LF alone, a CR inside a cell went out bare and split the row.
+    """
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(fields)
     count = 0
     for row in rows:
-        writer.writerow([_csv_value(getattr(row, f)) for f in fields])
+        writer.writerow([_csv_value(getattr(row, f), raw=raw) for f in fields])
         count += 1
     return count
 
@@ -93,12 +101,16 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(value: Any, *, raw: bool) -> Any:
     if value is None:
         return ""
     if isinstance(value, dict | list):
         return _ENCODER.encode(value).decode()
+    if not raw and isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
     return value
 
 
 _ENCODER = msgspec.json.Encoder()
+#: What makes Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -8,7 +8,6 @@ while someone pages does not jump to another page. Each filter is an index: stat
 from __future__ import annotations
 
 import base64
-import binascii
 import sqlite3
 
 import msgspec
@@ -77,7 +76,7 @@ def find_ticket(
 def decode_ticket_cursor(cursor: str) -> str:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text among them
         raise BadCursor("not a cursor this service handed out") from None
     kind, _, ticket_id = text.partition(":")
     if kind != "t":

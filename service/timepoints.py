@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+from service.digits import LARGEST, NotAWholeNumber, shown, whole_number
+
 __all__ = [
     "LAST_POSITION",
     "BadMoment",
@@ -38,27 +40,34 @@ def parse_time(text: str) -> str:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BadMoment(f"{text!r} is not an ISO-8601 time (e.g. 2024-05-01T09:30:00Z)") from None
+        raise BadMoment(
+            f"{shown(text)} is not an ISO-8601 time (e.g. 2024-05-01T09:30:00Z)"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
         moment = moment.astimezone(UTC)
     except OverflowError:
-        raise BadMoment(f"{text!r} is outside the years 1 to 9999 in UTC") from None
+        raise BadMoment(f"{shown(text)} is outside the years 1 to 9999 in UTC") from None
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_moment(text: str) -> int | str:
-    """A log position (digits) as an int, or an ISO-8601 time as `parse_time` writes it."""
+    """A log position (ASCII digits) as an int, or an ISO-8601 time as `parse_time` writes it.
+
+    A position is at most an SQLite integer; one past the end of the log means "now".
+    """
     stripped = text.strip()
-    if stripped.isdigit():
-        # A position past the end of the log means "now"; SQLite integers stop at 2**63.
-        return min(int(stripped), LAST_POSITION)
+    try:
+        return min(whole_number(stripped), LAST_POSITION)
+    except NotAWholeNumber:
+        pass
     try:
         return parse_time(stripped)
     except BadMoment:
         raise BadMoment(
-            f"{text!r} is neither a log position nor an ISO-8601 time (e.g. 2024-05-01T09:30:00Z)"
+            f"{shown(text)} is neither a log position (ASCII digits, at most {LARGEST})"
+            " nor an ISO-8601 time (e.g. 2024-05-01T09:30:00Z)"
         ) from None
 
 

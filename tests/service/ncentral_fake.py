@@ -54,12 +54,15 @@ class FakeNcentral:
         username: str = "nc-user",
         password: str = "nc-pass",
         access_lifetime: float | None = None,
+        access_prefix: str = "access-",
     ) -> None:
         self.username = username
         self.password = password
         self.jwt = "user-api-jwt"
         #: Seconds an access token lives, written in its JWT `exp`; None: a bare token.
         self.access_lifetime = access_lifetime
+        #: Access tokens handed out are this followed by a serial number.
+        self.access_prefix = access_prefix
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._scripts: dict[str, list[Reply]] = {}
@@ -123,7 +126,7 @@ class FakeNcentral:
     def _authenticate(self, auth: str | None) -> Reply:
         if auth != f"Bearer {self.jwt}":
             return Reply(401)
-        access = f"access-{next(self._issued)}"
+        access = f"{self.access_prefix}{next(self._issued)}"
         if self.access_lifetime is not None:
             access = _jwt(access, time.time() + self.access_lifetime)
         self._sessions.add(access)

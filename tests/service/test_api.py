@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from typing import Any
 
@@ -176,7 +177,61 @@ def test_one_ticket_now_and_as_of(seeded: Server) -> None:
     assert seeded.operator.get("/api/tickets/PSA-999999").status_code == 404
     listed = seeded.operator.get("/api/tickets", params={"as_of": created, "state": "pending"})
     assert [t["ncentralTicketId"] for t in listed.json()["tickets"]] == ["22"]
-    far = seeded.operator.get(f"/api/tickets/{external}", params={"as_of": "9" * 40})
+    far = seeded.operator.get(f"/api/tickets/{external}", params={"as_of": str(2**63 - 1)})
     assert far.json()["state"] == "closed"
     bad = seeded.operator.get(f"/api/tickets/{external}", params={"as_of": "soon"})
     assert bad.status_code == 400 and bad.json()["parameter"] == "as_of"
+
+
+def _cursor(text: str) -> str:
+    """A cursor shaped like ours (base64url, unpadded) around any text."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+#: Numbers and cursors that are not ASCII digits of bounded length. Each was a 500, or
+#: (the Arabic-Indic digits, the underscore) was quietly read as another number.
+_NOT_NUMBERS = [
+    ("/api/events", "limit", "²"),
+    ("/api/events", "limit", "9" * 5000),
+    ("/api/events", "limit", "\N{ARABIC-INDIC DIGIT ONE}\N{ARABIC-INDIC DIGIT ZERO}"),
+    ("/api/events", "cursor", "é"),
+    ("/api/events", "cursor", _cursor("asc:\N{ARABIC-INDIC DIGIT ONE}")),
+    ("/api/events", "cursor", _cursor("asc:1_0")),
+    ("/api/events", "cursor", _cursor("asc:" + "9" * 5000)),
+    ("/api/tickets", "limit", "²"),
+    ("/api/tickets", "limit", "9" * 5000),
+    ("/api/tickets", "as_of", "²"),
+    ("/api/tickets", "as_of", "³"),
+    ("/api/tickets", "as_of", "9" * 5000),
+    ("/api/tickets", "as_of", "\N{ARABIC-INDIC DIGIT ONE}"),
+    ("/api/tickets", "cursor", "é"),
+    ("/api/tickets", "cursor", "ticket-é"),
+    ("/api/tickets/{ticket}", "as_of", "²"),
+    ("/api/tickets/{ticket}", "as_of", "³"),
+    ("/api/tickets/{ticket}", "as_of", "9" * 5000),
+    ("/api/tickets/{ticket}", "as_of", "9" * 40),
+    ("/api/tickets/{ticket}", "as_of", "\N{ARABIC-INDIC DIGIT ONE}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("route", "parameter", "value"),
+    _NOT_NUMBERS,
+    ids=[
+        f"{route} {name}={value if len(value) < 12 else f'{len(value)} chars'}"
+        for route, name, value in _NOT_NUMBERS
+    ],
+)
+def test_numbers_and_cursors_are_ascii_digits_of_bounded_length(
+    seeded: Server, route: str, parameter: str, value: str
+) -> None:
+    external = events(seeded, ticket="22")["events"][0]["response"]["body"]["externalTicketId"]
+    path = route.format(ticket=external)
+
+    response = seeded.operator.get(path, params={parameter: value})
+
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["parameter"] == parameter
+    assert len(problem["detail"]) < 200, "a 5,000-digit value is not echoed whole"

@@ -6,6 +6,8 @@ import time
 from email.utils import formatdate
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.callbacks import Reply, _lifetime, _retry_after
 from service.courier import Verdict, judge, next_delay
@@ -51,6 +53,20 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert 50 <= (_retry_after(formatdate(time.time() + 60, usegmt=True)) or 0) <= 60
     assert _retry_after("soon") is None
     assert _retry_after(None) is None
+
+
+@pytest.mark.parametrize(
+    "junk",
+    ["²", "\N{ARABIC-INDIC DIGIT THREE}\N{ARABIC-INDIC DIGIT ZERO}", "9" * 5000, "-5", "1.5"],
+)
+def test_retry_after_that_is_not_ascii_seconds_is_ignored(junk: str) -> None:
+    assert _retry_after(junk) is None
+
+
+@given(st.text(max_size=60))
+def test_any_retry_after_is_a_wait_or_none_and_never_an_error(text: str) -> None:
+    wait = _retry_after(text)
+    assert wait is None or 0.0 <= wait < float("inf")
 
 
 def test_an_access_token_is_kept_until_shortly_before_its_expiry() -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -225,6 +226,66 @@ def test_sync_mode_tickets_owe_no_callback(tmp_path: Path, fake: FakeNcentral) -
         assert fake.callbacks_for("1009") == []
     finally:
         service.stop()
+
+
+_ARABIC_INDIC_123 = (
+    "\N{ARABIC-INDIC DIGIT ONE}\N{ARABIC-INDIC DIGIT TWO}\N{ARABIC-INDIC DIGIT THREE}"
+)
+
+
+@pytest.mark.parametrize(
+    "ticket_id", ["²", _ARABIC_INDIC_123, "9" * 20], ids=["superscript", "arabic-indic", "too-big"]
+)
+def test_a_ticket_id_that_is_not_ascii_digits_is_dead_lettered_and_never_sent(
+    service: Service, fake: FakeNcentral, log: Log, ticket_id: str
+) -> None:
+    """`psaCustomTicketId` is N-central's number for the ticket; nothing else is sent as one.
+
+    `int('١٢٣')` is 123, someone else's ticket; `int('²')` raised outside the guarded try,
+    so that try was never recorded and was made again every lease, forever.
+    """
+    assert service.ticket("CREATE", ticket_id).status_code == 202
+
+    wait_for(lambda: "callback_dead_lettered" in log.actions(ticket_id), what="the dead letter")
+
+    assert log.actions(ticket_id) == ["CREATE", "callback_attempted", "callback_dead_lettered"]
+    [(status, error)] = _attempts(log, ticket_id)
+    assert status is None and "not N-central's ticket number" in error
+    row = log.callback(ticket_id)
+    assert (row["status"], row["last_error"]) == ("dead", error)
+    assert log.state(ticket_id) == "pending"
+    sent = [c for c in fake.calls() if c.path.startswith(LEGACY_PREFIX)]
+    assert not [c for c in sent if c.path.endswith((ticket_id, quote(ticket_id)))]
+    assert not [c for c in sent if c.json()["psaCustomTicketId"] == 123]
+
+
+#: The fake writes headers as Latin-1; these are the UTF-8 bytes of Arabic-Indic 300.
+_ARABIC_INDIC_300 = (
+    ("\N{ARABIC-INDIC DIGIT THREE}\N{ARABIC-INDIC DIGIT ZERO}\N{ARABIC-INDIC DIGIT ZERO}")
+    .encode()
+    .decode("latin-1")
+)
+
+
+@pytest.mark.parametrize(
+    ("ticket_id", "retry_after"),
+    [("1011", "²"), ("1012", _ARABIC_INDIC_300), ("1013", "9" * 5000), ("1014", "soon")],
+    ids=["superscript", "arabic-indic", "5000-digits", "words"],
+)
+def test_a_retry_after_that_is_not_seconds_or_a_date_leaves_the_wait_to_the_schedule(
+    service: Service, fake: FakeNcentral, log: Log, ticket_id: str, retry_after: str
+) -> None:
+    fake.script(ticket_id, Reply(503, {"Retry-After": retry_after}))
+
+    service.ticket("CREATE", ticket_id)
+
+    wait_for(lambda: log.state(ticket_id) == "open", timeout=5, what="delivery on the schedule")
+    first, second = fake.callbacks_for(ticket_id)
+    assert SCHEDULE[0] <= second.at - first.at < 5
+    assert [json.loads(e["payload"]).get("retryAfter") for e in log.events(ticket_id)[1:3]] == [
+        None,
+        None,
+    ]
 
 
 def _story(log: Log, ticket_id: str) -> list[tuple[str, str | None, str | None]]:

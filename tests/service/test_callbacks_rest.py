@@ -75,6 +75,31 @@ def test_an_expired_access_token_is_renewed_before_use(tmp_path: Path) -> None:
     assert [c.status for c in fake.calls(REST_TICKETS)] == [200, 200]
 
 
+def test_an_unexpected_error_in_a_try_is_recorded_and_dead_lettered(tmp_path: Path) -> None:
+    """A token no HTTP header can carry fails inside the client, where nothing expected it.
+
+    Unrecorded, that try would fail again each time its lease ran out, forever, with
+    nothing in the log; recorded, it is one attempt, a dead letter, and its reason.
+    """
+    with FakeNcentral(access_prefix="jeton-\N{LATIN SMALL LETTER E WITH ACUTE}-").running() as fake:
+        service = _rest_service(fake, tmp_path / "ledger.db").start()
+        try:
+            log = Log(service.db)
+            service.ticket("CREATE", "3007")
+            wait_for(
+                lambda: "callback_dead_lettered" in log.actions("3007"), what="the dead letter"
+            )
+            row = log.callback("3007")
+        finally:
+            service.stop()
+    assert log.actions("3007") == ["CREATE", "callback_attempted", "callback_dead_lettered"]
+    attempt = json.loads(log.events("3007")[1]["payload"])
+    assert attempt["error"].startswith("unexpected error: UnicodeEncodeError")
+    assert (row["status"], row["attempts"], row["last_error"]) == ("dead", 1, attempt["error"])
+    assert fake.calls(REST_TICKETS) == []
+    assert log.replay_problems() == []
+
+
 def _rest_service(fake: FakeNcentral, db: Path) -> Service:
     return Service(
         db,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from tests.service.harness import Server, cli, write_log
+from tests.service.harness import PSA_LEDGER, Server, cli, write_log
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +161,67 @@ def test_terminal_tables_do_not_pass_control_characters_through(tmp_path: Path) 
     shown = cli("replay", "--at", "2999-01-01T00:00:00Z", db=db).stdout
     assert "\x1b" not in shown
     assert "\\x1b[2Jgone" in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("replay", "--at", "²"), "--at"),
+        (("replay", "--at", "9" * 5000), "--at"),
+        (("replay", "--from", "\N{ARABIC-INDIC DIGIT ONE}", "--to", "3"), "--from"),
+        (("replay", "--from", "1", "--to", "³"), "--to"),
+        (("diff", "²", "1"), "FIRST"),
+        (("diff", "1", "9" * 5000), "SECOND"),
+        (("verify", "--every", "\N{ARABIC-INDIC DIGIT ONE}"), "--every"),
+        (("verify", "--every", "0"), "--every"),
+    ],
+    ids=["at-²", "at-5000-digits", "from-arabic-indic", "to-³", "first", "second", "every", "0"],
+)
+def test_numbers_on_the_command_line_are_ascii_digits(
+    history: Server, args: tuple[str, ...], named: str
+) -> None:
+    done = cli(*args, db=history.db, check=False)
+
+    assert done.returncode == 2, done.stdout
+    assert named in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr) < 1000, "a 5,000-digit value is not echoed whole"
+
+
+#: Ticket IDs a spreadsheet would run as formulas, and one it would not.
+_FORMULAS = ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "7"]
+
+
+def test_csv_export_neutralises_formulas_and_raw_keeps_every_byte(tmp_path: Path) -> None:
+    db = tmp_path / "formulas.db"
+    write_log(
+        db,
+        [
+            (timedelta(seconds=n), {"action": "CREATE", "ncentralTicketId": ticket_id})
+            for n, ticket_id in enumerate(_FORMULAS)
+        ],
+    )
+    logged = [row["ticket_id"] for row in jsonl(cli("export", db=db).stdout)]
+    assert logged == _FORMULAS
+
+    safe = _csv_rows(db)
+    raw = _csv_rows(db, "--raw")
+
+    assert [r["ticket_id"] for r in safe] == [
+        "'=1+2", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "7",
+    ]  # fmt: skip
+    assert [r["ticket_id"] for r in raw] == logged
+    assert [r["payload"] for r in raw] == [
+        msgspec.json.encode(r["payload"]).decode() for r in jsonl(cli("export", db=db).stdout)
+    ]
+
+
+def _csv_rows(db: Path, *flags: str) -> list[dict[str, str]]:
+    """`export --format csv` read as bytes: text mode would turn a CR in a cell into LF."""
+    done = subprocess.run(
+        [PSA_LEDGER, "export", "--format", "csv", *flags, "--db", str(db)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return list(csv.DictReader(io.StringIO(done.stdout.decode(), newline="")))
