@@ -7,11 +7,13 @@ import pytest
 
 from statemachine.events import (
     MAX_DEPTH,
+    Event,
     InvalidRequest,
     admit_request,
     parse_request,
     ticket_id_of,
 )
+from statemachine.projection import Projection
 
 
 def test_action_is_case_insensitive_and_close_means_resolve() -> None:
@@ -144,3 +146,25 @@ def test_ticket_id_of_finds_the_ticket_past_other_faults_and_never_raises(
     body: bytes, ticket_id: str | None
 ) -> None:
     assert ticket_id_of(body) == ticket_id
+
+
+def test_a_request_accepted_before_these_checks_replays_as_it_was() -> None:
+    """Replay applies `parse_request`, not `admit_request`: logs written before still verify."""
+    payload = create_with(b"[" * 700 + b"]" * 700)[:-1] + b',"y":' + b"9" * 4400 + b"}"
+    payload = payload.replace(b'"ncentralTicketId":"1"', b'"ncentralTicketId":"007"')
+    with pytest.raises(InvalidRequest):
+        admit_request(payload)
+    event = Event(
+        position=1,
+        ticket_id="007",
+        stream_version=1,
+        action="CREATE",
+        outcome="accepted",
+        state_before="new",
+        state_after="pending",
+        recorded_at="2026-01-01T00:00:00.000000Z",
+        request_id="r1",
+        actor="ncentral",
+        payload=payload.decode(),
+    )
+    assert Projection().apply(event) == []
