@@ -171,7 +171,7 @@ _MARK = "char(57344)"  # U+E000, a private-use character
 
 
 def _shielded(json_text: str) -> str:
-    """SQL: `json_text` with the marker, `\\` and `\u0000` spelled as marker pairs."""
+    """SQL: `json_text` with the marker, `\\\\` and `\\u0000` spelled as marker pairs."""
     pairs = [(_MARK, "m"), ("'\\\\'", "b"), ("'\\u0000'", "0")]
     for text, letter in pairs:
         json_text = f"replace({json_text}, {text}, {_MARK} || '{letter}')"
