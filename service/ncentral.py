@@ -25,8 +25,9 @@ from statemachine.events import (
     InvalidRequest,
     Outcome,
     TicketRequest,
+    admit_request,
     digest,
-    parse_request,
+    read_json,
     ticket_id_of,
 )
 from statemachine.projection import Decision, Stream, decide, delivery, external_id_for
@@ -81,7 +82,7 @@ class Received:
             )
             return
         try:
-            self.request = parse_request(body)
+            self.request = admit_request(body)
             self.ticket_id = self.request.ncentral_ticket_id
         except InvalidRequest as exc:
             self.error = exc
@@ -92,7 +93,7 @@ class Received:
             return self._record_invalid(batch)
         request, ticket_id = self.request, self.request.ncentral_ticket_id
         assert self.body is not None
-        payload = self.body.decode()
+        payload = self.body.decode()  # admit_request has checked it is UTF-8
         stream = batch.stream(ticket_id)
         decision = decide(stream.ticket, request, digest(payload))
         answer = self._answer(decision, stream, request, batch.tail.position + 1)
@@ -242,12 +243,16 @@ class NcentralController(Controller):
 
 
 def _describe(body: bytes | None) -> str:
-    """The payload of an unreadable request: valid JSON objects as sent, else a description."""
+    """The payload of a refused request: a JSON object every reader can decode, as sent;
+    anything else (not JSON, not UTF-8, too deep, too large) as a description.
+
+    Never raises: it is how the requests every other check refused still reach the log.
+    """
     if body is not None:
         try:
-            if isinstance(msgspec.json.decode(body), dict):
+            if isinstance(read_json(body), dict):
                 return body.decode()
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except InvalidRequest:
             pass
     description: dict[str, Any] = {"unreadable": True, "bytes": None if body is None else len(body)}
     if body is not None:

@@ -160,6 +160,32 @@ _SELECT_EVENTS_AFTER = (
 )
 _encode = msgspec.json.encode
 
+# SQLite's JSON functions end a string at its first NUL (they pass it on as a C string), so
+# json_each would read the tag key "a\u0000x" as "a" and two keys would collide. The tags
+# trigger therefore decodes a copy of the JSON in which each `\u0000` escape is spelled as a
+# marker pair, and turns the pair back into a NUL after decoding. The marker's own
+# occurrences and escaped backslashes are spelled as pairs too, so that no other text (such
+# as a backslash followed by "u0000") can pass for a NUL. The JSON is msgspec's, which
+# writes non-ASCII characters such as the marker as they are, never as escapes.
+_MARK = "char(57344)"  # U+E000, a private-use character
+
+
+def _shielded(json_text: str) -> str:
+    """SQL: `json_text` with the marker, `\\\\` and `\\u0000` spelled as marker pairs."""
+    pairs = [(_MARK, "m"), ("'\\\\'", "b"), ("'\\u0000'", "0")]
+    for text, letter in pairs:
+        json_text = f"replace({json_text}, {text}, {_MARK} || '{letter}')"
+    return json_text
+
+
+def _restored(decoded: str) -> str:
+    """SQL: a string json_each decoded from `_shielded` JSON, with each pair undone."""
+    pairs = [("char(0)", "0"), ("'\\'", "b"), (_MARK, "m")]
+    for text, letter in pairs:
+        decoded = f"replace({decoded}, {_MARK} || '{letter}', {text})"
+    return decoded
+
+
 _PRAGMAS = """
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
@@ -250,6 +276,20 @@ _MIGRATIONS = [
     );
     CREATE INDEX callbacks_due ON callbacks (status, next_attempt_at);
     CREATE INDEX callbacks_by_claim ON callbacks (claim) WHERE claim IS NOT NULL;
+    """,
+    # Tags with a NUL in a key or value, kept whole (see _shielded), and the table rebuilt.
+    f"""
+    DROP TRIGGER tickets_tags_follow;
+    CREATE TRIGGER tickets_tags_follow AFTER INSERT ON tickets BEGIN
+        DELETE FROM ticket_tags WHERE ncentral_ticket_id = NEW.ncentral_ticket_id;
+        INSERT INTO ticket_tags
+            SELECT NEW.ncentral_ticket_id, {_restored("key")}, {_restored("value")}
+            FROM json_each({_shielded("NEW.custom_tags")});
+    END;
+    DELETE FROM ticket_tags;
+    INSERT INTO ticket_tags
+        SELECT t.ncentral_ticket_id, {_restored("j.key")}, {_restored("j.value")}
+        FROM tickets AS t, json_each({_shielded("t.custom_tags")}) AS j;
     """,
 ]
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 from enum import StrEnum
+from itertools import accumulate
 from typing import Annotated, Any
 
 import msgspec
 
 __all__ = [
     "GENESIS_HASH",
+    "MAX_DEPTH",
     "SCHEMA_VERSION",
     "Action",
     "Event",
@@ -24,10 +26,12 @@ __all__ = [
     "InvalidRequest",
     "Outcome",
     "TicketRequest",
+    "admit_request",
     "chain_hash",
     "digest",
     "is_connection_test",
     "parse_request",
+    "read_json",
     "ticket_id_of",
 ]
 
@@ -35,6 +39,11 @@ __all__ = [
 SCHEMA_VERSION = 1
 GENESIS_HASH = "0" * 64
 CONNECTION_TEST_PREFIX = "TEST_NC_TICKET_ID"
+#: How deep arrays and objects may nest in a body we store. msgspec descends one C-stack
+#: level per nesting level, bounded by what is left of Python's recursion limit (1,000)
+#: where it runs; a fixed bound well below it lets every reader of the log (the API, the
+#: shell tools, verify) decode what was stored, wherever it is called from.
+MAX_DEPTH = 512
 
 
 class Action(StrEnum):
@@ -117,6 +126,59 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     hash: str = ""
 
 
+def admit_request(body: bytes) -> TicketRequest:
+    """What the Ticketing Endpoint accepts from now on: a readable body (`read_json`) that
+    `parse_request` accepts, about a ticket N-central could have.
+
+    Stricter than `parse_request`, which replay applies to every stored request: a log
+    written before a check was added must still verify, so new checks belong here.
+    Raises `InvalidRequest` naming what is wrong.
+    """
+    read_json(body)
+    request = parse_request(body)
+    ticket_id = request.ncentral_ticket_id
+    if not (is_connection_test(ticket_id) or _NCENTRAL_ID.fullmatch(ticket_id)):
+        raise InvalidRequest(
+            f"ncentralTicketId {ticket_id!r} is not an N-central ticket ID: expected ASCII"
+            f" digits without leading zeros (N-central is called back with it as an integer),"
+            f" or {CONNECTION_TEST_PREFIX}... from the connection test",
+            field="ncentralTicketId",
+            malformed=False,
+        )
+    return request
+
+
+def read_json(body: bytes) -> Any:
+    """The body decoded, when every reader of the log could decode it as stored.
+
+    That is: UTF-8 throughout (RFC 8259 requires it, and the payload column is text), no
+    deeper than `MAX_DEPTH`, and no number msgspec cannot hold (more than 4,300 digits, or
+    past a double's range). Raises `InvalidRequest` otherwise, and only that.
+    """
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"body is not UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start} ({exc.reason})",
+            field=None,
+            malformed=True,
+        ) from None
+    if _nests_too_deep(body):
+        raise InvalidRequest(
+            f"JSON nested deeper than {MAX_DEPTH} levels", field=None, malformed=True
+        )
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.ValidationError as exc:
+        field = _field_out_of_range(body)
+        where = f"`{field}`" if field else "the body"
+        raise InvalidRequest(
+            f"a number in {where} is out of range: {exc}", field=field, malformed=False
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"body is not JSON: {exc}", field=None, malformed=True) from None
+
+
 def parse_request(body: bytes) -> TicketRequest:
     """Decode and check a request body; the action comes back upper-cased, CLOSE as RESOLVE.
 
@@ -176,20 +238,67 @@ def chain_hash(event: Event, prev_hash: str) -> str:
 
 
 def ticket_id_of(body: bytes) -> str | None:
-    """Best effort: the ticket a rejected body was about, so its stream shows the attempt."""
-    try:
-        value: Any = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    """Best effort: the ticket a rejected body was about, so its stream shows the attempt.
+
+    Only `ncentralTicketId` is decoded; whatever else is wrong with the body (a bad byte
+    in another string, a huge number) does not hide which ticket it was about.
+    """
+    if _nests_too_deep(body):
         return None
-    ticket_id = value.get("ncentralTicketId") if isinstance(value, dict) else None
+    try:
+        ticket_id = _decode_mention(body).ncentral_ticket_id
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
     return ticket_id if isinstance(ticket_id, str) and 0 < len(ticket_id) <= 128 else None
 
 
+class _Mention(msgspec.Struct, rename="camel"):
+    ncentral_ticket_id: Any = None
+
+
 _decode = msgspec.json.Decoder(TicketRequest).decode
+_decode_mention = msgspec.json.Decoder(_Mention).decode
+_decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _ENCODER = msgspec.json.Encoder()
 _ACTIONS = {a.value: a for a in Action} | {"CLOSE": Action.RESOLVE}
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
 _FIELD_MISSING = re.compile(r"missing required field `([^`]+)`")
+#: N-central's ticket IDs are integers, and callbacks send them back as integers: any other
+#: spelling ("0042", "١٢٣", "²") would be called back as some other ticket.
+_NCENTRAL_ID = re.compile(r"0|[1-9][0-9]*")
+#: A JSON string, escapes included; an unterminated one runs to the end (so a scan never
+#: backtracks over the rest of the body for each quote).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_OPENING = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_LEVEL_STEP = {ord("["): 1, ord("]"): -1}
+
+
+def _nests_too_deep(body: bytes) -> bool:
+    """Whether arrays and objects nest deeper than `MAX_DEPTH`, checked without recursion.
+
+    A real request has a handful of brackets and costs two counts; only a body with more
+    brackets than the bound is scanned, brackets inside strings left out.
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    brackets = _JSON_STRING.sub(b"", body).translate(_OPENING, _NOT_BRACKETS)
+    levels = accumulate(map(_LEVEL_STEP.__getitem__, brackets))
+    return any(map(MAX_DEPTH.__lt__, levels))
+
+
+def _field_out_of_range(body: bytes) -> str | None:
+    """The top-level key whose value holds the number msgspec refused, if there is one."""
+    try:
+        fields = _decode_fields(body)
+    except msgspec.DecodeError:
+        return None
+    for key, raw in fields.items():
+        try:
+            msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return key
+    return None
 
 
 def _field_of(message: str) -> str | None:

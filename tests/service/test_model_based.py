@@ -33,7 +33,8 @@ MODEL = {
     "closed": {"UPDATE": None, "RESOLVE": None, "REOPEN": "reopened"},
     "reopened": {"UPDATE": "reopened", "RESOLVE": "closed", "REOPEN": None},
 }
-_runs = itertools.count()
+#: From 1, so that ticket IDs are N-central's: digits with no leading zero.
+_runs = itertools.count(1)
 
 
 class TicketTraffic(RuleBasedStateMachine):
