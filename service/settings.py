@@ -45,7 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     busy_timeout_ms: int = 5000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: Connections served at once; one more is answered 503. Each may hold a 1 MiB body.
-    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 64
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 100
     #: Seconds a client may take to send a request's headers before 408 and a hang-up.
     header_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
 

@@ -21,7 +21,7 @@ from tests.service.live import Service, wait_for
 
 
 def test_the_limits_are_settings_with_sane_defaults() -> None:
-    assert (Settings().max_connections, Settings().header_timeout) == (64, 10.0)
+    assert (Settings().max_connections, Settings().header_timeout) == (100, 10.0)
     env = {"PSA_LEDGER_MAX_CONNECTIONS": "8", "PSA_LEDGER_HEADER_TIMEOUT": "2.5"}
     settings = load_settings(environ=env, overrides={"max_connections": "16"})
     assert (settings.max_connections, settings.header_timeout) == (16, 2.5)
