@@ -15,6 +15,7 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import MultiDict
 
+from service import store
 from service.answers import problem
 from service.auth import operator_guard
 from service.digits import NotAWholeNumber, shown, whole_number
@@ -41,6 +42,7 @@ from service.ticketsearch import (
 )
 from service.timepoints import BadMoment, last_position_at, parse_moment, parse_time
 from service.views import event_view, ticket_view
+from statemachine.events import Event
 from statemachine.projection import Ticket
 from statemachine.ticket import State
 
@@ -71,6 +73,23 @@ class AuditApi(Controller):
             body = b"".join(_ENCODER.encode(v) + b"\n" for v in views)
             return Response(body, media_type=JSONL, headers=headers)
         return _json({"events": views, "next": page.next})
+
+    @get("/events/{position:str}", summary="One whole event, by its log position")
+    async def event(
+        self, position: str, request: Request[Any, Any, Any], reads: ReadPool
+    ) -> Response[bytes]:
+        try:
+            _Params(request.query_params, allowed=set())
+        except BadParameter as exc:
+            return exc.response()
+        # ASCII digits only: int() would read '١٢٣' as 123, which is another event.
+        if not (position.isascii() and position.isdigit() and len(position) <= 18):
+            detail = f"position {position[:40]!r} is not a log position"
+            return BadParameter("position", detail).response()
+        found = await reads.run(_event_at, int(position))
+        if found is None:
+            return _problem(404, "Not found", f"no event at log position {position}")
+        return _json(event_view(found))
 
     @get("/tickets", summary="Tickets, filtered by state, customTags and last update")
     async def tickets(
@@ -258,6 +277,13 @@ def _tag(value: str) -> tuple[str, str]:
 def _ticket_page(db: Any, query: _TicketQuery) -> TicketPage:
     as_of = None if query.as_of is None else last_position_at(db, query.as_of)
     return list_tickets(db, query.where, limit=query.limit, cursor=query.cursor, as_of=as_of)
+
+
+def _event_at(db: Any, position: int) -> Event | None:
+    row = db.execute(
+        f"SELECT {', '.join(store.EVENT_COLUMNS)} FROM events WHERE position = ?", (position,)
+    ).fetchone()
+    return store.event_from_row(row) if row is not None else None
 
 
 def _one_ticket(

@@ -46,6 +46,7 @@ def serve(config: Path | None, **overrides: Any) -> None:
     import uvicorn
 
     from service.app import create_app
+    from service.connections import http_protocol
 
     settings = settings_from(config, overrides)
     app = create_app(settings)
@@ -61,6 +62,10 @@ def serve(config: Path | None, **overrides: Any) -> None:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=10,
+        http=http_protocol(settings.header_timeout),
+        # uvicorn answers 503 once the open connections, the asking one included, reach
+        # the limit: one more than the setting lets exactly max_connections be served.
+        limit_concurrency=settings.max_connections + 1,
     )
 
 

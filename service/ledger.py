@@ -2,11 +2,12 @@
 
 Every change to the database is a `Command` handed to `Ledger.submit`. A single writer
 task takes everything waiting and runs each command against the projection it keeps in
-memory, then writes the batch's events, the tickets they touched and any other rows they
-owe in ONE transaction, and commits once (one fsync for the batch, `synchronous=FULL`).
-Only then does each submitter get its result, so an answer never promises an event that
-a crash could lose. One writer also means per-ticket order is arrival order, positions
-have no gaps, and no two requests race on one ticket.
+memory (each ticket's standing only: N-central's text, up to a megabyte a request, is
+written to the `tickets` table and not kept), then writes the batch's events, the tickets
+they touched and any other rows they owe in ONE transaction, and commits once (one fsync
+for the batch, `synchronous=FULL`). Only then does each submitter get its result, so an
+answer never promises an event that a crash could lose. One writer also means per-ticket
+order is arrival order, positions have no gaps, and no two requests race on one ticket.
 
 Each aiosqlite call is a thread hop whose answer waits for a turn of the event loop; under
 load that turn takes milliseconds, not the 50 µs of an idle loop. So a batch makes two
@@ -268,7 +269,8 @@ class Ledger:
     def _commit(self, batch: Batch) -> None:
         if len(self._streams) > self._cache_limit:
             self._streams.clear()
-        self._streams.update(batch.streams)
+        # Only what decisions need stays: N-central's text is in the tickets table now.
+        self._streams.update({tid: stream.stored() for tid, stream in batch.streams.items()})
         self._tail = batch.tail
         for listener in self._listeners:
             listener(batch)
@@ -322,7 +324,7 @@ async def _load(
     marks = ", ".join("?" for _ in ids)
     queries = [
         db.execute_fetchall(
-            f"SELECT {', '.join(store.TICKET_COLUMNS)} FROM tickets"
+            f"SELECT {', '.join(store.STREAM_COLUMNS)} FROM tickets"
             f" WHERE ncentral_ticket_id IN ({marks})",
             ids,
         ),

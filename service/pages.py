@@ -4,19 +4,29 @@ Everything that came from N-central is escaped; the page needs nothing from the 
 (styles inline, no scripts), and it reflows to one column on a phone. The timeline lists
 every event of the ticket's stream, refused and repeated requests and callback attempts
 included, because "why is this ticket still open?" is usually answered there.
+
+N-central may send a megabyte with every request, so the page shows a bounded amount
+whatever the ticket holds: the timeline comes `PAGE_SIZE` events at a time (oldest
+first, `?page=N`), each value is cut to a few hundred characters, and whatever was cut
+links to the whole event (`/api/events/{position}`) or the whole ticket
+(`/api/tickets/{id}`). Events are read and shortened one at a time, so a page costs
+the server one event's payload at most, never the page's worth.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from html import escape
+from typing import Any
+from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Response
 
 from service import store
+from service.answers import problem
 from service.auth import operator_guard
 from service.eventsearch import EventFilter, search
 from service.ncentral import CONNECTION_TEST_ID
@@ -25,8 +35,10 @@ from service.ticketsearch import find_ticket
 from statemachine.events import Event, Outcome
 from statemachine.projection import Ticket
 
-__all__ = ["TicketPages", "render_connection_tests", "render_ticket"]
+__all__ = ["PAGE_SIZE", "TicketPages", "Timeline", "render_connection_tests", "render_ticket"]
 
+#: Events per page of a ticket's timeline.
+PAGE_SIZE = 50
 _LATEST_TESTS = 20
 
 
@@ -36,31 +48,70 @@ class TicketPages(Controller):
     include_in_schema = False
 
     @get("/{external_ticket_id:str}")
-    async def ticket_page(self, external_ticket_id: str, reads: ReadPool) -> Response[str]:
+    async def ticket_page(
+        self, external_ticket_id: str, request: Request[Any, Any, Any], reads: ReadPool
+    ) -> Response[Any]:
         if external_ticket_id == CONNECTION_TEST_ID:
             return _html(render_connection_tests(await reads.run(_connection_tests)))
-        found = await reads.run(_ticket_and_events, external_ticket_id)
-        if found is None:
+        asked = request.query_params.get("page")
+        page = _page_number(asked)
+        if page is None:
+            detail = f"page={_cut(asked or '', 40)!r}; expected a whole number from 1"
+            answer = problem(400, "Bad query parameter", detail, parameter="page")
+            return Response(answer.content(), status_code=400, media_type=answer.media_type)
+        timeline = await reads.run(_timeline, external_ticket_id, page)
+        if timeline is None:
             raise NotFoundException(f"no ticket {external_ticket_id!r}")
-        return _html(render_ticket(*found))
+        if page > timeline.pages:
+            raise NotFoundException(
+                f"ticket {external_ticket_id!r} has {timeline.pages} page(s) of events"
+            )
+        return _html(render_ticket(timeline))
 
 
-def render_ticket(ticket: Ticket, events: list[Event]) -> str:
-    tags = "".join(
-        f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
-        for k, v in sorted(ticket.custom_tags.items())
+class Timeline(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a ticket: the ticket, and its events on that page, already rendered."""
+
+    ticket: Ticket
+    page: int
+    pages: int
+    #: Events in the ticket's whole timeline.
+    count: int
+    entries: list[str]
+
+
+def render_ticket(timeline: Timeline) -> str:
+    ticket = timeline.ticket
+    whole = f"../api/tickets/{quote(ticket.external_ticket_id)}"
+    tags = sorted(ticket.custom_tags.items())
+    rows = "".join(
+        f"<tr><th>{escape(_cut(k, _SHORT))}</th><td>{escape(_cut(v, _SHORT))}</td></tr>"
+        for k, v in tags[:_SHOWN_TAGS]
     )
+    if len(tags) > _SHOWN_TAGS:
+        rows += (
+            f'<tr><td colspan="2">and {len(tags) - _SHOWN_TAGS} more:'
+            f' <a href="{whole}">the whole ticket</a></td></tr>'
+        )
+    details_cut = ""
+    if len(ticket.details) > _SHOWN_DETAILS:
+        details_cut = (
+            f'<p class="cut" id="details-cut">{_SHOWN_DETAILS:,} of {len(ticket.details):,}'
+            f' characters shown: <a href="{whole}">the whole ticket</a></p>'
+        )
     return _PAGE.format(
         number=escape(ticket.external_ticket_id),
-        title=escape(ticket.title),
+        title=escape(_cut(ticket.title, _SHORT)),
         state=escape(ticket.state.value),
         ncentral=escape(ticket.ncentral_ticket_id),
         created=_time(ticket.created_at),
         updated=_time(ticket.updated_at),
-        details=escape(ticket.details),
-        tags=tags or '<tr><td colspan="2">none</td></tr>',
-        count=len(events),
-        timeline="".join(_entry(e) for e in events),
+        details=escape(_cut(ticket.details, _SHOWN_DETAILS)),
+        details_cut=details_cut,
+        tags=rows or '<tr><td colspan="2">none</td></tr>',
+        count=timeline.count,
+        pages=_pager(timeline.page, timeline.pages),
+        timeline="".join(timeline.entries),
         style=_STYLE,
     )
 
@@ -75,6 +126,16 @@ def render_connection_tests(events: list[Event]) -> str:
         style=_STYLE,
     )
 
+
+#: Characters shown of any one value N-central sent (a title, a tag, a field of a payload).
+_SHORT = 300
+#: Characters shown of one event's payload, of the details, and tags shown, at most.
+_SHOWN_PAYLOAD = 3_000
+_SHOWN_DETAILS = 2_000
+_SHOWN_TAGS = 50
+#: Items shown of one JSON object or array in a payload, and levels of nesting.
+_MOST = 50
+_DEEPEST = 20
 
 #: No scripts at all, styles only from the page itself: a script smuggled into a title
 #: could not run even if escaping failed.
@@ -107,18 +168,54 @@ def _connection_tests(db: sqlite3.Connection) -> list[Event]:
     return search(db, where, order="desc", limit=_LATEST_TESTS).events
 
 
-def _ticket_and_events(
-    db: sqlite3.Connection, external_ticket_id: str
-) -> tuple[Ticket, list[Event]] | None:
+def _timeline(db: sqlite3.Connection, external_ticket_id: str, page: int) -> Timeline | None:
+    """The ticket and its events on `page`, each shortened as soon as it is read."""
     ticket = find_ticket(db, external_ticket_id)
     if ticket is None:
         return None
+    (count,) = db.execute(
+        "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ticket_id = ?",
+        (ticket.ncentral_ticket_id,),
+    ).fetchone()
+    first = (page - 1) * PAGE_SIZE + 1
+    # A ticket's events are numbered 1, 2, 3... by stream_version: a page is a range of it.
     rows = db.execute(
         f"SELECT {', '.join(store.EVENT_COLUMNS)} FROM events"
-        " WHERE ticket_id = ? ORDER BY position",
-        (ticket.ncentral_ticket_id,),
+        " WHERE ticket_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version",
+        (ticket.ncentral_ticket_id, first, first + PAGE_SIZE - 1),
     )
-    return ticket, [store.event_from_row(row) for row in rows]
+    return Timeline(
+        ticket=ticket,
+        page=page,
+        pages=max(1, -(-count // PAGE_SIZE)),
+        count=count,
+        entries=[_entry(store.event_from_row(row)) for row in rows],
+    )
+
+
+def _page_number(value: str | None) -> int | None:
+    """`?page=`: ASCII digits only (int() would take '١٢'), 1 or more; None if unusable."""
+    if value is None:
+        return 1
+    if not (value.isascii() and value.isdigit() and len(value) <= 9) or int(value) < 1:
+        return None
+    return int(value)
+
+
+def _pager(page: int, pages: int) -> str:
+    """Page N of M, with links to the first, earlier, later and latest pages."""
+    links = [f"Page {page} of {pages}"]
+    if page > 1:
+        links += [
+            '<a href="?page=1" rel="first">first</a>',
+            f'<a href="?page={page - 1}" rel="prev">← earlier</a>',
+        ]
+    if page < pages:
+        links += [
+            f'<a href="?page={page + 1}" rel="next">later →</a>',
+            f'<a href="?page={pages}" rel="last">latest</a>',
+        ]
+    return " · ".join(links)
 
 
 def _entry(event: Event, *, show_ticket: bool = False) -> str:
@@ -128,6 +225,13 @@ def _entry(event: Event, *, show_ticket: bool = False) -> str:
         states = f"{escape(event.state_before)} → {escape(event.state_after)}"
     answer = _answer_status(event.response)
     css = _OUTCOME_CLASS.get(event.outcome, "info")
+    preview, cut = _preview(event.payload)
+    whole = ""
+    if cut:
+        whole = (
+            f'<p class="cut">shortened: <a href="../api/events/{event.position}">the whole'
+            f" event ({len(event.payload):,} characters)</a></p>"
+        )
     return (
         f'<li class="event" id="event-{event.position}">'
         f'<div class="line"><span class="action">{escape(event.action)}</span>'
@@ -135,7 +239,7 @@ def _entry(event: Event, *, show_ticket: bool = False) -> str:
         f'<span class="states">{states}</span></div>'
         f'<div class="meta">{_time(event.recorded_at)} · #{event.position}'
         f" · by {escape(event.actor)}{answer}</div>"
-        f"<details><summary>what arrived</summary><pre>{escape(_pretty(event.payload))}</pre>"
+        f"<details><summary>what arrived</summary><pre>{escape(preview)}</pre>{whole}"
         f"</details></li>"
     )
 
@@ -150,11 +254,42 @@ def _answer_status(response: str | None) -> str:
     return f" · answered {escape(str(status))}"
 
 
-def _pretty(payload: str) -> str:
+def _preview(payload: str) -> tuple[str, bool]:
+    """The payload as shown, pretty-printed and shortened; True if anything was cut."""
     try:
-        return msgspec.json.format(payload, indent=2)
-    except msgspec.DecodeError:
-        return payload
+        value = msgspec.json.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        shown = _cut(payload, _SHOWN_PAYLOAD)
+        return shown, len(shown) < len(payload)
+    short, cut = _shortened(value, 0)
+    text = msgspec.json.format(msgspec.json.encode(short), indent=2).decode()
+    shown = _cut(text, _SHOWN_PAYLOAD)
+    return shown, cut or len(shown) < len(text)
+
+
+def _shortened(value: Any, depth: int) -> tuple[Any, bool]:
+    """`value` with every string cut to _SHORT characters and every container to _MOST
+    items, _DEEPEST levels down at most; True if anything was cut."""
+    if isinstance(value, str):
+        return _cut(value, _SHORT), len(value) > _SHORT
+    if not isinstance(value, dict | list):
+        return value, False
+    if depth >= _DEEPEST:
+        return "…", True
+    items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+    cut = len(items) > _MOST
+    kept: list[tuple[Any, Any]] = []
+    for key, item in items[:_MOST]:
+        short, item_cut = _shortened(item, depth + 1)
+        cut = cut or item_cut or (isinstance(key, str) and len(key) > _SHORT)
+        kept.append((_cut(key, _SHORT) if isinstance(key, str) else key, short))
+    if isinstance(value, dict):
+        return dict(kept), cut
+    return [item for _, item in kept], cut
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _time(iso: str) -> str:
@@ -179,6 +314,7 @@ ol{list-style:none;padding:0;margin:0}
 .outcome{padding:0 .45rem;border-radius:.3rem;font-size:.88rem}
 .ok{background:#e3f4e6} .info{background:#eef0f3} .bad{background:#fbe3e3}
 summary{cursor:pointer;color:#2a4d8f;font-size:.88rem}
+.cut{font-size:.88rem;margin:.2rem 0} nav{margin:.4rem 0 .8rem}
 @media (max-width:40rem){body{padding:.6rem} h1{font-size:1.2rem}}
 """
 
@@ -193,10 +329,11 @@ _PAGE = """<!doctype html>
 <p>State: <span class="state" id="state">{state}</span></p>
 <p>Created {created} · updated {updated}</p>
 <h2>Details</h2>
-<pre id="details">{details}</pre>
+<pre id="details">{details}</pre>{details_cut}
 <h2>Custom tags</h2>
 <table id="tags">{tags}</table>
 <h2>Timeline ({count} events)</h2>
+<nav id="pages">{pages}</nav>
 <ol id="timeline">{timeline}</ol>
 </body></html>
 """

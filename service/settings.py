@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: How long the writer waits for a lock held by another process before answering 503.
     busy_timeout_ms: int = 5000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: Connections served at once; one more is answered 503. Each may hold a 1 MiB body.
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 100
+    #: Seconds a client may take to send a request's headers before 408 and a hang-up.
+    header_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
 
     @property
     def base_url(self) -> str:
@@ -77,6 +81,8 @@ DESCRIPTIONS = {
     "callback_timeout": "seconds N-central may take to connect or answer one callback",
     "busy_timeout_ms": "ms to wait for a lock held by another process before a 503",
     "log_level": "debug, info, warning or error",
+    "max_connections": "connections served at once; beyond them, 503 until one closes",
+    "header_timeout": "seconds a client may take to send its request headers (else 408)",
 }
 
 

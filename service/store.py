@@ -17,12 +17,14 @@ import aiosqlite
 import msgspec
 
 from statemachine.events import Event
-from statemachine.projection import LastAccepted, Stream, Ticket
+from statemachine.projection import LastAccepted, Standing, Stream, Ticket
 from statemachine.ticket import State
 
 __all__ = [
     "EVENT_COLUMNS",
     "INSERT_EVENT",
+    "STREAM_COLUMNS",
+    "TICKET_COLUMNS",
     "UPSERT_TICKET",
     "StoreUnavailable",
     "connect",
@@ -31,6 +33,7 @@ __all__ = [
     "event_row",
     "iter_events",
     "stream_from_row",
+    "ticket_from_row",
     "ticket_row",
 ]
 
@@ -97,15 +100,19 @@ def iter_events(db: sqlite3.Connection, *, after: int = 0, chunk: int = 5000) ->
 
 
 def ticket_row(ticket_id: str, stream: Stream, position: int) -> tuple[Any, ...]:
-    ticket = stream.ticket
+    """The `tickets` row of a stream, in TICKET_COLUMNS order, for UPSERT_TICKET.
+
+    Content the stream does not hold is None, and UPSERT_TICKET keeps the stored value.
+    """
+    ticket, content = stream.ticket, stream.content
     assert ticket is not None
     return (
         ticket_id,
         ticket.external_ticket_id,
         ticket.state.value,
-        ticket.title,
-        ticket.details,
-        _encode(ticket.custom_tags),
+        content.title,
+        content.details,
+        _encode(content.custom_tags) if content.custom_tags is not None else None,
         ticket.created_at,
         ticket.updated_at,
         stream.version,
@@ -114,10 +121,10 @@ def ticket_row(ticket_id: str, stream: Stream, position: int) -> tuple[Any, ...]
     )
 
 
-def stream_from_row(row: tuple[Any, ...]) -> Stream:
-    """A `tickets` row (in TICKET_COLUMNS order) back into the stream it projects."""
-    (tid, external, state, title, details, tags, created, updated, version, _, last) = row
-    ticket = Ticket(
+def ticket_from_row(row: tuple[Any, ...]) -> Ticket:
+    """A `tickets` row (in TICKET_COLUMNS order) as readers see the ticket."""
+    (tid, external, state, title, details, tags, created, updated, _, _, last) = row
+    return Ticket(
         ncentral_ticket_id=tid,
         external_ticket_id=external,
         state=State(state),
@@ -126,9 +133,22 @@ def stream_from_row(row: tuple[Any, ...]) -> Stream:
         custom_tags=msgspec.json.decode(tags),
         created_at=created,
         updated_at=updated,
-        last_accepted=msgspec.json.decode(last, type=LastAccepted) if last else None,
+        last_accepted=_last_accepted(last),
     )
-    return Stream(version, ticket)
+
+
+def stream_from_row(row: tuple[Any, ...]) -> Stream:
+    """A `tickets` row read in STREAM_COLUMNS order: the stream without its content."""
+    (tid, external, state, created, updated, version, last) = row
+    standing = Standing(
+        ncentral_ticket_id=tid,
+        external_ticket_id=external,
+        state=State(state),
+        created_at=created,
+        updated_at=updated,
+        last_accepted=_last_accepted(last),
+    )
+    return Stream(version, standing)
 
 
 TICKET_COLUMNS = (
@@ -144,14 +164,32 @@ TICKET_COLUMNS = (
     "last_position",
     "last_accepted",
 )
+#: What the writer reads back of a ticket: everything but N-central's text.
+STREAM_COLUMNS = (
+    "ncentral_ticket_id",
+    "external_ticket_id",
+    "state",
+    "created_at",
+    "updated_at",
+    "stream_version",
+    "last_accepted",
+)
+_CONTENT_COLUMNS = ("title", "details", "custom_tags")
 
 INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
 )
+# A whole row, replaced (so the tags trigger, AFTER INSERT, follows it); a content column
+# given as NULL keeps the stored value, read in the same statement.
 UPSERT_TICKET = (
-    f"INSERT OR REPLACE INTO tickets ({', '.join(TICKET_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in TICKET_COLUMNS)})"
+    f"INSERT OR REPLACE INTO tickets ({', '.join(TICKET_COLUMNS)}) SELECT "
+    + ", ".join(
+        f"COALESCE(?{n}, stored.{name})" if name in _CONTENT_COLUMNS else f"?{n}"
+        for n, name in enumerate(TICKET_COLUMNS, start=1)
+    )
+    + " FROM (SELECT ?1 AS id) AS incoming"
+    " LEFT JOIN tickets AS stored ON stored.ncentral_ticket_id = incoming.id"
 )
 SELECT_TAIL = "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 
@@ -159,6 +197,10 @@ _SELECT_EVENTS_AFTER = (
     f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 )
 _encode = msgspec.json.encode
+
+def _last_accepted(text: str | None) -> LastAccepted | None:
+    return msgspec.json.decode(text, type=LastAccepted) if text else None
+
 
 # SQLite's JSON functions end a string at its first NUL (they pass it on as a C string), so
 # json_each would read the tag key "a\u0000x" as "a" and two keys would collide. The tags

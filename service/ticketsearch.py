@@ -68,7 +68,7 @@ def find_ticket(
     if row is None:
         return None
     if as_of is None:
-        return store.stream_from_row(tuple(row)).ticket
+        return store.ticket_from_row(tuple(row))
     # Tickets are never removed, so one that existed then is in the table now.
     return ticket_at(db, row[0], as_of)
 
@@ -104,7 +104,7 @@ def _select(db: sqlite3.Connection, where: TicketFilter, after: str, limit: int)
         " ORDER BY ncentral_ticket_id LIMIT ?",
         [*params, limit],
     )
-    return [t for row in rows if (t := store.stream_from_row(tuple(row)).ticket) is not None]
+    return [store.ticket_from_row(tuple(row)) for row in rows]
 
 
 def _replayed(

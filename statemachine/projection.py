@@ -4,6 +4,10 @@
 ticket's stream. The writer calls `decide`, records the event, then `evolve`s; `Projection`
 replays a log through the very same two functions and reports any recorded outcome or
 state that the rules would not derive again.
+
+A stream keeps a ticket's `Standing` (what decisions need) apart from its `Content` (what
+N-central wrote: title, details, tags), because content can be a megabyte a ticket and no
+decision reads it. Replay holds both; the writer drops content once it is stored.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from statemachine.events import (
 from statemachine.ticket import State, Trigger, allowed_triggers, next_state
 
 __all__ = [
+    "Content",
     "Decision",
     "LastAccepted",
     "Projection",
+    "Standing",
     "Stream",
     "Ticket",
     "allowed_actions",
@@ -59,6 +65,8 @@ class LastAccepted(msgspec.Struct, frozen=True):
 
 
 class Ticket(msgspec.Struct, frozen=True, kw_only=True):
+    """A ticket as readers see it: its standing and everything N-central wrote about it."""
+
     ncentral_ticket_id: str
     external_ticket_id: str
     state: State
@@ -70,11 +78,43 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True):
     last_accepted: LastAccepted | None = None
 
 
+class Standing(msgspec.Struct, frozen=True, kw_only=True):
+    """What decisions need about a ticket: identity, state, times, the last accepted request.
+
+    Small whatever N-central sends (the request is kept as a digest), so the writer can hold
+    one for every ticket it has seen.
+    """
+
+    ncentral_ticket_id: str
+    external_ticket_id: str
+    state: State
+    created_at: str
+    updated_at: str
+    last_accepted: LastAccepted | None = None
+
+
+class Content(msgspec.Struct, frozen=True, kw_only=True):
+    """What N-central wrote about a ticket; a field is None where this copy does not hold it.
+
+    Replay holds all of it (it starts at the CREATE). The writer holds only what the
+    requests of the batch in hand changed: the `tickets` table keeps the rest.
+    """
+
+    title: str | None = None
+    details: str | None = None
+    custom_tags: dict[str, str] | None = None
+
+
 class Stream(msgspec.Struct, frozen=True):
     """Everything recorded about one ncentralTicketId; `ticket` is None until a CREATE."""
 
     version: int = 0
-    ticket: Ticket | None = None
+    ticket: Standing | None = None
+    content: Content = Content()
+
+    def stored(self) -> Stream:
+        """The stream once its content is in the `tickets` table: what the writer keeps."""
+        return Stream(self.version, self.ticket)
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -85,7 +125,7 @@ class Decision(msgspec.Struct, frozen=True):
     allowed: tuple[Action, ...] = ()
 
 
-def decide(ticket: Ticket | None, request: TicketRequest, request_digest: str) -> Decision:
+def decide(ticket: Standing | None, request: TicketRequest, request_digest: str) -> Decision:
     """What `request` does to `ticket`, by the Machine's rules."""
     action = Action(request.action)
     if is_connection_test(request.ncentral_ticket_id):
@@ -108,20 +148,21 @@ def decide(ticket: Ticket | None, request: TicketRequest, request_digest: str) -
     return Decision(Outcome.ACCEPTED, before, after)
 
 
-def delivery(ticket: Ticket) -> tuple[State, State]:
+def delivery(ticket: Standing) -> tuple[State, State]:
     """States before and after the ticket's identity reaches N-central."""
     return ticket.state, next_state(ticket.state, Trigger.DELIVER) or ticket.state
 
 
 def evolve(stream: Stream, event: Event, request: TicketRequest | None) -> Stream:
     """The stream after `event`; `request` is the decoded payload of an N-central request."""
-    ticket = stream.ticket
+    ticket, content = stream.ticket, stream.content
     if request is not None and event.outcome == Outcome.ACCEPTED:
+        content = _written(content if ticket is not None else None, request)
         ticket = _accept(ticket, event, request)
     elif ticket is not None and event.action in _DELIVERIES:
         state = State(event.state_after) if event.state_after else ticket.state
         ticket = msgspec.structs.replace(ticket, state=state, updated_at=event.recorded_at)
-    return Stream(event.stream_version or stream.version, ticket)
+    return Stream(event.stream_version or stream.version, ticket, content)
 
 
 def allowed_actions(state: State) -> tuple[Action, ...]:
@@ -168,7 +209,7 @@ class Projection:
         return problems
 
     def tickets(self) -> dict[str, Ticket]:
-        return {tid: s.ticket for tid, s in self.streams.items() if s.ticket is not None}
+        return {tid: t for tid, s in self.streams.items() if (t := _ticket_of(s)) is not None}
 
 
 def fold(events: Iterable[Event]) -> dict[str, Ticket]:
@@ -182,29 +223,60 @@ def fold(events: Iterable[Event]) -> dict[str, Ticket]:
 _EMPTY = Stream()
 
 
-def _accept(ticket: Ticket | None, event: Event, request: TicketRequest) -> Ticket:
+def _ticket_of(stream: Stream) -> Ticket | None:
+    """The whole ticket of a replayed stream (None before its CREATE)."""
+    standing, content = stream.ticket, stream.content
+    if standing is None:
+        return None
+    if content.title is None or content.details is None or content.custom_tags is None:
+        raise ValueError(
+            f"ticket {standing.ncentral_ticket_id!r}: this stream does not hold its content"
+        )
+    return Ticket(
+        ncentral_ticket_id=standing.ncentral_ticket_id,
+        external_ticket_id=standing.external_ticket_id,
+        state=standing.state,
+        title=content.title,
+        details=content.details,
+        custom_tags=content.custom_tags,
+        created_at=standing.created_at,
+        updated_at=standing.updated_at,
+        last_accepted=standing.last_accepted,
+    )
+
+
+def _accept(ticket: Standing | None, event: Event, request: TicketRequest) -> Standing:
     last = LastAccepted(request.action, digest(event.payload), event.response)
     state = State(event.state_after or State.PENDING)
     if ticket is None:
-        return Ticket(
+        return Standing(
             ncentral_ticket_id=request.ncentral_ticket_id,
             external_ticket_id=external_id_for(event.position),
             state=state,
-            title=request.title or "",
-            details=request.details or "",
-            custom_tags=request.custom_tags or {},
             created_at=event.recorded_at,
             updated_at=event.recorded_at,
             last_accepted=last,
         )
     return msgspec.structs.replace(
-        ticket,
-        state=state,
-        title=request.title if request.title is not None else ticket.title,
-        details=request.details if request.details is not None else ticket.details,
-        custom_tags=request.custom_tags if request.custom_tags is not None else ticket.custom_tags,
-        updated_at=event.recorded_at,
-        last_accepted=last,
+        ticket, state=state, updated_at=event.recorded_at, last_accepted=last
+    )
+
+
+def _written(content: Content | None, request: TicketRequest) -> Content:
+    """The content after an accepted request: each field it sent replaces the one before.
+
+    `content` is None for a new ticket, whose missing fields start empty.
+    """
+    if content is None:
+        return Content(
+            title=request.title or "",
+            details=request.details or "",
+            custom_tags=request.custom_tags or {},
+        )
+    return Content(
+        title=request.title if request.title is not None else content.title,
+        details=request.details if request.details is not None else content.details,
+        custom_tags=request.custom_tags if request.custom_tags is not None else content.custom_tags,
     )
 
 

@@ -91,6 +91,15 @@ class Service:
         self._process.terminate()
         return self._process.wait(timeout=15)
 
+    def peak_rss_kb(self) -> int:
+        """The process's peak resident memory so far (the kernel's VmHWM), in kB."""
+        assert self._process is not None
+        status = Path(f"/proc/{self._process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmHWM in /proc/{self._process.pid}/status")
+
     def ticket(self, action: str, ticket_id: str, **fields: Any) -> httpx.Response:
         """What N-central sends to the Ticketing Endpoint."""
         body = {"action": action, "ncentralTicketId": ticket_id, **fields}

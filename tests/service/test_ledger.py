@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from contextlib import closing
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import msgspec
 from service.ledger import Ledger
 from service.ncentral import Intake, Received
 from service.store import connect_sync
+from service.verify import verify
 from tests.service.live import Log
 
 INTAKE = Intake(base_url="http://psa.test")
@@ -19,6 +21,10 @@ INTAKE = Intake(base_url="http://psa.test")
 def request(action: str, ticket: str, note: str = "") -> Received:
     body = {"action": action, "ncentralTicketId": ticket, "title": "t", "details": note}
     return Received(INTAKE, msgspec.json.encode(body), actor="test", request_id=note)
+
+
+def sent(**body: object) -> Received:
+    return Received(INTAKE, msgspec.json.encode(body), actor="test", request_id="r")
 
 
 def replay(db: Path) -> tuple[list[str], dict[str, str]]:
@@ -79,3 +85,55 @@ async def test_more_requests_than_the_queue_holds_all_complete(tmp_path: Path) -
         await ledger.close()
     assert [a.status for a in answers] == [200] * 300
     assert replay(tmp_path / "ledger.db")[0] == []
+
+
+async def test_the_writer_keeps_no_ticket_text_between_batches(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    await ledger.open()
+    try:
+        await ledger.submit(request("CREATE", "warm-up"))
+        tracemalloc.start()
+        try:
+            for n in range(40):
+                details = f"{n}: disk 98% full\n" * 50_000  # about 1 MB each
+                await ledger.submit(
+                    sent(action="CREATE", ncentralTicketId=f"t{n}", title="disk", details=details)
+                )
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        await ledger.close()
+    # Before the writer dropped content it held every ticket's details: ~40 MB here.
+    assert held < 4_000_000, f"{held:,} bytes still held after 40 MB of details"
+
+
+async def test_content_the_writer_dropped_stays_in_the_tickets_table(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    tags = {"site": "Leeds"}
+    ledger = Ledger(db)
+    await ledger.open()
+    try:
+        await ledger.submit(
+            sent(action="CREATE", ncentralTicketId="5", title="T", details="A", customTags=tags)
+        )
+        await ledger.submit(sent(action="RESOLVE", ncentralTicketId="5"))
+    finally:
+        await ledger.close()
+    restarted = Ledger(db)  # a writer that read the ticket back from the file
+    await restarted.open()
+    try:
+        await restarted.submit(sent(action="REOPEN", ncentralTicketId="5", details="B"))
+        await restarted.submit(sent(action="UPDATE", ncentralTicketId="5"))
+    finally:
+        await restarted.close()
+    with closing(connect_sync(db)) as conn:
+        row = conn.execute(
+            "SELECT state, title, details, CAST(custom_tags AS TEXT) FROM tickets"
+            " WHERE ncentral_ticket_id = '5'"
+        ).fetchone()
+        tag_rows = conn.execute("SELECT key, value FROM ticket_tags").fetchall()
+        report = verify(conn)
+    assert row == ("reopened", "T", "B", '{"site":"Leeds"}')
+    assert tag_rows == [("site", "Leeds")]
+    assert report.ok, report.findings

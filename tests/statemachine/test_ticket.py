@@ -3,7 +3,7 @@
 import pytest
 
 from statemachine.events import Action, Outcome, TicketRequest, digest
-from statemachine.projection import LastAccepted, Ticket, decide
+from statemachine.projection import LastAccepted, Standing, decide
 from statemachine.ticket import MACHINE, State, Trigger, allowed_triggers, next_state
 
 # (state, action) -> (outcome, state after); "new" means no ticket exists yet.
@@ -31,14 +31,11 @@ CONTRACT = {
 }
 
 
-def ticket_in(state: str, last: LastAccepted | None = None) -> Ticket:
-    return Ticket(
+def ticket_in(state: str, last: LastAccepted | None = None) -> Standing:
+    return Standing(
         ncentral_ticket_id="42",
         external_ticket_id="PSA-1",
         state=State(state),
-        title="t",
-        details="d",
-        custom_tags={},
         created_at="2026-01-01T00:00:00Z",
         updated_at="2026-01-01T00:00:00Z",
         last_accepted=last,
