@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from service import store
+from service.storage import sqlite as store
 from statemachine.events import GENESIS_HASH, Event, chain_hash
 from statemachine.projection import Projection
 

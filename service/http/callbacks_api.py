@@ -1,0 +1,73 @@
+"""Operator API for the outbox: list the callbacks still owed, and retry them by hand."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+
+from service.callbacks import retry as redelivery
+from service.http.auth import operator_guard
+from service.ledger.answers import problem
+from service.ledger.outbox import Callback, Status
+from service.ledger.writer import Ledger
+from service.storage.readpool import ReadPool
+
+__all__ = ["CallbackList", "CallbacksController"]
+
+
+class CallbackList(msgspec.Struct, frozen=True):
+    callbacks: list[Callback]
+
+
+class CallbacksController(Controller):
+    path = "/api/callbacks"
+    guards = [operator_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
+    tags = ["Callbacks"]  # noqa: RUF012
+
+    @get("/", summary="Callbacks not yet delivered: pending and dead-lettered")
+    async def list_callbacks(
+        self, reads: ReadPool, status: Literal["pending", "dead"] | None = None
+    ) -> CallbackList:
+        wanted = Status(status) if status is not None else None
+        return CallbackList(await reads.run(redelivery.listed, wanted))
+
+    @get("/{ncentral_ticket_id:str}", summary="The callback owed for one ticket")
+    async def show_callback(self, ncentral_ticket_id: str, reads: ReadPool) -> Response[Any]:
+        try:
+            return Response(await reads.run(redelivery.find, ncentral_ticket_id))
+        except redelivery.NoCallback as exc:
+            return _refused(404, "No callback", str(exc), ncentral_ticket_id)
+
+    @post(
+        "/{ncentral_ticket_id:str}/retry",
+        status_code=202,
+        summary="Try a pending or dead-lettered callback again now, on a fresh schedule",
+    )
+    async def retry_callback(
+        self,
+        ncentral_ticket_id: str,
+        request: Request[Any, Any, Any],
+        ledger: Ledger,
+        reads: ReadPool,
+    ) -> Response[Any]:
+        actor = request.state.actor
+        try:
+            callback = await redelivery.retry(ledger, reads, ncentral_ticket_id, actor)
+        except redelivery.NoCallback as exc:
+            return _refused(404, "No callback", str(exc), ncentral_ticket_id)
+        except redelivery.AlreadyDelivered as exc:
+            return _refused(409, "Callback already delivered", str(exc), ncentral_ticket_id)
+        return Response(callback, status_code=202)
+
+    @post("/dead/retry", status_code=202, summary="Try every dead-lettered callback again now")
+    async def retry_dead(
+        self, request: Request[Any, Any, Any], ledger: Ledger, reads: ReadPool
+    ) -> CallbackList:
+        return CallbackList(await redelivery.retry_dead(ledger, reads, request.state.actor))
+
+
+def _refused(status: int, title: str, detail: str, ticket_id: str) -> Response[bytes]:
+    answer = problem(status, title, detail, ticket=ticket_id)
+    return Response(answer.content(), status_code=status, media_type=answer.media_type)
