@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 __all__ = [
+    "ACTION_ALIASES",
     "GENESIS_HASH",
     "SCHEMA_VERSION",
     "Action",
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidRequest",
     "Outcome",
     "TicketRequest",
+    "action_named",
     "chain_hash",
     "digest",
     "is_connection_test",
@@ -117,6 +119,15 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     hash: str = ""
 
 
+#: Other names N-central uses for an action: CLOSE is RESOLVE.
+ACTION_ALIASES = {"CLOSE": Action.RESOLVE}
+
+
+def action_named(text: str) -> Action | None:
+    """The action `text` names, in any case, aliases included; None when it names none."""
+    return _ACTIONS.get(text.strip().upper())
+
+
 def parse_request(body: bytes) -> TicketRequest:
     """Decode and check a request body; the action comes back upper-cased, CLOSE as RESOLVE.
 
@@ -128,9 +139,9 @@ def parse_request(body: bytes) -> TicketRequest:
         raise InvalidRequest(str(exc), field=_field_of(str(exc)), malformed=False) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"body is not JSON: {exc}", field=None, malformed=True) from None
-    action = _ACTIONS.get(request.action.strip().upper())
+    action = action_named(request.action)
     if action is None:
-        allowed = ", ".join([*Action, "CLOSE"])
+        allowed = ", ".join([*Action, *ACTION_ALIASES])
         raise InvalidRequest(
             f"unknown action {request.action!r}; expected one of {allowed}",
             field="action",
@@ -187,7 +198,7 @@ def ticket_id_of(body: bytes) -> str | None:
 
 _decode = msgspec.json.Decoder(TicketRequest).decode
 _ENCODER = msgspec.json.Encoder()
-_ACTIONS = {a.value: a for a in Action} | {"CLOSE": Action.RESOLVE}
+_ACTIONS = {a.value: a for a in Action} | ACTION_ALIASES
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
 _FIELD_MISSING = re.compile(r"missing required field `([^`]+)`")
 

@@ -8,8 +8,6 @@ state that the rules would not derive again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import msgspec
 
 from statemachine.events import (
@@ -36,7 +34,6 @@ __all__ = [
     "delivery",
     "evolve",
     "external_id_for",
-    "fold",
 ]
 
 _TRIGGER_OF = {
@@ -169,14 +166,6 @@ class Projection:
 
     def tickets(self) -> dict[str, Ticket]:
         return {tid: s.ticket for tid, s in self.streams.items() if s.ticket is not None}
-
-
-def fold(events: Iterable[Event]) -> dict[str, Ticket]:
-    """Every ticket as the log says it is now."""
-    projection = Projection()
-    for event in events:
-        projection.apply(event)
-    return projection.tickets()
 
 
 _EMPTY = Stream()

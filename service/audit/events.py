@@ -9,31 +9,29 @@ repeats an event, and never skips one, even while the writer appends.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import sqlite3
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
+from service.audit.cursors import BadCursor, decode_cursor, encode_cursor
 from service.audit.moments import LAST_POSITION, first_position_from, last_position_at
-from service.storage import sqlite as store
-from statemachine.events import Action, Event, Fact, Outcome
+from service.storage import events as stored
+from statemachine.events import Action, Event, Fact, Outcome, action_named
 
 __all__ = [
     "ACTIONS",
     "MAX_LIMIT",
     "OUTCOMES",
-    "BadCursor",
     "EventFilter",
     "Order",
     "Page",
-    "decode_cursor",
-    "encode_cursor",
+    "cursor_position",
     "explain",
     "iter_matching",
     "normalise_action",
+    "position_cursor",
     "search",
 ]
 
@@ -42,10 +40,7 @@ ACTIONS = frozenset({*(a.value for a in Action), *(f.value for f in Fact)})
 OUTCOMES = frozenset(o.value for o in Outcome)
 
 Order = Literal["asc", "desc"]
-
-
-class BadCursor(ValueError):
-    """A cursor this service did not hand out, or one for the other order."""
+_POSITION_DIGITS = len(str(LAST_POSITION))
 
 
 class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,12 +73,12 @@ def search(
         return Page([], None)
     low, high = bounds
     if cursor is not None:
-        after = decode_cursor(cursor, order)
+        after = cursor_position(cursor, order)
         low, high = (max(low, after + 1), high) if order == "asc" else (low, min(high, after - 1))
-    rows = _select(db, where, low, high, order, limit + 1)
-    events = [store.event_from_row(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return Page(events, encode_cursor(order, events[-1].position) if more else None)
+    found = stored.select(db, _equal(where), low, high, order, limit + 1)
+    events = found[:limit]
+    more = len(found) > limit
+    return Page(events, position_cursor(order, events[-1].position) if more else None)
 
 
 def iter_matching(
@@ -95,43 +90,37 @@ def iter_matching(
         return
     low, high = bounds
     while low <= high:
-        rows = _select(db, where, low, high, "asc", chunk)
-        for row in rows:
-            yield store.event_from_row(row)
-        if len(rows) < chunk:
+        events = stored.select(db, _equal(where), low, high, "asc", chunk)
+        yield from events
+        if len(events) < chunk:
             return
-        low = rows[-1][0] + 1
+        low = events[-1].position + 1
 
 
 def explain(db: sqlite3.Connection, where: EventFilter, order: Order = "asc") -> list[str]:
     """SQLite's query plan for a page of `where`: the proof that it walks an index."""
-    sql, params = _query(where, 1, LAST_POSITION, order, 100)
-    return [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    return stored.explain(db, _equal(where), 1, LAST_POSITION, order)
 
 
 def normalise_action(text: str) -> str:
     """`resolve` and `close` mean RESOLVE, as they do when N-central sends them."""
-    upper = text.strip().upper()
-    if upper == "CLOSE":
-        return Action.RESOLVE.value
-    return upper if upper in Action.__members__ else text.strip().lower()
+    action = action_named(text)
+    return action.value if action is not None else text.strip().lower()
 
 
-def encode_cursor(order: Order, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{order}:{position}".encode()).decode().rstrip("=")
+def position_cursor(order: Order, position: int) -> str:
+    """The cursor of the page after `position`, paging in `order`."""
+    return encode_cursor(order, str(position))
 
 
-def decode_cursor(cursor: str, order: Order) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, position = text.partition(":")
-        value = int(position)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCursor("not a cursor this service handed out") from None
-    if not 0 <= value <= LAST_POSITION:
+def cursor_position(cursor: str, order: Order) -> int:
+    """The position a cursor of `order` stopped at."""
+    text = decode_cursor(cursor, order)
+    if not (text.isascii() and text.isdigit() and len(text) <= _POSITION_DIGITS):
         raise BadCursor("not a cursor this service handed out")
-    if kind != order:
-        raise BadCursor(f"this cursor pages in {kind!r} order, not {order!r}")
+    value = int(text)
+    if value > LAST_POSITION:
+        raise BadCursor("not a cursor this service handed out")
     return value
 
 
@@ -148,30 +137,11 @@ def _bounds(db: sqlite3.Connection, where: EventFilter) -> tuple[int, int] | Non
     return (low, high) if low <= high else None
 
 
-def _select(
-    db: sqlite3.Connection, where: EventFilter, low: int, high: int, order: Order, limit: int
-) -> list[tuple[Any, ...]]:
-    sql, params = _query(where, low, high, order, limit)
-    return db.execute(sql, params).fetchall()
-
-
-def _query(
-    where: EventFilter, low: int, high: int, order: Order, limit: int
-) -> tuple[str, list[object]]:
-    clauses = ["position BETWEEN ? AND ?"]
-    params: list[object] = [low, high]
-    for column, value in (
-        ("ticket_id", where.ticket),
-        ("action", where.action),
-        ("outcome", where.outcome),
-        ("actor", where.actor),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    direction = "ASC" if order == "asc" else "DESC"
-    sql = (
-        f"SELECT {', '.join(store.EVENT_COLUMNS)} FROM events WHERE {' AND '.join(clauses)}"
-        f" ORDER BY position {direction} LIMIT ?"
-    )
-    return sql, [*params, limit]
+def _equal(where: EventFilter) -> dict[str, str]:
+    columns = {
+        "ticket_id": where.ticket,
+        "action": where.action,
+        "outcome": where.outcome,
+        "actor": where.actor,
+    }
+    return {column: value for column, value in columns.items() if value is not None}

@@ -9,8 +9,10 @@ a time and a position interchangeable wherever a moment is asked for.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
+
+from service.storage.events import first_position_from, last_position_at
+from service.timestamps import format_utc
 
 __all__ = [
     "LAST_POSITION",
@@ -42,10 +44,9 @@ def parse_time(text: str) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
-        moment = moment.astimezone(UTC)
+        return format_utc(moment)
     except OverflowError:
         raise BadMoment(f"{text!r} is outside the years 1 to 9999 in UTC") from None
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_moment(text: str) -> int | str:
@@ -60,30 +61,3 @@ def parse_moment(text: str) -> int | str:
         raise BadMoment(
             f"{text!r} is neither a log position nor an ISO-8601 time (e.g. 2024-05-01T09:30:00Z)"
         ) from None
-
-
-def last_position_at(db: sqlite3.Connection, moment: int | str) -> int:
-    """The last position the log held at `moment` (0 before the first event)."""
-    if isinstance(moment, int):
-        row = db.execute("SELECT MAX(position) FROM events WHERE position <= ?", (moment,))
-    else:
-        row = db.execute(_LAST_AT_TIME, (moment,))
-    found = row.fetchone()
-    return int(found[0] or 0) if found else 0
-
-
-def first_position_from(db: sqlite3.Connection, time: str) -> int | None:
-    """The first position recorded at or after `time`; None when the log ends before it."""
-    found = db.execute(_FIRST_FROM_TIME, (time,)).fetchone()
-    return None if found is None else int(found[0])
-
-
-# Walking `events_by_time` in order and stopping at the first entry is a single index
-# probe; MIN/MAX(position) over a time range would read the whole range to find it.
-_FIRST_FROM_TIME = (
-    "SELECT position FROM events WHERE recorded_at >= ? ORDER BY recorded_at, position LIMIT 1"
-)
-_LAST_AT_TIME = (
-    "SELECT position FROM events WHERE recorded_at <= ?"
-    " ORDER BY recorded_at DESC, position DESC LIMIT 1"
-)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import msgspec
 
 from service.audit.events import EventFilter, iter_matching
-from service.storage import sqlite as store
+from service.storage import events as stored
 from statemachine.events import Event
 from statemachine.projection import Projection, Ticket
 
@@ -62,13 +62,8 @@ def state_at(db: sqlite3.Connection, position: int) -> dict[str, Ticket]:
 def ticket_at(db: sqlite3.Connection, ticket_id: str, position: int) -> Ticket | None:
     """One ticket at `position`: its own stream is all its state depends on."""
     projection = Projection()
-    rows = db.execute(
-        f"SELECT {', '.join(store.EVENT_COLUMNS)} FROM events"
-        " WHERE ticket_id = ? AND position <= ? ORDER BY position",
-        (ticket_id, position),
-    )
-    for row in rows:
-        projection.apply(store.event_from_row(row))
+    for event in stored.ticket_events(db, ticket_id, position):
+        projection.apply(event)
     return projection.tickets().get(ticket_id)
 
 
@@ -103,7 +98,7 @@ _FIELDS = ("state", "title", "details", "custom_tags")
 
 
 def _events_through(db: sqlite3.Connection, after: int, position: int) -> Iterator[Event]:
-    for event in store.iter_events(db, after=after):
+    for event in stored.iter_after(db, after):
         if event.position > position:
             return
         yield event

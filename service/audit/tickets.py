@@ -7,23 +7,22 @@ while someone pages does not jump to another page. Each filter is an index: stat
 
 from __future__ import annotations
 
-import base64
-import binascii
 import sqlite3
 
 import msgspec
 
-from service.audit.events import BadCursor
+from service.audit.cursors import decode_cursor, encode_cursor
 from service.audit.replay import state_at, ticket_at
-from service.storage import sqlite as store
+from service.storage import tickets as stored
 from statemachine.projection import Ticket
 
 __all__ = [
     "TicketFilter",
     "TicketPage",
-    "decode_ticket_cursor",
+    "cursor_ticket",
     "find_ticket",
     "list_tickets",
+    "ticket_cursor",
 ]
 
 
@@ -48,64 +47,49 @@ def list_tickets(
     as_of: int | None = None,
 ) -> TicketPage:
     """A page of tickets matching `where`, now or as the first `as_of` events left them."""
-    after = decode_ticket_cursor(cursor) if cursor is not None else ""
+    after = cursor_ticket(cursor) if cursor is not None else ""
     if as_of is None:
         found = _select(db, where, after, limit + 1)
     else:
         found = _replayed(db, where, after, limit + 1, as_of)
     page = found[:limit]
     more = len(found) > limit
-    return TicketPage(page, _encode(page[-1].ncentral_ticket_id) if more else None)
+    return TicketPage(page, ticket_cursor(page[-1].ncentral_ticket_id) if more else None)
 
 
 def find_ticket(
     db: sqlite3.Connection, external_ticket_id: str, *, as_of: int | None = None
 ) -> Ticket | None:
     """The ticket known to N-central as `external_ticket_id`; None if it did not exist then."""
-    row = db.execute(
-        f"SELECT {', '.join(store.TICKET_COLUMNS)} FROM tickets WHERE external_ticket_id = ?",
-        (external_ticket_id,),
-    ).fetchone()
-    if row is None:
+    stream = stored.by_external_id(db, external_ticket_id)
+    if stream is None or stream.ticket is None:
         return None
     if as_of is None:
-        return store.stream_from_row(tuple(row)).ticket
+        return stream.ticket
     # Tickets are never removed, so one that existed then is in the table now.
-    return ticket_at(db, row[0], as_of)
+    return ticket_at(db, stream.ticket.ncentral_ticket_id, as_of)
 
 
-def decode_ticket_cursor(cursor: str) -> str:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise BadCursor("not a cursor this service handed out") from None
-    kind, _, ticket_id = text.partition(":")
-    if kind != "t":
-        raise BadCursor("not a ticket cursor")
-    return ticket_id
+def ticket_cursor(ticket_id: str) -> str:
+    """The cursor of the page after the ticket `ticket_id` (pages go by ncentralTicketId)."""
+    return encode_cursor(_KIND, ticket_id)
+
+
+def cursor_ticket(cursor: str) -> str:
+    """The ncentralTicketId a ticket cursor stopped at."""
+    return decode_cursor(cursor, _KIND)
 
 
 def _select(db: sqlite3.Connection, where: TicketFilter, after: str, limit: int) -> list[Ticket]:
-    clauses = ["ncentral_ticket_id > ?"]
-    params: list[object] = [after]
-    if where.state is not None:
-        clauses.append("state = ?")
-        params.append(where.state)
-    if where.updated_since is not None:
-        clauses.append("updated_at >= ?")
-        params.append(where.updated_since)
-    for key, value in where.tags:
-        clauses.append(
-            "ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM ticket_tags"
-            " WHERE key = ? AND value = ?)"
-        )
-        params += [key, value]
-    rows = db.execute(
-        f"SELECT {', '.join(store.TICKET_COLUMNS)} FROM tickets WHERE {' AND '.join(clauses)}"
-        " ORDER BY ncentral_ticket_id LIMIT ?",
-        [*params, limit],
+    streams = stored.select(
+        db,
+        after=after,
+        limit=limit,
+        state=where.state,
+        updated_since=where.updated_since,
+        tags=where.tags,
     )
-    return [t for row in rows if (t := store.stream_from_row(tuple(row)).ticket) is not None]
+    return [stream.ticket for stream in streams if stream.ticket is not None]
 
 
 def _replayed(
@@ -128,5 +112,4 @@ def _matches(ticket: Ticket, where: TicketFilter) -> bool:
     )
 
 
-def _encode(ticket_id: str) -> str:
-    return base64.urlsafe_b64encode(f"t:{ticket_id}".encode()).decode().rstrip("=")
+_KIND = "t"

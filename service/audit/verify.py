@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from service.storage import sqlite as store
+from service.storage import events, rows, tickets
 from statemachine.events import GENESIS_HASH, chain_hash
 from statemachine.projection import Projection, Stream
 
@@ -46,12 +46,12 @@ def verify(
     keep: int = 20,
 ) -> Report:
     """Check the whole log; keeps the first `keep` findings, in position order."""
-    total = int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    total = events.count(db)
     projection = Projection()
     last_position: dict[str, int] = {}
     findings: list[Finding] = []
     previous, prev_hash, count = 0, GENESIS_HASH, 0
-    for event in store.iter_events(db):
+    for event in events.iter_after(db):
         count += 1
         problems = _link_problems(event.position, previous, event.prev_hash, prev_hash)
         if chain_hash(event, event.prev_hash) != event.hash:
@@ -82,14 +82,11 @@ def _table_problems(
 ) -> list[Finding]:
     """Rows of `tickets` that the replay does not produce, and tickets it lacks."""
     findings = []
-    stored = {
-        row[0]: tuple(row)
-        for row in db.execute(f"SELECT {', '.join(store.TICKET_COLUMNS)} FROM tickets")
-    }
+    stored = tickets.rows_by_ticket(db)
     for ticket_id, stream in streams.items():
         if stream.ticket is None:
             continue
-        expected = store.ticket_row(ticket_id, stream, last_position[ticket_id])
+        expected = rows.ticket_row(ticket_id, stream, last_position[ticket_id])
         row = stored.pop(ticket_id, None)
         if row != expected:
             what = "is missing" if row is None else "differs from the replayed ticket"
@@ -97,7 +94,10 @@ def _table_problems(
                 Finding(last_position[ticket_id], f"tickets row for {ticket_id!r} {what}")
             )
     findings += [
-        Finding(int(row[9]), f"tickets row for {ticket_id!r} has no CREATE in the log")
+        Finding(int(row[_LAST_POSITION]), f"tickets row for {ticket_id!r} has no CREATE in the log")
         for ticket_id, row in stored.items()
     ]
     return findings
+
+
+_LAST_POSITION = rows.TICKET_COLUMNS.index("last_position")

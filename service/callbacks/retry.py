@@ -12,9 +12,10 @@ import sqlite3
 from service.ledger import outbox
 from service.ledger.outbox import Callback, RequestRetry, Status
 from service.ledger.writer import Ledger
+from service.storage import outbox as stored
 from service.storage.readpool import ReadPool
 
-__all__ = ["AlreadyDelivered", "NoCallback", "find", "listed", "retry", "retry_dead"]
+__all__ = ["AlreadyDelivered", "NoCallback", "find", "listed", "retry_callback", "retry_dead"]
 
 
 class NoCallback(LookupError):
@@ -35,18 +36,17 @@ class AlreadyDelivered(Exception):
 
 def listed(db: sqlite3.Connection, status: Status | None = None) -> list[Callback]:
     """Callbacks not yet delivered (or only those in `status`), dead letters first."""
-    rows = db.execute(outbox.LISTED, (status, status)).fetchall()
-    return [outbox.callback_from_row(row) for row in rows]
+    return [outbox.callback_from_row(row) for row in stored.listed(db, status)]
 
 
 def find(db: sqlite3.Connection, ticket_id: str) -> Callback:
-    row = db.execute(outbox.SELECT_ONE, (ticket_id,)).fetchone()
+    row = stored.one(db, ticket_id)
     if row is None:
         raise NoCallback(ticket_id)
     return outbox.callback_from_row(row)
 
 
-async def retry(ledger: Ledger, reads: ReadPool, ticket_id: str, actor: str) -> Callback:
+async def retry_callback(ledger: Ledger, reads: ReadPool, ticket_id: str, actor: str) -> Callback:
     """Make a pending or dead callback due now, with its schedule started afresh."""
     callback = await reads.run(find, ticket_id)
     if callback.status is Status.DELIVERED:

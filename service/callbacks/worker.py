@@ -27,7 +27,9 @@ from service.ledger import outbox
 from service.ledger.outbox import AttemptRecord, Callback, Claim, RecordAttempt
 from service.ledger.writer import Batch, Ledger
 from service.settings import Settings
-from service.storage import sqlite as store
+from service.storage import StoreUnavailable, sqlite
+from service.storage import outbox as stored
+from service.timestamps import seconds_until, utc_now
 from statemachine.events import Action, Event, Fact, Outcome
 
 __all__ = ["Courier", "Verdict", "courier_for", "judge", "next_delay"]
@@ -115,7 +117,7 @@ class Courier:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._db = await store.connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
+        self._db = await sqlite.connect_readonly(self._path, busy_timeout_ms=self._busy_timeout_ms)
         self._ledger.on_commit(self._notice)
         self._task = asyncio.create_task(self._run(), name="psa-ledger-courier")
 
@@ -147,7 +149,7 @@ class Courier:
             try:
                 await self._claim_due()
                 pause = await self._pause()
-            except (sqlite3.Error, store.StoreUnavailable) as exc:
+            except (sqlite3.Error, StoreUnavailable) as exc:
                 log.warning("callbacks: cannot reach the outbox now: %s", exc)
                 pause = self._poll
             with contextlib.suppress(TimeoutError):
@@ -157,13 +159,13 @@ class Courier:
         room = self._concurrency - len(self._inflight)
         if room <= 0:
             return
-        now = outbox.moment()
+        now = utc_now()
         next_due = await self._next_due()
         if next_due is None or next_due > now:
             return
         token = uuid.uuid4().hex
-        await self._ledger.submit(Claim(token, now, outbox.moment(self._lease), room))
-        for callback in await self._fetch(outbox.CLAIMED, token):
+        await self._ledger.submit(Claim(token, now, utc_now(self._lease), room))
+        for callback in await self._claimed(token):
             task = asyncio.create_task(self._deliver(callback))
             self._inflight.add(task)
             task.add_done_callback(self._finished)
@@ -179,7 +181,7 @@ class Courier:
         next_due = await self._next_due()
         if next_due is None or len(self._inflight) >= self._concurrency:
             return self._poll
-        return min(self._poll, max(0.0, outbox.seconds_until(next_due)))
+        return min(self._poll, max(0.0, seconds_until(next_due)))
 
     async def _deliver(self, callback: Callback) -> None:
         attempt = callback.attempts + 1
@@ -196,7 +198,7 @@ class Courier:
             duration_ms=duration_ms,
             retry_after=reply.retry_after,
             next_attempt_at=(
-                outbox.moment(delay) if verdict is Verdict.RETRY and delay is not None else None
+                utc_now(delay) if verdict is Verdict.RETRY and delay is not None else None
             ),
         )
         log.info(
@@ -212,7 +214,7 @@ class Courier:
                     callback.ncentral_ticket_id, record, delivered=verdict is Verdict.DELIVERED
                 )
             )
-        except store.StoreUnavailable as exc:
+        except StoreUnavailable as exc:
             log.error("callback %s: try not recorded (%s)", callback.ncentral_ticket_id, exc)
 
     async def _send(self, callback: Callback) -> Reply:
@@ -228,12 +230,10 @@ class Courier:
             return Reply(error=f"timeout: no answer within {self._attempt_limit:g} s")
 
     async def _next_due(self) -> str | None:
-        rows = list(await self._read().execute_fetchall(outbox.NEXT_DUE))
-        return rows[0][0] if rows else None
+        return await stored.next_due(self._read())
 
-    async def _fetch(self, sql: str, *params: str) -> list[Callback]:
-        rows = await self._read().execute_fetchall(sql, params)
-        return [outbox.callback_from_row(row) for row in rows]
+    async def _claimed(self, token: str) -> list[Callback]:
+        return [outbox.callback_from_row(row) for row in await stored.claimed(self._read(), token)]
 
     def _read(self) -> aiosqlite.Connection:
         assert self._db is not None, "Courier.start() was not awaited"

@@ -15,15 +15,15 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import MultiDict
 
+from service.audit.cursors import BadCursor
 from service.audit.events import (
     ACTIONS,
     MAX_LIMIT,
     OUTCOMES,
-    BadCursor,
     EventFilter,
     Order,
     Page,
-    decode_cursor,
+    cursor_position,
     normalise_action,
     search,
 )
@@ -32,12 +32,12 @@ from service.audit.shapes import event_view, ticket_view
 from service.audit.tickets import (
     TicketFilter,
     TicketPage,
-    decode_ticket_cursor,
+    cursor_ticket,
     find_ticket,
     list_tickets,
 )
 from service.http.auth import operator_guard
-from service.ledger.answers import problem
+from service.http.responses import problem_response
 from service.settings import Settings
 from service.storage.readpool import ReadPool
 from statemachine.projection import Ticket
@@ -99,7 +99,7 @@ class AuditApi(Controller):
         position, ticket = await reads.run(_one_ticket, external_ticket_id, as_of)
         if ticket is None:
             when = "" if as_of is None else f" at log position {position}"
-            return _problem(404, "Not found", f"no ticket {external_ticket_id!r}{when}")
+            return problem_response(404, "Not found", f"no ticket {external_ticket_id!r}{when}")
         return _json(ticket_view(ticket, base_url=settings.base_url, as_of_position=position))
 
 
@@ -112,7 +112,7 @@ class BadParameter(Exception):
         self.detail = detail
 
     def response(self) -> Response[bytes]:
-        return _problem(400, "Bad query parameter", self.detail, parameter=self.name)
+        return problem_response(400, "Bad query parameter", self.detail, parameter=self.name)
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -201,7 +201,7 @@ class _EventQuery(msgspec.Struct, frozen=True):
         cursor = p.text("cursor")
         if cursor is not None:
             try:
-                decode_cursor(cursor, order)
+                cursor_position(cursor, order)
             except BadCursor as exc:
                 raise BadParameter("cursor", f"cursor: {exc}") from None
         fmt = p.choice("format", {"json", "jsonl"}, str.lower)
@@ -227,7 +227,7 @@ class _TicketQuery(msgspec.Struct, frozen=True):
         cursor = p.text("cursor")
         if cursor is not None:
             try:
-                decode_ticket_cursor(cursor)
+                cursor_ticket(cursor)
             except BadCursor as exc:
                 raise BadParameter("cursor", f"cursor: {exc}") from None
         return cls(where, p.limit(), cursor, p.moment("as_of"))
@@ -260,11 +260,6 @@ def _one_ticket(
 
 def _json(value: Any) -> Response[bytes]:
     return Response(_ENCODER.encode(value), media_type="application/json")
-
-
-def _problem(status: int, title: str, detail: str, **extensions: Any) -> Response[bytes]:
-    answer = problem(status, title, detail, **extensions)
-    return Response(answer.content(), status_code=answer.status, media_type=answer.media_type)
 
 
 def _next_url(request: Request[Any, Any, Any], cursor: str) -> str:

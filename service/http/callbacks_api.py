@@ -7,9 +7,16 @@ from typing import Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 
-from service.callbacks import retry as redelivery
+from service.callbacks.retry import (
+    AlreadyDelivered,
+    NoCallback,
+    find,
+    listed,
+    retry_callback,
+    retry_dead,
+)
 from service.http.auth import operator_guard
-from service.ledger.answers import problem
+from service.http.responses import problem_response
 from service.ledger.outbox import Callback, Status
 from service.ledger.writer import Ledger
 from service.storage.readpool import ReadPool
@@ -31,14 +38,14 @@ class CallbacksController(Controller):
         self, reads: ReadPool, status: Literal["pending", "dead"] | None = None
     ) -> CallbackList:
         wanted = Status(status) if status is not None else None
-        return CallbackList(await reads.run(redelivery.listed, wanted))
+        return CallbackList(await reads.run(listed, wanted))
 
     @get("/{ncentral_ticket_id:str}", summary="The callback owed for one ticket")
     async def show_callback(self, ncentral_ticket_id: str, reads: ReadPool) -> Response[Any]:
         try:
-            return Response(await reads.run(redelivery.find, ncentral_ticket_id))
-        except redelivery.NoCallback as exc:
-            return _refused(404, "No callback", str(exc), ncentral_ticket_id)
+            return Response(await reads.run(find, ncentral_ticket_id))
+        except NoCallback as exc:
+            return problem_response(404, "No callback", str(exc), ticket=ncentral_ticket_id)
 
     @post(
         "/{ncentral_ticket_id:str}/retry",
@@ -54,20 +61,17 @@ class CallbacksController(Controller):
     ) -> Response[Any]:
         actor = request.state.actor
         try:
-            callback = await redelivery.retry(ledger, reads, ncentral_ticket_id, actor)
-        except redelivery.NoCallback as exc:
-            return _refused(404, "No callback", str(exc), ncentral_ticket_id)
-        except redelivery.AlreadyDelivered as exc:
-            return _refused(409, "Callback already delivered", str(exc), ncentral_ticket_id)
+            callback = await retry_callback(ledger, reads, ncentral_ticket_id, actor)
+        except NoCallback as exc:
+            return problem_response(404, "No callback", str(exc), ticket=ncentral_ticket_id)
+        except AlreadyDelivered as exc:
+            return problem_response(
+                409, "Callback already delivered", str(exc), ticket=ncentral_ticket_id
+            )
         return Response(callback, status_code=202)
 
     @post("/dead/retry", status_code=202, summary="Try every dead-lettered callback again now")
     async def retry_dead(
         self, request: Request[Any, Any, Any], ledger: Ledger, reads: ReadPool
     ) -> CallbackList:
-        return CallbackList(await redelivery.retry_dead(ledger, reads, request.state.actor))
-
-
-def _refused(status: int, title: str, detail: str, ticket_id: str) -> Response[bytes]:
-    answer = problem(status, title, detail, ticket=ticket_id)
-    return Response(answer.content(), status_code=status, media_type=answer.media_type)
+        return CallbackList(await retry_dead(ledger, reads, request.state.actor))

@@ -8,8 +8,9 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from service.ledger.answers import Answer, problem
-from service.storage.sqlite import StoreUnavailable
+from service.http.responses import respond
+from service.ledger.answers import problem
+from service.storage import StoreUnavailable
 
 __all__ = ["EXCEPTION_HANDLERS"]
 
@@ -22,27 +23,18 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         first = exc.extra[0]
         extra["field"] = first.get("key") if isinstance(first, dict) else None
-    return _respond(problem(exc.status_code, title, exc.detail, **extra), exc.headers)
+    return respond(problem(exc.status_code, title, exc.detail, **extra), exc.headers)
 
 
 def _unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[bytes]:
-    return _respond(
+    return respond(
         problem(503, "Store unavailable", f"the event log cannot take writes now: {exc}")
     )
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _respond(problem(500, "Internal error", "an unexpected error; it has been logged"))
-
-
-def _respond(answer: Answer, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(
-        answer.content(),
-        status_code=answer.status,
-        media_type=answer.media_type,
-        headers={**(answer.headers or {}), **(headers or {})},
-    )
+    return respond(problem(500, "Internal error", "an unexpected error; it has been logged"))
 
 
 _TITLES = {

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.ledger.writer import Batch
+from service.storage import outbox
 from service.storage.readpool import ReadPool
 
 __all__ = ["Metrics", "metrics_endpoint"]
@@ -60,5 +61,5 @@ async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]
 
 def _callbacks_by_status(db: sqlite3.Connection) -> list[tuple[str, int]]:
     counts = dict.fromkeys(("pending", "delivered", "dead"), 0)
-    counts |= dict(db.execute("SELECT status, COUNT(*) FROM callbacks GROUP BY status"))
+    counts |= outbox.count_by_status(db)
     return list(counts.items())

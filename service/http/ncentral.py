@@ -9,6 +9,7 @@ from litestar import Controller, HttpMethod, Request, Response, route
 from litestar.exceptions import ClientException
 
 from service.http.auth import ncentral_guard
+from service.http.responses import respond
 from service.ledger.intake import MAX_BODY, Reception
 
 __all__ = ["NcentralController"]
@@ -36,9 +37,4 @@ class NcentralController(Controller):
             body = None
         request_id = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
         answer = await reception.receive(body, actor=request.state.actor, request_id=request_id)
-        return Response(
-            answer.content(),
-            status_code=answer.status,
-            media_type=answer.media_type,
-            headers=answer.headers,
-        )
+        return respond(answer)

@@ -20,7 +20,7 @@ from service.audit.events import EventFilter, search
 from service.audit.tickets import find_ticket
 from service.http.auth import operator_guard
 from service.ledger.intake import CONNECTION_TEST_ID
-from service.storage import sqlite as store
+from service.storage import events as stored
 from service.storage.readpool import ReadPool
 from statemachine.events import Event, Outcome
 from statemachine.projection import Ticket
@@ -113,12 +113,7 @@ def _ticket_and_events(
     ticket = find_ticket(db, external_ticket_id)
     if ticket is None:
         return None
-    rows = db.execute(
-        f"SELECT {', '.join(store.EVENT_COLUMNS)} FROM events"
-        " WHERE ticket_id = ? ORDER BY position",
-        (ticket.ncentral_ticket_id,),
-    )
-    return ticket, [store.event_from_row(row) for row in rows]
+    return ticket, list(stored.ticket_events(db, ticket.ncentral_ticket_id))
 
 
 def _entry(event: Event, *, show_ticket: bool = False) -> str:

@@ -13,7 +13,7 @@ import msgspec
 
 from service.ledger import outbox
 from service.ledger.answers import Answer, identity, problem
-from service.ledger.writer import Batch, Ledger
+from service.ledger.writer import OWN_ACTOR, Batch, Ledger
 from statemachine.events import (
     Action,
     Event,
@@ -174,7 +174,7 @@ class Received:
             ticket_id=ticket_id,
             action=Fact.IDENTITY_DELIVERED,
             outcome=Outcome.RECORDED,
-            actor="psa-ledger",
+            actor=OWN_ACTOR,
             payload=msgspec.json.encode(
                 {"via": "response", "createPosition": create.position}
             ).decode(),

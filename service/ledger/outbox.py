@@ -13,22 +13,18 @@ IMMEDIATE` serialises two processes on one file and only one of them wins a row.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import msgspec
 
-from service.ledger.writer import Batch
+from service.ledger.writer import OWN_ACTOR, Batch
+from service.storage import outbox as stored
+from service.storage.rows import Row
 from statemachine.events import Event, Fact, Outcome
 from statemachine.projection import delivery
 
 __all__ = [
-    "ACTOR",
-    "CLAIMED",
-    "LISTED",
-    "NEXT_DUE",
-    "SELECT_ONE",
     "AttemptRecord",
     "Callback",
     "Claim",
@@ -37,12 +33,7 @@ __all__ = [
     "Status",
     "callback_from_row",
     "enqueue",
-    "moment",
-    "seconds_until",
 ]
-
-#: Who the log names for what the delivery worker does.
-ACTOR = "psa-ledger"
 
 
 class Status(StrEnum):
@@ -80,18 +71,15 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 def enqueue(batch: Batch, create: Event, *, external_ticket_id: str, ticket_url: str) -> None:
     """Owe N-central the identity of the ticket that `create` opened; due at once."""
+    assert create.ticket_id is not None
     batch.execute(
-        _INSERT,
-        (
+        *stored.insert(
             create.ticket_id,
             external_ticket_id,
             ticket_url,
-            Status.PENDING,
-            create.recorded_at,
-            create.position,
-            create.recorded_at,
-            create.recorded_at,
-        ),
+            position=create.position,
+            at=create.recorded_at,
+        )
     )
 
 
@@ -111,7 +99,9 @@ class Claim(msgspec.Struct, frozen=True):
         return None
 
     def apply(self, batch: Batch) -> None:
-        batch.execute(_CLAIM, (self.token, self.lease_until, self.now, self.now, self.limit))
+        batch.execute(
+            *stored.claim(self.token, now=self.now, lease_until=self.lease_until, limit=self.limit)
+        )
 
 
 class RecordAttempt(msgspec.Struct, frozen=True):
@@ -132,7 +122,7 @@ class RecordAttempt(msgspec.Struct, frozen=True):
             event = _append(
                 batch, tid, Fact.CALLBACK_DELIVERED, {"attempt": record.attempt}, before, after
             )
-            settled: tuple[Any, ...] = (Status.DELIVERED, None, None)
+            status, next_at, error = Status.DELIVERED, None, None
         elif record.next_attempt_at is None:
             event = _append(
                 batch,
@@ -140,11 +130,20 @@ class RecordAttempt(msgspec.Struct, frozen=True):
                 Fact.CALLBACK_DEAD_LETTERED,
                 {"attempts": record.attempt, "lastError": error},
             )
-            settled = (Status.DEAD, None, error)
+            status, next_at = Status.DEAD, None
         else:
             event = attempted
-            settled = (Status.PENDING, record.next_attempt_at, error)
-        batch.execute(_SETTLE, (*settled, record.attempt, event.recorded_at, tid))
+            status, next_at = Status.PENDING, record.next_attempt_at
+        batch.execute(
+            *stored.settle(
+                tid,
+                status=status,
+                next_attempt_at=next_at,
+                last_error=error,
+                attempts=record.attempt,
+                at=event.recorded_at,
+            )
+        )
 
 
 class RequestRetry(msgspec.Struct, frozen=True):
@@ -170,70 +169,15 @@ class RequestRetry(msgspec.Struct, frozen=True):
             },
             actor=self.actor,
         )
-        batch.execute(_RETRY, (event.recorded_at, event.recorded_at, self.ticket_id))
+        batch.execute(*stored.retry(self.ticket_id, at=event.recorded_at))
         return event.recorded_at
 
 
-def callback_from_row(row: Any) -> Callback:
-    fields = dict(zip(_COLUMNS, row, strict=True))
+def callback_from_row(row: Row) -> Callback:
+    fields = {name: row[name] for name in stored.CALLBACK_COLUMNS}
     return Callback(**{**fields, "status": Status(fields["status"])})
 
 
-def moment(offset: float = 0.0) -> str:
-    """UTC ISO-8601 `offset` seconds from now, in the log's format, so text order is time order."""
-    at = datetime.now(UTC) + timedelta(seconds=offset)
-    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def seconds_until(at: str) -> float:
-    return (datetime.fromisoformat(at) - datetime.now(UTC)).total_seconds()
-
-
-_COLUMNS = (
-    "ncentral_ticket_id",
-    "external_ticket_id",
-    "ticket_url",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "created_at",
-    "updated_at",
-)
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM callbacks"
-
-#: Rows not yet delivered, dead letters first; parameters: one status, or None for both (x2).
-LISTED = (
-    f"{_SELECT} WHERE status != 'delivered' AND (? IS NULL OR status = ?)"
-    " ORDER BY status, next_attempt_at, ncentral_ticket_id"
-)
-SELECT_ONE = f"{_SELECT} WHERE ncentral_ticket_id = ?"
-CLAIMED = f"{_SELECT} WHERE claim = ?"
-#: The earliest moment any pending row can next be claimed (its time, or its lease's end).
-NEXT_DUE = (
-    "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, ''))) FROM callbacks"
-    " WHERE status = 'pending'"
-)
-
-_INSERT = (
-    "INSERT OR IGNORE INTO callbacks (ncentral_ticket_id, external_ticket_id, ticket_url,"
-    " status, attempts, next_attempt_at, create_position, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"
-)
-_CLAIM = (
-    "UPDATE callbacks SET claim = ?, lease_until = ? WHERE ncentral_ticket_id IN ("
-    " SELECT ncentral_ticket_id FROM callbacks WHERE status = 'pending'"
-    " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
-    " ORDER BY next_attempt_at LIMIT ?)"
-)
-_SETTLE = (
-    "UPDATE callbacks SET status = ?, next_attempt_at = ?, last_error = ?, attempts = ?,"
-    " updated_at = ?, claim = NULL, lease_until = NULL WHERE ncentral_ticket_id = ?"
-)
-_RETRY = (
-    "UPDATE callbacks SET status = 'pending', attempts = 0, next_attempt_at = ?,"
-    " updated_at = ? WHERE ncentral_ticket_id = ? AND status != 'delivered'"
-)
 _encode = msgspec.json.encode
 
 
@@ -245,7 +189,7 @@ def _append(
     before: str | None = None,
     after: str | None = None,
     *,
-    actor: str = ACTOR,
+    actor: str = OWN_ACTOR,
 ) -> Event:
     return batch.append(
         ticket_id=ticket_id,

@@ -22,18 +22,21 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiosqlite
 import msgspec
 
-from service.storage import sqlite as store
+from service.storage import StoreUnavailable, appends, rows, sqlite
+from service.timestamps import utc_now
 from statemachine.events import GENESIS_HASH, Event, TicketRequest, chain_hash
 from statemachine.projection import Stream, evolve
 
-__all__ = ["Batch", "Command", "Ledger", "utc_now"]
+__all__ = ["OWN_ACTOR", "Batch", "Command", "Ledger"]
+
+#: The actor the log names for the facts psa-ledger records itself (deliveries, leases).
+OWN_ACTOR = "psa-ledger"
 
 log = logging.getLogger("psa_ledger.ledger")
 
@@ -45,10 +48,6 @@ class Command(Protocol):
     def ticket_id(self) -> str | None: ...
 
     def apply(self, batch: Batch) -> Any: ...
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Tail(msgspec.Struct, frozen=True):
@@ -154,7 +153,7 @@ class Ledger:
         self._listeners.append(listener)
 
     async def open(self) -> None:
-        self._db = await store.connect(
+        self._db = await sqlite.connect(
             self.path, busy_timeout_ms=self._busy_timeout_ms, writer=True
         )
         self._task = asyncio.create_task(self._run(), name="psa-ledger-writer")
@@ -172,7 +171,7 @@ class Ledger:
     async def submit(self, command: Command) -> Any:
         """Run `command` in the next batch; returns once its writes are durable."""
         if self._task is None or self._task.done():
-            raise store.StoreUnavailable("the ledger writer is not running")
+            raise StoreUnavailable("the ledger writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self._queue.put((command, future))
         return await future
@@ -208,10 +207,10 @@ class Ledger:
                 # Whatever went wrong, the writer lives on: this batch is refused (503).
                 log.error("write failed, batch of %d refused: %r", len(work), exc)
                 self._forget()
-                return _fail(work, store.StoreUnavailable(str(exc)))
+                return _fail(work, StoreUnavailable(str(exc)))
             self._commit(batch)
             return _resolve(work, results)
-        _fail(work, store.StoreUnavailable("the log kept moving under the writer"))
+        _fail(work, StoreUnavailable("the log kept moving under the writer"))
 
     async def _prepare(
         self, work: list[tuple[Command, asyncio.Future[Any]]]
@@ -243,13 +242,13 @@ class Ledger:
         db = self._db
         last_position = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
         tickets = [
-            store.ticket_row(tid, stream, last_position[tid])
+            rows.ticket_row(tid, stream, last_position[tid])
             for tid, stream in batch.streams.items()
             if stream.ticket is not None
         ]
-        writes = [db.executemany(store.INSERT_EVENT, [store.event_row(e) for e in batch.events])]
+        writes = [db.executemany(appends.INSERT_EVENT, [rows.event_row(e) for e in batch.events])]
         if tickets:
-            writes.append(db.executemany(store.UPSERT_TICKET, tickets))
+            writes.append(db.executemany(appends.UPSERT_TICKET, tickets))
         writes += [db.execute(sql, params) for sql, params in batch.statements]
         outcomes = await asyncio.gather(*writes, return_exceptions=True)
         try:
@@ -317,29 +316,13 @@ async def _rollback(db: aiosqlite.Connection) -> None:
 async def _load(
     db: aiosqlite.Connection, ticket_ids: set[str], *, with_tail: bool
 ) -> tuple[Tail | None, dict[str, Stream]]:
-    """The tail (when asked) and the streams of `ticket_ids`, queued as one round trip."""
-    ids = sorted(ticket_ids)
-    marks = ", ".join("?" for _ in ids)
-    queries = [
-        db.execute_fetchall(
-            f"SELECT {', '.join(store.TICKET_COLUMNS)} FROM tickets"
-            f" WHERE ncentral_ticket_id IN ({marks})",
-            ids,
-        ),
-        db.execute_fetchall(
-            f"SELECT ticket_id, MAX(stream_version) FROM events"
-            f" WHERE ticket_id IN ({marks}) GROUP BY ticket_id",
-            ids,
-        ),
-    ]
-    if with_tail:
-        queries.append(db.execute_fetchall(store.SELECT_TAIL))
-    tickets, versions, *tail_rows = await asyncio.gather(*queries)
-    streams = {tid: _EMPTY for tid in ids}
-    streams |= {tid: Stream(version) for tid, version in versions}
-    streams |= {row[0]: store.stream_from_row(tuple(row)) for row in tickets}
+    """The tail (when asked) and the streams of `ticket_ids`, in one round trip."""
+    loaded = await appends.load(db, ticket_ids, with_tail=with_tail)
+    streams = dict.fromkeys(ticket_ids, _EMPTY)
+    streams |= {tid: Stream(version) for tid, version in loaded.versions.items()}
+    streams |= {row["ncentral_ticket_id"]: rows.stream_from_row(row) for row in loaded.tickets}
     tail = None
     if with_tail:
-        rows = list(tail_rows[0])
-        tail = Tail(*rows[0]) if rows else Tail()
+        row = loaded.tail
+        tail = Tail(row["position"], row["hash"], row["recorded_at"]) if row else Tail()
     return tail, streams

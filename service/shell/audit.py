@@ -29,11 +29,10 @@ from service.audit.moments import parse_time as _parse_time
 from service.audit.replay import changes_between, state_at, timeline
 from service.audit.shapes import EventView, event_view, ticket_view
 from service.audit.verify import verify as verify_log
-from service.shell import output as render
+from service.shell import output
 from service.shell.options import db_option
 from service.shell.output import Column
-from service.storage.readpool import snapshot
-from service.storage.sqlite import connect_sync
+from service.storage.sqlite import connect_sync, snapshot
 
 __all__ = ["COMMANDS"]
 
@@ -105,9 +104,9 @@ def export(db: Path, fmt: str, **filters: str | None) -> None:
     with _reading(db) as conn:
         rows = (event_view(e) for e in iter_matching(conn, _event_filter(filters)))
         if fmt == "csv":
-            render.write_csv(sys.stdout, EventView.__struct_fields__, rows)
+            output.write_csv(sys.stdout, EventView.__struct_fields__, rows)
         else:
-            render.write_jsonl(sys.stdout, rows)
+            output.write_jsonl(sys.stdout, rows)
 
 
 @click.command()
@@ -240,13 +239,13 @@ def _window_start(conn: sqlite3.Connection, start: str | None) -> int:
 def _write(fmt: str, columns: list[Column], rows: Iterator[Any] | list[Any]) -> None:
     out = sys.stdout
     if fmt == "json":
-        render.write_json(out, rows)
+        output.write_json(out, rows)
     elif fmt == "jsonl":
-        render.write_jsonl(out, rows)
+        output.write_jsonl(out, rows)
     elif fmt == "markdown":
-        render.write_markdown(out, columns, rows)
+        output.write_markdown(out, columns, rows)
     else:
-        render.write_table(out, columns, rows)
+        output.write_table(out, columns, rows)
 
 
 def _echo_json(value: Any) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 import click
 import msgspec
 
-from service.callbacks import retry as redelivery
+from service.callbacks.retry import AlreadyDelivered, NoCallback, listed, retry_callback, retry_dead
 from service.ledger.outbox import Callback, Status
 from service.ledger.writer import Ledger
 from service.shell.options import db_option
-from service.storage import sqlite as store
+from service.storage import sqlite
 from service.storage.readpool import ReadPool
 
 __all__ = ["callbacks"]
@@ -40,8 +40,8 @@ def callbacks() -> None:
 def list_callbacks(db: Path, status: str | None, fmt: str) -> None:
     """Pending and dead-lettered callbacks, with their last error and next attempt."""
     try:
-        with contextlib.closing(store.connect_sync(db)) as connection:
-            found = redelivery.listed(connection, Status(status) if status else None)
+        with contextlib.closing(sqlite.connect_sync(db)) as connection:
+            found = listed(connection, Status(status) if status else None)
     except (FileNotFoundError, sqlite3.Error) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
@@ -73,12 +73,12 @@ async def _retry(db: Path, tickets: tuple[str, ...], *, all_dead: bool, actor: s
     failed = 0
     try:
         if all_dead:
-            retried = await redelivery.retry_dead(ledger, reads, actor)
+            retried = await retry_dead(ledger, reads, actor)
             click.echo(f"retry requested for {len(retried)} dead-lettered callback(s)")
         for ticket in tickets:
             try:
-                callback = await redelivery.retry(ledger, reads, ticket, actor)
-            except (redelivery.NoCallback, redelivery.AlreadyDelivered) as exc:
+                callback = await retry_callback(ledger, reads, ticket, actor)
+            except (NoCallback, AlreadyDelivered) as exc:
                 click.echo(f"psa-ledger: {exc}", err=True)
                 failed += 1
                 continue

@@ -22,55 +22,42 @@ class Column(msgspec.Struct, frozen=True):
     width: int
 
 
-def write_table(out: TextIO, columns: Sequence[Column], rows: Iterable[Any]) -> int:
-    """An aligned table; returns the number of rows written."""
+def write_table(out: TextIO, columns: Sequence[Column], rows: Iterable[Any]) -> None:
+    """An aligned table."""
     out.write(_line(columns, [c.title for c in columns]))
     out.write(_line(columns, ["-" * c.width for c in columns]))
-    count = 0
     for row in rows:
         out.write(_line(columns, [_cell(getattr(row, c.field)) for c in columns]))
-        count += 1
-    return count
 
 
-def write_markdown(out: TextIO, columns: Sequence[Column], rows: Iterable[Any]) -> int:
+def write_markdown(out: TextIO, columns: Sequence[Column], rows: Iterable[Any]) -> None:
     out.write("| " + " | ".join(c.title for c in columns) + " |\n")
     out.write("|" + " --- |" * len(columns) + "\n")
-    count = 0
     for row in rows:
         cells = [_cell(getattr(row, c.field)).replace("|", "\\|") for c in columns]
         out.write("| " + " | ".join(cells) + " |\n")
-        count += 1
-    return count
 
 
-def write_jsonl(out: TextIO, rows: Iterable[Any]) -> int:
-    count = 0
+def write_jsonl(out: TextIO, rows: Iterable[Any]) -> None:
     for row in rows:
         out.write(_ENCODER.encode(row).decode() + "\n")
-        count += 1
-    return count
 
 
-def write_json(out: TextIO, rows: Iterable[Any]) -> int:
+def write_json(out: TextIO, rows: Iterable[Any]) -> None:
     """A JSON array, written element by element."""
-    count = 0
+    first = True
     for row in rows:
-        out.write(("[\n" if count == 0 else ",\n") + _ENCODER.encode(row).decode())
-        count += 1
-    out.write("\n]\n" if count else "[]\n")
-    return count
+        out.write(("[\n" if first else ",\n") + _ENCODER.encode(row).decode())
+        first = False
+    out.write("[]\n" if first else "\n]\n")
 
 
-def write_csv(out: TextIO, fields: Sequence[str], rows: Iterable[Any]) -> int:
+def write_csv(out: TextIO, fields: Sequence[str], rows: Iterable[Any]) -> None:
     """One column per field; objects (payloads, answers) as their JSON text."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
-    count = 0
     for row in rows:
         writer.writerow([_csv_value(getattr(row, f)) for f in fields])
-        count += 1
-    return count
 
 
 def _line(columns: Sequence[Column], cells: Iterator[str] | list[str]) -> str:

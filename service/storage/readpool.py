@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
-__all__ = ["ReadPool", "snapshot"]
+from service.storage.sqlite import snapshot
+
+__all__ = ["ReadPool"]
 
 T = TypeVar("T")
-
-
-@contextmanager
-def snapshot(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Every read inside sees the log as of one commit."""
-    db.execute("BEGIN")
-    try:
-        yield db
-    finally:
-        db.execute("COMMIT")
 
 
 class ReadPool:
@@ -67,5 +58,6 @@ class ReadPool:
         db = sqlite3.connect(
             f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
+        db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         return db

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from service.storage import sqlite as store
+from service.storage import events, sqlite
 from statemachine.events import GENESIS_HASH, chain_hash
 from statemachine.projection import Projection
 
@@ -154,9 +154,9 @@ class Log:
         """Replaying the whole log must keep the hash chain, derive every recorded state,
         and give the tickets table."""
         projection, prev, problems = Projection(), GENESIS_HASH, []
-        db = store.connect_sync(self.db)
+        db = sqlite.connect_sync(self.db)
         try:
-            for event in store.iter_events(db):
+            for event in events.iter_after(db):
                 problems += projection.apply(event)
                 if event.prev_hash != prev or chain_hash(event, prev) != event.hash:
                     problems.append(f"hash chain broken at position {event.position}")

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from service.storage.sqlite import connect_sync, iter_events
+from service.storage.events import iter_after as iter_events
+from service.storage.sqlite import connect_sync
 from statemachine.events import Event
 from tests.support.cookbook import blocks
 from tests.support.harness import write_log

@@ -5,13 +5,13 @@ Timings belong to `make bench`; here only what does not depend on the machine: t
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bench.biglog import build_log
 from service.audit.events import EventFilter, Order, explain
+from service.storage.sqlite import connect_sync
 from tests.support.harness import cli
 
 
@@ -36,7 +36,7 @@ FILTERS = [
 @pytest.mark.parametrize("order", ["asc", "desc"])
 @pytest.mark.parametrize("where", FILTERS, ids=lambda f: repr(f)[12:-1] or "none")
 def test_every_filter_walks_an_index(big: Path, where: EventFilter, order: Order) -> None:
-    db = sqlite3.connect(f"file:{big}?mode=ro", uri=True)
+    db = connect_sync(big)
     plan = explain(db, where, order)
     db.close()
     assert all(step.startswith("SEARCH events USING") for step in plan), plan

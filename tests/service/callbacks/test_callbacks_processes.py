@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.ledger.outbox import seconds_until
+from service.timestamps import seconds_until
 from tests.support.live import Log, Service, wait_for
 from tests.support.ncentral_fake import FakeNcentral, Reply
 

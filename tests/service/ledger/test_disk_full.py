@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.storage.sqlite import connect_sync, iter_events
+from service.storage.events import iter_after as iter_events
+from service.storage.sqlite import connect_sync
 from statemachine.projection import Projection
 from tests.support.live import NCENTRAL
 
