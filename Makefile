@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck bench docs clean
+.PHONY: run test lint fmt typecheck layers check bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ fmt: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The import contracts in pyproject.toml: which part may import which.
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+# Everything CI checks besides the tests.
+check: lint typecheck layers
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.biglog import build_log
-from tests.service.harness import Server
+from tests.support.harness import Server
 
 
 def main(argv: list[str]) -> None:
@@ -138,7 +138,7 @@ def _run(args: list[str]) -> tuple[float, int]:
 
 _REPORT_PEAK = """
 import atexit, sys
-from service.cli import main
+from service.shell.cli import main
 
 def peak():
     with open("/proc/self/status") as status:

@@ -17,7 +17,8 @@ from typing import Any
 
 import msgspec
 
-from service import store
+from service.storage import appends, sqlite
+from service.storage.rows import event_row, ticket_row
 from statemachine.events import GENESIS_HASH, Event, chain_hash
 from statemachine.projection import Projection
 
@@ -41,7 +42,7 @@ LIFE = [
 def build_log(path: Path, events: int, *, wave: int = 1000, check: bool = False) -> int:
     """Write about `events` events (whole ticket lives) to a new DB at `path`; returns the count."""
     path.unlink(missing_ok=True)
-    store.connect_sync(path, readonly=False).close()
+    sqlite.connect_sync(path, readonly=False).close()
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA synchronous = OFF")
     tickets = max(events // len(LIFE), 1)
@@ -80,14 +81,14 @@ def build_log(path: Path, events: int, *, wave: int = 1000, check: bool = False)
                 if check and problems:
                     raise AssertionError(f"position {position}: {problems}")
                 last[ticket_id] = position
-                rows.append(store.event_row(event))
+                rows.append(event_row(event))
             if len(rows) >= 50_000:
-                db.executemany(store.INSERT_EVENT, rows)
+                db.executemany(appends.INSERT_EVENT, rows)
                 rows = []
-    db.executemany(store.INSERT_EVENT, rows)
+    db.executemany(appends.INSERT_EVENT, rows)
     db.executemany(
-        store.UPSERT_TICKET,
-        [store.ticket_row(tid, stream, last[tid]) for tid, stream in projection.streams.items()],
+        appends.UPSERT_TICKET,
+        [ticket_row(tid, stream, last[tid]) for tid, stream in projection.streams.items()],
     )
     db.execute("COMMIT")
     db.close()

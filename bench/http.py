@@ -100,7 +100,7 @@ def _start(db: Path, port: int) -> subprocess.Popen[bytes]:
         "PSA_LEDGER_LOG_LEVEL": "warning",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"], env=env, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "service", "serve"], env=env, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bench import traffic
-from service.ledger import Ledger
-from service.ncentral import Intake, Received
+from service.ledger.intake import Intake, Received
+from service.ledger.writer import Ledger
 
 INTAKE = Intake(base_url="http://bench")
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import msgspec
 
 __all__ = [
+    "ACTION_ALIASES",
     "GENESIS_HASH",
     "MAX_DEPTH",
     "SCHEMA_VERSION",
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidRequest",
     "Outcome",
     "TicketRequest",
+    "action_named",
     "admit_request",
     "chain_hash",
     "digest",
@@ -179,6 +181,15 @@ def read_json(body: bytes) -> Any:
         raise InvalidRequest(f"body is not JSON: {exc}", field=None, malformed=True) from None
 
 
+#: Other names N-central uses for an action: CLOSE is RESOLVE.
+ACTION_ALIASES = {"CLOSE": Action.RESOLVE}
+
+
+def action_named(text: str) -> Action | None:
+    """The action `text` names, in any case, aliases included; None when it names none."""
+    return _ACTIONS.get(text.strip().upper())
+
+
 def parse_request(body: bytes) -> TicketRequest:
     """Decode and check a request body; the action comes back upper-cased, CLOSE as RESOLVE.
 
@@ -190,9 +201,9 @@ def parse_request(body: bytes) -> TicketRequest:
         raise InvalidRequest(str(exc), field=_field_of(str(exc)), malformed=False) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"body is not JSON: {exc}", field=None, malformed=True) from None
-    action = _ACTIONS.get(request.action.strip().upper())
+    action = action_named(request.action)
     if action is None:
-        allowed = ", ".join([*Action, "CLOSE"])
+        allowed = ", ".join([*Action, *ACTION_ALIASES])
         raise InvalidRequest(
             f"unknown action {request.action!r}; expected one of {allowed}",
             field="action",
@@ -260,7 +271,7 @@ _decode = msgspec.json.Decoder(TicketRequest).decode
 _decode_mention = msgspec.json.Decoder(_Mention).decode
 _decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _ENCODER = msgspec.json.Encoder()
-_ACTIONS = {a.value: a for a in Action} | {"CLOSE": Action.RESOLVE}
+_ACTIONS = {a.value: a for a in Action} | ACTION_ALIASES
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
 _FIELD_MISSING = re.compile(r"missing required field `([^`]+)`")
 #: N-central's ticket IDs are integers, and callbacks send them back as integers: any other

@@ -12,8 +12,6 @@ decision reads it. Replay holds both; the writer drops content once it is stored
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import msgspec
 
 from statemachine.events import (
@@ -42,7 +40,6 @@ __all__ = [
     "delivery",
     "evolve",
     "external_id_for",
-    "fold",
 ]
 
 _TRIGGER_OF = {
@@ -210,14 +207,6 @@ class Projection:
 
     def tickets(self) -> dict[str, Ticket]:
         return {tid: t for tid, s in self.streams.items() if (t := _ticket_of(s)) is not None}
-
-
-def fold(events: Iterable[Event]) -> dict[str, Ticket]:
-    """Every ticket as the log says it is now."""
-    projection = Projection()
-    for event in events:
-        projection.apply(event)
-    return projection.tickets()
 
 
 _EMPTY = Stream()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from litestar.testing import AsyncTestClient
 
-from service.app import create_app
-from service.auth import Credential, Credentials
+from service.http.app import create_app
+from service.http.auth import Credential, Credentials
 from service.settings import Settings
-from tests.service.live import Service
+from tests.support.live import Service
 
 NCENTRAL = Credential("ncentral", "nc-secret")
 OPERATOR = Credential("operator", "op-secret")

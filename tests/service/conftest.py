@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.harness import Server
-from tests.service.ncentral_fake import FakeNcentral
+from tests.support.harness import Server
+from tests.support.ncentral_fake import FakeNcentral
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,80 @@
+"""The Litestar application: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from service.callbacks.worker import courier_for
+from service.http.api import AuditApi
+from service.http.auth import Credentials, resolve_credentials
+from service.http.callbacks_api import CallbacksController
+from service.http.errors import EXCEPTION_HANDLERS
+from service.http.metrics import Metrics, metrics_endpoint
+from service.http.ncentral import NcentralController
+from service.http.pages import TicketPages
+from service.ledger.intake import MAX_BODY, Intake, Reception
+from service.ledger.writer import Ledger
+from service.settings import Settings
+from service.storage.readpool import ReadPool
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, credentials: Credentials | None = None) -> Litestar:
+    """An app serving `settings.db`; credentials default to the settings' (or generated)."""
+    ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    reads = ReadPool(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    reception = Reception(
+        ledger, Intake(base_url=settings.base_url, create_mode=settings.create_mode)
+    )
+    metrics = Metrics()
+    ledger.on_commit(metrics.count)
+    courier = courier_for(settings, ledger)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await ledger.open()
+        if courier is not None:
+            await courier.start()
+        try:
+            yield
+        finally:
+            if courier is not None:
+                await courier.stop()
+            await ledger.close()
+            reads.close()
+
+    app = Litestar(
+        route_handlers=[
+            NcentralController,
+            TicketPages,
+            AuditApi,
+            CallbacksController,
+            healthz,
+            metrics_endpoint,
+        ],
+        dependencies={
+            "ledger": Provide(lambda: ledger, sync_to_thread=False),
+            "reads": Provide(lambda: reads, sync_to_thread=False),
+            "reception": Provide(lambda: reception, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "metrics": Provide(lambda: metrics, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="psa-ledger", version="0.1.0", path="/schema"),
+        request_max_body_size=MAX_BODY,
+    )
+    app.state.credentials = credentials or resolve_credentials(settings)
+    return app
+
+
+@get("/healthz", tags=["health"], sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Needs no credentials."""
+    return {"status": "ok"}

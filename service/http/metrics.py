@@ -1,0 +1,65 @@
+"""Prometheus metrics, counted from what the ledger commits (so they match the log)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from litestar import Response, get
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from service.ledger.writer import Batch
+from service.storage import outbox
+from service.storage.readpool import ReadPool
+
+__all__ = ["Metrics", "metrics_endpoint"]
+
+
+class Metrics:
+    """One registry per app, so that several apps in one process (tests) do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "psa_ledger_events",
+            "Events appended to the log",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "psa_ledger_batch_events",
+            "Events per committed batch (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
+
+        self.callbacks = Gauge(
+            "psa_ledger_callbacks",
+            "Callbacks to N-central in the outbox, by status",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def count(self, batch: Batch) -> None:
+        """Called after each commit: only durable events are counted."""
+        self.batch_size.observe(len(batch.events))
+        for event in batch.events:
+            self.events.labels(event.action, event.outcome).inc()
+
+
+@get("/metrics", tags=["health"], include_in_schema=False)
+async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]:
+    """Prometheus text format. Needs no credentials, as CONTRACT §5 says.
+
+    Outbox sizes are read at scrape time: a dead letter must show up in the operator's
+    alerting even after a restart, which a counter kept in memory would not.
+    """
+    for status, count in await reads.run(_callbacks_by_status):
+        metrics.callbacks.labels(status).set(count)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _callbacks_by_status(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    counts = dict.fromkeys(("pending", "delivered", "dead"), 0)
+    counts |= outbox.count_by_status(db)
+    return list(counts.items())

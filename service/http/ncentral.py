@@ -1,0 +1,40 @@
+"""N-central's Ticketing Endpoint: authenticate, hand the body to the intake, answer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, HttpMethod, Request, Response, route
+from litestar.exceptions import ClientException
+
+from service.http.auth import ncentral_guard
+from service.http.responses import respond
+from service.ledger.intake import MAX_BODY, Reception
+
+__all__ = ["NcentralController"]
+
+
+class NcentralController(Controller):
+    path = "/ncentral/tickets"
+    guards = [ncentral_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
+    tags = ["N-central"]  # noqa: RUF012
+
+    @route(
+        http_method=[HttpMethod.PUT, HttpMethod.POST],
+        request_max_body_size=MAX_BODY,
+        summary="N-central's Custom PSA Ticketing Endpoint",
+        status_code=200,
+    )
+    async def receive(
+        self, request: Request[Any, Any, Any], reception: Reception
+    ) -> Response[bytes]:
+        try:
+            body: bytes | None = await request.body()
+        except ClientException as exc:
+            if exc.status_code != 413:
+                raise
+            body = None
+        request_id = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+        answer = await reception.receive(body, actor=request.state.actor, request_id=request_id)
+        return respond(answer)

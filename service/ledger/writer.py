@@ -1,0 +1,330 @@
+"""The write path: one writer task, group commit, the live projection.
+
+Every change to the database is a `Command` handed to `Ledger.submit`. A single writer
+task takes everything waiting and runs each command against the projection it keeps in
+memory (each ticket's standing only: N-central's text, up to a megabyte a request, is
+written to the `tickets` table and not kept), then writes the batch's events, the tickets
+they touched and any other rows they owe in ONE transaction, and commits once (one fsync
+for the batch, `synchronous=FULL`). Only then does each submitter get its result, so an
+answer never promises an event that a crash could lose. One writer also means per-ticket
+order is arrival order, positions have no gaps, and no two requests race on one ticket.
+
+Each aiosqlite call is a thread hop whose answer waits for a turn of the event loop; under
+load that turn takes milliseconds, not the 50 µs of an idle loop. So a batch makes two
+round trips however large it is: its writes queued together, then COMMIT. The positions
+we assign are the log's primary key, so if another process appended meanwhile (a CLI
+tool), the insert fails, nothing is committed, and the batch runs again on fresh state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosqlite
+import msgspec
+
+from service.storage import StoreUnavailable, appends, rows, sqlite
+from service.timestamps import utc_now
+from statemachine.events import GENESIS_HASH, Event, TicketRequest, chain_hash
+from statemachine.projection import Stream, evolve
+
+__all__ = ["OWN_ACTOR", "Batch", "Command", "Ledger"]
+
+#: The actor the log names for the facts psa-ledger records itself (deliveries, leases).
+OWN_ACTOR = "psa-ledger"
+
+log = logging.getLogger("psa_ledger.ledger")
+
+
+class Command(Protocol):
+    """A unit of work for the writer; `apply` runs inside the batch's transaction."""
+
+    @property
+    def ticket_id(self) -> str | None: ...
+
+    def apply(self, batch: Batch) -> Any: ...
+
+
+class Tail(msgspec.Struct, frozen=True):
+    """The last event of the log: where the next one chains on."""
+
+    position: int = 0
+    hash: str = GENESIS_HASH
+    recorded_at: str = ""
+
+
+class Batch:
+    """One transaction's worth of changes, seen by commands as the current projection."""
+
+    def __init__(self, streams: dict[str, Stream], tail: Tail, clock: Callable[[], str]) -> None:
+        self._base = streams
+        self._clock = clock
+        self.tail = tail
+        self.streams: dict[str, Stream] = {}
+        self.events: list[Event] = []
+        self.statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    def stream(self, ticket_id: str) -> Stream:
+        return self.streams.get(ticket_id) or self._base.get(ticket_id) or _EMPTY
+
+    def append(
+        self,
+        *,
+        ticket_id: str | None,
+        action: str,
+        outcome: str,
+        actor: str,
+        payload: str,
+        request: TicketRequest | None = None,
+        request_id: str | None = None,
+        response: str | None = None,
+        state_before: str | None = None,
+        state_after: str | None = None,
+    ) -> Event:
+        """Record one event and fold it into its ticket's stream, exactly as replay will."""
+        stream = self.stream(ticket_id) if ticket_id is not None else None
+        position = self.tail.position + 1
+        # Time never runs backwards in the log, so "state as of T" has one answer.
+        recorded_at = max(self._clock(), self.tail.recorded_at)
+        event = Event(
+            position=position,
+            ticket_id=ticket_id,
+            stream_version=stream.version + 1 if stream is not None else None,
+            action=action,
+            outcome=outcome,
+            state_before=state_before,
+            state_after=state_after,
+            recorded_at=recorded_at,
+            request_id=request_id,
+            actor=actor,
+            payload=payload,
+            response=response,
+            prev_hash=self.tail.hash,
+        )
+        event = msgspec.structs.replace(event, hash=chain_hash(event, event.prev_hash))
+        self.events.append(event)
+        self.tail = Tail(position, event.hash, recorded_at)
+        if ticket_id is not None and stream is not None:
+            self.streams[ticket_id] = evolve(stream, event, request)
+        return event
+
+    def execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Another write owed in the same transaction (an outbox row, say)."""
+        self.statements.append((sql, params))
+
+
+class Ledger:
+    """Owns the writer connection and task; `submit` is the only way to change the log."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int = 5000,
+        batch_limit: int = 512,
+        cache_limit: int = 100_000,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._batch_limit = batch_limit
+        self._cache_limit = cache_limit
+        self._clock = clock
+        # Bounded: under a flood, requests wait at the door instead of filling memory.
+        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Any]] | None] = asyncio.Queue(
+            maxsize=batch_limit * 16
+        )
+        self._streams: dict[str, Stream] = {}
+        self._tail: Tail | None = None
+        self._db: aiosqlite.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[Batch], None]] = []
+
+    def on_commit(self, listener: Callable[[Batch], None]) -> None:
+        """Call `listener` with each batch once it is durable (metrics, waking workers).
+
+        Listeners run on the writer's task: they must be quick and must not block.
+        """
+        self._listeners.append(listener)
+
+    async def open(self) -> None:
+        self._db = await sqlite.connect(
+            self.path, busy_timeout_ms=self._busy_timeout_ms, writer=True
+        )
+        self._task = asyncio.create_task(self._run(), name="psa-ledger-writer")
+
+    async def close(self) -> None:
+        """Finish every command already submitted, then stop."""
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def submit(self, command: Command) -> Any:
+        """Run `command` in the next batch; returns once its writes are durable."""
+        if self._task is None or self._task.done():
+            raise StoreUnavailable("the ledger writer is not running")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._queue.put((command, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            work = [item]
+            stopping = False
+            while len(work) < self._batch_limit and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    stopping = True
+                    break
+                work.append(more)
+            await self._write(work)
+            if stopping:
+                return
+
+    async def _write(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        for _ in range(_ATTEMPTS):
+            try:
+                batch, results = await self._prepare(work)
+                await self._persist(batch)
+            except sqlite3.IntegrityError as exc:
+                # Another process appended since we cached the tail: start again from the file.
+                log.info("log moved under the writer (%s); retrying the batch", exc)
+                self._forget()
+                continue
+            except Exception as exc:
+                # Whatever went wrong, the writer lives on: this batch is refused (503).
+                log.error("write failed, batch of %d refused: %r", len(work), exc)
+                self._forget()
+                return _fail(work, StoreUnavailable(str(exc)))
+            self._commit(batch)
+            return _resolve(work, results)
+        _fail(work, StoreUnavailable("the log kept moving under the writer"))
+
+    async def _prepare(
+        self, work: list[tuple[Command, asyncio.Future[Any]]]
+    ) -> tuple[Batch, list[Any]]:
+        """Run the commands against the cached projection, loading what is missing first.
+
+        Reads happen outside the write transaction: if the file moves on meanwhile, our
+        first event's position is taken and `_persist` fails with IntegrityError.
+        """
+        assert self._db is not None
+        ticket_ids = {cmd.ticket_id for cmd, _ in work if cmd.ticket_id is not None}
+        missing = {tid for tid in ticket_ids if tid not in self._streams}
+        if self._tail is None or missing:
+            tail, streams = await _load(self._db, missing, with_tail=self._tail is None)
+            self._tail = tail or self._tail
+            self._streams.update(streams)
+        assert self._tail is not None
+        batch = Batch(self._streams, self._tail, self._clock)
+        return batch, [_run_one(batch, cmd) for cmd, _ in work]
+
+    async def _persist(self, batch: Batch) -> None:
+        """All of the batch's writes in one round trip, then COMMIT only if every one held.
+
+        The connection opens `BEGIN IMMEDIATE` itself before the first write, so no write can
+        ever land outside the transaction; the statements are queued together because each
+        separate await waits for a turn of a busy event loop.
+        """
+        assert self._db is not None
+        db = self._db
+        last_position = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
+        tickets = [
+            rows.ticket_row(tid, stream, last_position[tid])
+            for tid, stream in batch.streams.items()
+            if stream.ticket is not None
+        ]
+        writes = [db.executemany(appends.INSERT_EVENT, [rows.event_row(e) for e in batch.events])]
+        if tickets:
+            writes.append(db.executemany(appends.UPSERT_TICKET, tickets))
+        writes += [db.execute(sql, params) for sql, params in batch.statements]
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        try:
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            await db.commit()
+        except BaseException:
+            await _rollback(db)
+            raise
+
+    def _forget(self) -> None:
+        self._streams.clear()
+        self._tail = None
+
+    def _commit(self, batch: Batch) -> None:
+        if len(self._streams) > self._cache_limit:
+            self._streams.clear()
+        # Only what decisions need stays: N-central's text is in the tickets table now.
+        self._streams.update({tid: stream.stored() for tid, stream in batch.streams.items()})
+        self._tail = batch.tail
+        for listener in self._listeners:
+            listener(batch)
+
+
+_ATTEMPTS = 3
+
+
+class _Failed(msgspec.Struct):
+    error: BaseException
+
+
+_EMPTY = Stream()
+
+
+def _run_one(batch: Batch, command: Command) -> Any:
+    """A command that raises fails alone; it must not take the batch down with it."""
+    try:
+        return command.apply(batch)
+    except Exception as exc:
+        log.exception("command %r failed", command)
+        return _Failed(exc)
+
+
+def _fail(work: list[tuple[Command, asyncio.Future[Any]]], error: Exception) -> None:
+    for _, future in work:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _resolve(work: list[tuple[Command, asyncio.Future[Any]]], results: list[Any]) -> None:
+    for (_, future), result in zip(work, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, _Failed):
+            future.set_exception(result.error)
+        else:
+            future.set_result(result)
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        await db.rollback()
+
+
+async def _load(
+    db: aiosqlite.Connection, ticket_ids: set[str], *, with_tail: bool
+) -> tuple[Tail | None, dict[str, Stream]]:
+    """The tail (when asked) and the streams of `ticket_ids`, in one round trip."""
+    loaded = await appends.load(db, ticket_ids, with_tail=with_tail)
+    streams = dict.fromkeys(ticket_ids, _EMPTY)
+    streams |= {tid: Stream(version) for tid, version in loaded.versions.items()}
+    streams |= {row["ncentral_ticket_id"]: rows.stream_from_row(row) for row in loaded.tickets}
+    tail = None
+    if with_tail:
+        row = loaded.tail
+        tail = Tail(row["position"], row["hash"], row["recorded_at"]) if row else Tail()
+    return tail, streams

@@ -1,0 +1,92 @@
+"""`psa-ledger`: serve the endpoint, and the shell tools that read the log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from service.settings import Settings, SettingsError, describe, field_names, load_settings
+from service.shell.callbacks import callbacks
+
+__all__ = ["main"]
+
+
+@click.group()
+def main() -> None:
+    """psa-ledger: an event-sourced Custom PSA endpoint for N-central."""
+
+
+def _settings_options(command: Any) -> Any:
+    """Every setting as a flag, so `--port 9000` beats PSA_LEDGER_PORT."""
+    for name in reversed(field_names()):
+        flag = "--" + name.replace("_", "-")
+        command = click.option(flag, name, default=None, help=describe(name))(command)
+    return click.option(
+        "--config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="TOML file of settings (a [psa-ledger] table or top-level keys)",
+    )(command)
+
+
+def settings_from(config: Path | None, overrides: dict[str, Any]) -> Settings:
+    try:
+        return load_settings(config=config, overrides=overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@main.command()
+@_settings_options
+def serve(config: Path | None, **overrides: Any) -> None:
+    """Serve N-central's endpoint and the operator API."""
+    import uvicorn
+
+    from service.http.app import create_app
+    from service.http.connections import http_protocol
+
+    settings = settings_from(config, overrides)
+    app = create_app(settings)
+    click.echo(
+        f"psa-ledger: serving {settings.base_url} (log {settings.db}, create mode "
+        f"{settings.create_mode})",
+        err=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        http=http_protocol(settings.header_timeout),
+        # uvicorn answers 503 once the open connections, the asking one included, reach
+        # the limit: one more than the setting lets exactly max_connections be served.
+        limit_concurrency=settings.max_connections + 1,
+    )
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["markdown", "mermaid"]), default="markdown")
+def states(fmt: str) -> None:
+    """Print the ticket state table (or diagram) generated from the state machine."""
+    from statemachine.describe import markdown_table, mermaid
+
+    click.echo(markdown_table() if fmt == "markdown" else mermaid())
+
+
+def _add_audit_commands() -> None:
+    from service.shell.audit import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_audit_commands()
+main.add_command(callbacks)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Connections to the SQLite file: the writer's, the worker's and the shell's.
+
+Only the writer's and the shell's writable connection run migrations: every other
+connection is opened read-only, so a reader can never change the file it audits.
+Rows come back as `sqlite3.Row`, read by column name.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from service.storage.schema import PRAGMAS, migration_script
+
+__all__ = ["connect", "connect_readonly", "connect_sync", "snapshot"]
+
+
+async def connect(
+    path: Path, *, busy_timeout_ms: int = 5000, writer: bool = False
+) -> aiosqlite.Connection:
+    """An async connection with the schema in place; creates the file and its folder.
+
+    The writer's connection opens `BEGIN IMMEDIATE` by itself before its first write, so
+    that a write can never land outside a transaction; other connections are autocommit.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path, isolation_level="IMMEDIATE" if writer else None)
+    try:
+        db.row_factory = sqlite3.Row
+        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await db.executescript(PRAGMAS)
+        rows = list(await db.execute_fetchall("PRAGMA user_version"))
+        await db.executescript(migration_script(int(rows[0][0])))
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def connect_readonly(path: Path, *, busy_timeout_ms: int = 5000) -> aiosqlite.Connection:
+    """An async read-only connection to a log that the writer has already created."""
+    db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return db
+
+
+def connect_sync(path: Path, *, readonly: bool = True) -> sqlite3.Connection:
+    """A plain connection for the command-line tools; read-only unless asked otherwise."""
+    if readonly:
+        if not path.exists():
+            raise FileNotFoundError(f"no event log at {path}")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.executescript(PRAGMAS)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.executescript(migration_script(version))
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA busy_timeout = 5000")
+    return db
+
+
+@contextmanager
+def snapshot(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Every read inside sees the log as of one commit."""
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        db.execute("COMMIT")

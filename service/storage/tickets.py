@@ -1,0 +1,64 @@
+"""Reads of the `tickets` projection and its `ticket_tags` index."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from service.storage.rows import TICKET_COLUMNS, ticket_from_row
+from statemachine.projection import Ticket
+
+__all__ = ["by_external_id", "rows_by_ticket", "select"]
+
+
+def by_external_id(db: sqlite3.Connection, external_ticket_id: str) -> Ticket | None:
+    row = db.execute(_BY_EXTERNAL_ID, (external_ticket_id,)).fetchone()
+    return None if row is None else ticket_from_row(row)
+
+
+def select(
+    db: sqlite3.Connection,
+    *,
+    after: str,
+    limit: int,
+    state: str | None = None,
+    updated_since: str | None = None,
+    tags: tuple[tuple[str, str], ...] = (),
+) -> list[Ticket]:
+    """Up to `limit` tickets after the ncentralTicketId `after`, in that order, filtered.
+
+    A ticket must carry every (key, value) of `tags`; each is a `ticket_tags` index lookup.
+    """
+    clauses = ["ncentral_ticket_id > ?"]
+    params: list[object] = [after]
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
+    if updated_since is not None:
+        clauses.append("updated_at >= ?")
+        params.append(updated_since)
+    for key, value in tags:
+        clauses.append(
+            "ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM ticket_tags"
+            " WHERE key = ? AND value = ?)"
+        )
+        params += [key, value]
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM tickets WHERE {' AND '.join(clauses)}"
+        " ORDER BY ncentral_ticket_id LIMIT ?",
+        [*params, limit],
+    )
+    return [ticket_from_row(row) for row in rows]
+
+
+def rows_by_ticket(db: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
+    """Every `tickets` row as plain values in `TICKET_COLUMNS` order, by ncentralTicketId.
+
+    Plain values, so that they compare equal to `rows.ticket_row` of the replayed stream.
+    """
+    rows = db.execute(f"SELECT {_COLUMNS} FROM tickets")
+    return {row["ncentral_ticket_id"]: tuple(row) for row in rows}
+
+
+_COLUMNS = ", ".join(TICKET_COLUMNS)
+_BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = ?"

@@ -1,0 +1,184 @@
+"""A real `psa-ledger serve` process on a free port with a real DB file, and ways to wait on it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from service.storage import events, sqlite
+from statemachine.events import GENESIS_HASH, chain_hash
+from statemachine.projection import Projection
+
+NCENTRAL = ("ncentral", "inbound-secret")
+OPERATOR = ("operator", "operator-secret")
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll until `condition()` is truthy; its value is returned. No fixed sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """One psa-ledger process; `start` again after `kill` to restart it on the same file."""
+
+    def __init__(self, db: Path, *, log_dir: Path | None = None, **settings: str) -> None:
+        self.db = db
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (log_dir or db.parent) / f"{db.stem}.{self.port}.log"
+        self.env = {
+            **os.environ,
+            "PSA_LEDGER_DB": str(db),
+            "PSA_LEDGER_PORT": str(self.port),
+            "PSA_LEDGER_USERNAME": NCENTRAL[0],
+            "PSA_LEDGER_PASSWORD": NCENTRAL[1],
+            "PSA_LEDGER_OPERATOR_USERNAME": OPERATOR[0],
+            "PSA_LEDGER_OPERATOR_PASSWORD": OPERATOR[1],
+            **{f"PSA_LEDGER_{k.upper()}": v for k, v in settings.items()},
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self._healthy, timeout=15, what=f"psa-ledger on {self.url} (see {self.log})")
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, nothing but what was committed survives."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait()
+
+    def stop(self) -> int | None:
+        """SIGTERM, as systemd would; returns the exit code (None if it was not running)."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        self._process.terminate()
+        return self._process.wait(timeout=15)
+
+    def peak_rss_kb(self) -> int:
+        """The process's peak resident memory so far (the kernel's VmHWM), in kB."""
+        assert self._process is not None
+        status = Path(f"/proc/{self._process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmHWM in /proc/{self._process.pid}/status")
+
+    def ticket(self, action: str, ticket_id: str, **fields: Any) -> httpx.Response:
+        """What N-central sends to the Ticketing Endpoint."""
+        body = {"action": action, "ncentralTicketId": ticket_id, **fields}
+        if action == "CREATE":
+            body = {"title": f"ticket {ticket_id}", "details": "Device: web-01", **body}
+        return httpx.put(f"{self.url}/ncentral/tickets", json=body, auth=NCENTRAL)
+
+    def as_operator(self, method: str, path: str) -> httpx.Response:
+        return httpx.request(method, f"{self.url}{path}", auth=OPERATOR)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "service", *args, "--db", str(self.db)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def _healthy(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise AssertionError(f"psa-ledger exited: {self.log.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+class Log:
+    """The event log and its projections, read the way an auditor would: sqlite3, read-only."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+
+    def events(self, ticket_id: str) -> list[sqlite3.Row]:
+        with closing(self._connect()) as db:
+            return db.execute(
+                "SELECT action, outcome, state_before, state_after, actor, payload"
+                " FROM events WHERE ticket_id = ? ORDER BY position",
+                (ticket_id,),
+            ).fetchall()
+
+    def actions(self, ticket_id: str) -> list[str]:
+        return [row["action"] for row in self.events(ticket_id)]
+
+    def state(self, ticket_id: str) -> str | None:
+        with closing(self._connect()) as db:
+            row = db.execute(
+                "SELECT state FROM tickets WHERE ncentral_ticket_id = ?", (ticket_id,)
+            ).fetchone()
+        return row["state"] if row else None
+
+    def callback(self, ticket_id: str) -> sqlite3.Row | None:
+        with closing(self._connect()) as db:
+            return db.execute(
+                "SELECT * FROM callbacks WHERE ncentral_ticket_id = ?", (ticket_id,)
+            ).fetchone()
+
+    def replay_problems(self) -> list[str]:
+        """Replaying the whole log must keep the hash chain, derive every recorded state,
+        and give the tickets table."""
+        projection, prev, problems = Projection(), GENESIS_HASH, []
+        db = sqlite.connect_sync(self.db)
+        try:
+            for event in events.iter_after(db):
+                problems += projection.apply(event)
+                if event.prev_hash != prev or chain_hash(event, prev) != event.hash:
+                    problems.append(f"hash chain broken at position {event.position}")
+                prev = event.hash
+            recorded = dict(db.execute("SELECT ncentral_ticket_id, state FROM tickets"))
+        finally:
+            db.close()
+        derived = {tid: t.state.value for tid, t in projection.tickets().items()}
+        if derived != recorded:
+            problems.append(f"tickets table {recorded} but replay derives {derived}")
+        return problems
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        db.row_factory = sqlite3.Row
+        return db
