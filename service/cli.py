@@ -32,11 +32,17 @@ def _settings_options(command: Any) -> Any:
     )(command)
 
 
+class RefusedSettings(click.ClickException):
+    """One line naming the setting, exit 2: no usage text, which would bury it."""
+
+    exit_code = 2
+
+
 def settings_from(config: Path | None, overrides: dict[str, Any]) -> Settings:
     try:
         return load_settings(config=config, overrides=overrides)
     except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise RefusedSettings(str(exc)) from None
 
 
 @main.command()
@@ -48,7 +54,10 @@ def serve(config: Path | None, **overrides: Any) -> None:
     from service.app import create_app
 
     settings = settings_from(config, overrides)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise RefusedSettings(str(exc)) from None
     click.echo(
         f"psa-ledger: serving {settings.base_url} (log {settings.db}, create mode "
         f"{settings.create_mode})",

@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
+from service import files
 from statemachine.events import Event
 from statemachine.projection import LastAccepted, Stream, Ticket
 from statemachine.ticket import State
@@ -49,7 +50,7 @@ async def connect(
     The writer's connection opens `BEGIN IMMEDIATE` by itself before its first write, so
     that a write can never land outside a transaction; other connections are autocommit.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    files.prepare_database(path)
     db = await aiosqlite.connect(path, isolation_level="IMMEDIATE" if writer else None)
     try:
         await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -68,7 +69,7 @@ def connect_sync(path: Path, *, readonly: bool = True) -> sqlite3.Connection:
             raise FileNotFoundError(f"no event log at {path}")
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        files.prepare_database(path)
         db = sqlite3.connect(path, isolation_level=None)
         db.executescript(_PRAGMAS)
         version = db.execute("PRAGMA user_version").fetchone()[0]
