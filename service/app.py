@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from service.api import AuditApi
 from service.auth import Credentials, resolve_credentials
 from service.callbacks_api import CallbacksController
+from service.clientaddress import ClientAddress
 from service.courier import courier_for
 from service.ledger import Ledger
 from service.metrics import Metrics, metrics_endpoint
@@ -20,6 +21,7 @@ from service.pages import TicketPages
 from service.problems import EXCEPTION_HANDLERS
 from service.readpool import ReadPool
 from service.settings import Settings
+from service.throttle import LoginThrottle
 
 __all__ = ["create_app"]
 
@@ -70,6 +72,8 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         request_max_body_size=MAX_BODY,
     )
     app.state.credentials = credentials or resolve_credentials(settings)
+    app.state.login_throttle = LoginThrottle()
+    app.state.client_address = ClientAddress(settings.trusted_networks)
     return app
 
 

@@ -1,7 +1,10 @@
 """Basic credentials: who N-central is, who the operators are, and the guards that check.
 
 N-central's credential may only post actions; the operator credential may only read. Each
-guard compares in constant time so that a wrong guess learns nothing from the timing.
+guard compares in constant time so that a wrong guess learns nothing from the timing, and
+counts wrong guesses per client address: past ten a minute, that address is answered 429
+until the minute has passed, whatever it sends (a right guess included, or the 429 itself
+would tell the guesser nothing and the guessing would go on).
 """
 
 from __future__ import annotations
@@ -9,29 +12,32 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 import secrets
 import sys
 import tomllib
 
 import msgspec
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 
 from service import files
 from service.settings import Settings, SettingsError
+from service.throttle import LoginThrottle
 
 __all__ = ["Credential", "Credentials", "ncentral_guard", "operator_guard", "resolve_credentials"]
 
 REALM_HEADER = {"WWW-Authenticate": 'Basic realm="psa-ledger"'}
+
+log = logging.getLogger("psa_ledger.auth")
 
 
 class Credential(msgspec.Struct, frozen=True):
     username: str
     password: str
 
-    def matches(self, authorization: str | None) -> bool:
-        username, password = _basic(authorization)
+    def matches(self, username: str, password: str) -> bool:
         # Both comparisons always run: `and` would leak which half was wrong.
         same_user = hmac.compare_digest(username.encode(), self.username.encode())
         same_password = hmac.compare_digest(password.encode(), self.password.encode())
@@ -68,17 +74,47 @@ def resolve_credentials(settings: Settings, *, announce: bool = True) -> Credent
 
 
 async def ncentral_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    _check(connection, connection.app.state.credentials.ncentral)
+    _check(connection, "ncentral", connection.app.state.credentials.ncentral)
 
 
 async def operator_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    _check(connection, connection.app.state.credentials.operator)
+    _check(connection, "operator", connection.app.state.credentials.operator)
 
 
-def _check(connection: ASGIConnection, credential: Credential) -> None:
-    if not credential.matches(connection.headers.get("authorization")):
+def _check(connection: ASGIConnection, role: str, credential: Credential) -> None:
+    state = connection.app.state
+    address = state.client_address.of(
+        connection.client.host if connection.client else None,
+        connection.headers.getall("x-forwarded-for", []),
+    )
+    wait = state.login_throttle.wait(address)
+    if wait is not None:
+        raise TooManyRequestsException(
+            f"too many failed logins from {address}; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    authorization = connection.headers.get("authorization")
+    username, password = _basic(authorization)
+    if not credential.matches(username, password):
+        if authorization is not None:
+            _failed(state.login_throttle, role, username, address)
         raise NotAuthorizedException("valid Basic credentials are required", headers=REALM_HEADER)
     connection.state.actor = credential.username
+
+
+def _failed(throttle: LoginThrottle, role: str, username: str, address: str) -> None:
+    """Count and log a wrong guess. The user name is the guesser's text: quoted, cut short."""
+    throttle.failed(address)
+    log.warning("failed %s login as %r from %s", role, username[:64], address)
+    wait = throttle.wait(address)
+    if wait is not None:
+        log.warning(
+            "%s failed %d logins within %g s: refused (429) for %d s",
+            address,
+            throttle.limit,
+            throttle.window,
+            wait,
+        )
 
 
 def _basic(authorization: str | None) -> tuple[str, str]:

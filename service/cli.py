@@ -69,6 +69,9 @@ def serve(config: Path | None, **overrides: Any) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # The throttle reads X-Forwarded-For itself, from trusted proxies only: uvicorn's
+        # own reading would believe any process on 127.0.0.1.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

@@ -14,9 +14,14 @@ from typing import Any, Literal
 
 import msgspec
 
+from service.clientaddress import Network, parse_networks
+
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "PSA_LEDGER_"
+
+#: Our own Basic passwords: at ten guesses a minute, 16 random characters are out of reach.
+MIN_PASSWORD_LENGTH = 16
 
 
 class SettingsError(Exception):
@@ -44,6 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: How long the writer waits for a lock held by another process before answering 503.
     busy_timeout_ms: int = 5000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: Reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs).
+    trusted_proxies: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -55,6 +62,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def credentials_file(self) -> Path:
         """Generated passwords live beside the DB, readable by its owner only."""
         return self.db.with_name(self.db.stem + ".credentials.toml")
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies or "")
 
 
 #: What each setting means, for `psa-ledger serve --help`.
@@ -77,6 +88,7 @@ DESCRIPTIONS = {
     "callback_timeout": "seconds N-central may take to connect or answer one callback",
     "busy_timeout_ms": "ms to wait for a lock held by another process before a 503",
     "log_level": "debug, info, warning or error",
+    "trusted_proxies": "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed",
 }
 
 
@@ -98,6 +110,8 @@ def load_settings(
         settings = msgspec.convert(values, Settings, strict=False, dec_hook=_path)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(str(exc))) from None
+    _check_passwords(settings)
+    _check_trusted_proxies(settings)
     if settings.create_mode == "async":
         _check_callbacks(settings)
     return settings
@@ -178,3 +192,30 @@ def _explain(message: str) -> str:
         name = where.rstrip("`").split("[")[0]
         return f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')}): {problem}"
     return message
+
+
+def _variable(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _check_passwords(settings: Settings) -> None:
+    """Our own Basic passwords must resist guessing, and the two roles must stay apart."""
+    for name in ("password", "operator_password"):
+        value = getattr(settings, name)
+        if value is not None and len(value) < MIN_PASSWORD_LENGTH:
+            raise SettingsError(
+                f"{_variable(name)} must be at least {MIN_PASSWORD_LENGTH} characters"
+                f" (it has {len(value)}); leave it unset to have one generated"
+            )
+    if settings.password is not None and settings.password == settings.operator_password:
+        raise SettingsError(
+            f"{_variable('password')} and {_variable('operator_password')} are the same:"
+            " N-central's password must not open the operators' pages, nor theirs N-central's"
+        )
+
+
+def _check_trusted_proxies(settings: Settings) -> None:
+    try:
+        settings.trusted_networks  # noqa: B018  (parsing is the check)
+    except ValueError as exc:
+        raise SettingsError(f"{_variable('trusted_proxies')}: {exc}") from None
