@@ -158,8 +158,7 @@ def _toml_string(value: str) -> str:
 
 
 def _announce(settings: Settings, generated: dict[str, Credential]) -> None:
-    print(
-        f"psa-ledger: generated credentials, kept in {settings.credentials_file}:", file=sys.stderr
-    )
-    for role, pair in generated.items():
-        print(f"  {role}: {pair.username} / {pair.password}", file=sys.stderr)
+    """Where the passwords are, never the passwords: this line may end in a journal."""
+    roles = ", ".join(f"{role} (user {pair.username})" for role, pair in generated.items())
+    where = settings.credentials_file.resolve()
+    print(f"psa-ledger: generated passwords for {roles}; read them in {where}", file=sys.stderr)

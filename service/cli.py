@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from service.callbacks_cli import callbacks
-from service.settings import Settings, SettingsError, describe, field_names, load_settings
+from service.settings import (
+    ENV_PREFIX,
+    SECRETS,
+    Settings,
+    SettingsError,
+    describe,
+    field_names,
+    load_settings,
+)
 
 __all__ = ["main"]
 
@@ -20,16 +28,34 @@ def main() -> None:
 
 
 def _settings_options(command: Any) -> Any:
-    """Every setting as a flag, so `--port 9000` beats PSA_LEDGER_PORT."""
+    """Every setting as a flag, so `--port 9000` beats PSA_LEDGER_PORT; secrets excepted."""
     for name in reversed(field_names()):
         flag = "--" + name.replace("_", "-")
-        command = click.option(flag, name, default=None, help=describe(name))(command)
+        if name in SECRETS:
+            command = click.option(
+                flag, expose_value=False, hidden=True, callback=_refuse_secret_flag
+            )(command)
+        else:
+            command = click.option(flag, name, default=None, help=describe(name))(command)
     return click.option(
         "--config",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
         help="TOML file of settings (a [psa-ledger] table or top-level keys)",
     )(command)
+
+
+def _refuse_secret_flag(context: click.Context, parameter: click.Parameter, value: Any) -> None:
+    """A flag with a secret would show in `ps` to every user: say where it goes instead."""
+    if value is None:
+        return
+    variable = ENV_PREFIX + str(parameter.name).upper()
+    raise click.BadParameter(
+        f"secrets are not taken from the command line, where `ps` shows them to every user;"
+        f" set {variable}, or {variable}_FILE naming a file that holds it,"
+        f" or put it in the --config file",
+        param=parameter,
+    )
 
 
 class RefusedSettings(click.ClickException):
