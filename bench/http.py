@@ -23,7 +23,8 @@ import httpx
 
 from bench import traffic
 
-AUTH = "Basic " + base64.b64encode(b"ncentral:bench").decode()
+PASSWORD = "bench-inbound-password"
+AUTH = "Basic " + base64.b64encode(f"ncentral:{PASSWORD}".encode()).decode()
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -95,8 +96,8 @@ def _start(db: Path, port: int) -> subprocess.Popen[bytes]:
         **os.environ,
         "PSA_LEDGER_DB": str(db),
         "PSA_LEDGER_PORT": str(port),
-        "PSA_LEDGER_PASSWORD": "bench",
-        "PSA_LEDGER_OPERATOR_PASSWORD": "bench",
+        "PSA_LEDGER_PASSWORD": PASSWORD,
+        "PSA_LEDGER_OPERATOR_PASSWORD": "bench-operator-password",
         "PSA_LEDGER_LOG_LEVEL": "warning",
     }
     server = subprocess.Popen(

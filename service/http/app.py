@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from service.callbacks.worker import courier_for
+from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
 from service.http.auth import Credentials, resolve_credentials
 from service.http.callbacks_api import CallbacksController
@@ -17,6 +18,7 @@ from service.http.errors import EXCEPTION_HANDLERS
 from service.http.metrics import Metrics, metrics_endpoint
 from service.http.ncentral import NcentralController
 from service.http.pages import TicketPages
+from service.http.throttle import LoginThrottle
 from service.ledger.intake import MAX_BODY, Intake, Reception
 from service.ledger.writer import Ledger
 from service.settings import Settings
@@ -71,6 +73,8 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         request_max_body_size=MAX_BODY,
     )
     app.state.credentials = credentials or resolve_credentials(settings)
+    app.state.login_throttle = LoginThrottle()
+    app.state.client_address = ClientAddress(settings.trusted_networks)
     return app
 
 

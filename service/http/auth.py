@@ -1,7 +1,10 @@
 """Basic credentials: who N-central is, who the operators are, and the guards that check.
 
 N-central's credential may only post actions; the operator credential may only read. Each
-guard compares in constant time so that a wrong guess learns nothing from the timing.
+guard compares in constant time so that a wrong guess learns nothing from the timing, and
+counts wrong guesses per client address: past ten a minute, that address is answered 429
+until the minute has passed, whatever it sends (a right guess included, or the 429 itself
+would tell the guesser nothing and the guessing would go on).
 """
 
 from __future__ import annotations
@@ -9,29 +12,32 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import os
+import logging
 import secrets
 import sys
 import tomllib
 
 import msgspec
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 
-from service.settings import Settings
+from service.http.throttle import LoginThrottle
+from service.settings import Settings, SettingsError
+from service.storage import files
 
 __all__ = ["Credential", "Credentials", "ncentral_guard", "operator_guard", "resolve_credentials"]
 
 REALM_HEADER = {"WWW-Authenticate": 'Basic realm="psa-ledger"'}
+
+log = logging.getLogger("psa_ledger.auth")
 
 
 class Credential(msgspec.Struct, frozen=True):
     username: str
     password: str
 
-    def matches(self, authorization: str | None) -> bool:
-        username, password = _basic(authorization)
+    def matches(self, username: str, password: str) -> bool:
         # Both comparisons always run: `and` would leak which half was wrong.
         same_user = hmac.compare_digest(username.encode(), self.username.encode())
         same_password = hmac.compare_digest(password.encode(), self.password.encode())
@@ -68,17 +74,47 @@ def resolve_credentials(settings: Settings, *, announce: bool = True) -> Credent
 
 
 async def ncentral_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    _check(connection, connection.app.state.credentials.ncentral)
+    _check(connection, "ncentral", connection.app.state.credentials.ncentral)
 
 
 async def operator_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    _check(connection, connection.app.state.credentials.operator)
+    _check(connection, "operator", connection.app.state.credentials.operator)
 
 
-def _check(connection: ASGIConnection, credential: Credential) -> None:
-    if not credential.matches(connection.headers.get("authorization")):
+def _check(connection: ASGIConnection, role: str, credential: Credential) -> None:
+    state = connection.app.state
+    address = state.client_address.of(
+        connection.client.host if connection.client else None,
+        connection.headers.getall("x-forwarded-for", []),
+    )
+    wait = state.login_throttle.wait(address)
+    if wait is not None:
+        raise TooManyRequestsException(
+            f"too many failed logins from {address}; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    authorization = connection.headers.get("authorization")
+    username, password = _basic(authorization)
+    if not credential.matches(username, password):
+        if authorization is not None:
+            _failed(state.login_throttle, role, username, address)
         raise NotAuthorizedException("valid Basic credentials are required", headers=REALM_HEADER)
     connection.state.actor = credential.username
+
+
+def _failed(throttle: LoginThrottle, role: str, username: str, address: str) -> None:
+    """Count and log a wrong guess. The user name is the guesser's text: quoted, cut short."""
+    throttle.failed(address)
+    log.warning("failed %s login as %r from %s", role, username[:64], address)
+    wait = throttle.wait(address)
+    if wait is not None:
+        log.warning(
+            "%s failed %d logins within %g s: refused (429) for %d s",
+            address,
+            throttle.limit,
+            throttle.window,
+            wait,
+        )
 
 
 def _basic(authorization: str | None) -> tuple[str, str]:
@@ -94,25 +130,26 @@ def _basic(authorization: str | None) -> tuple[str, str]:
 
 
 def _read_stored(settings: Settings) -> dict[str, Credential]:
+    """The generated pairs; refused if others may read them, as ssh refuses an open key."""
+    path = settings.credentials_file
     try:
-        data = tomllib.loads(settings.credentials_file.read_text())
+        if files.open_to_others(path):
+            raise SettingsError(
+                f"{path} holds passwords but others may read it: run `chmod 600 {path}`"
+                " (or delete it to generate new passwords)"
+            )
+        data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         return {}
     return {role: msgspec.convert(pair, Credential) for role, pair in data.items()}
 
 
 def _store(settings: Settings, pairs: dict[str, Credential]) -> None:
-    path = settings.credentials_file
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# Generated by psa-ledger. Readable by its owner only.\n"]
     for role, pair in pairs.items():
         user, password = _toml_string(pair.username), _toml_string(pair.password)
         lines.append(f"\n[{role}]\nusername = {user}\npassword = {password}\n")
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.writelines(lines)
-    os.replace(temporary, path)
+    files.write_private(settings.credentials_file, "".join(lines))
 
 
 def _toml_string(value: str) -> str:
@@ -121,8 +158,7 @@ def _toml_string(value: str) -> str:
 
 
 def _announce(settings: Settings, generated: dict[str, Credential]) -> None:
-    print(
-        f"psa-ledger: generated credentials, kept in {settings.credentials_file}:", file=sys.stderr
-    )
-    for role, pair in generated.items():
-        print(f"  {role}: {pair.username} / {pair.password}", file=sys.stderr)
+    """Where the passwords are, never the passwords: this line may end in a journal."""
+    roles = ", ".join(f"{role} (user {pair.username})" for role, pair in generated.items())
+    where = settings.credentials_file.resolve()
+    print(f"psa-ledger: generated passwords for {roles}; read them in {where}", file=sys.stderr)

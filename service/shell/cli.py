@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from service.settings import Settings, SettingsError, describe, field_names, load_settings
+from service.settings import (
+    ENV_PREFIX,
+    SECRETS,
+    Settings,
+    SettingsError,
+    describe,
+    field_names,
+    load_settings,
+)
 from service.shell.callbacks import callbacks
 
 __all__ = ["main"]
@@ -20,10 +28,15 @@ def main() -> None:
 
 
 def _settings_options(command: Any) -> Any:
-    """Every setting as a flag, so `--port 9000` beats PSA_LEDGER_PORT."""
+    """Every setting as a flag, so `--port 9000` beats PSA_LEDGER_PORT; secrets excepted."""
     for name in reversed(field_names()):
         flag = "--" + name.replace("_", "-")
-        command = click.option(flag, name, default=None, help=describe(name))(command)
+        if name in SECRETS:
+            command = click.option(
+                flag, expose_value=False, hidden=True, callback=_refuse_secret_flag
+            )(command)
+        else:
+            command = click.option(flag, name, default=None, help=describe(name))(command)
     return click.option(
         "--config",
         type=click.Path(path_type=Path, dir_okay=False),
@@ -32,11 +45,30 @@ def _settings_options(command: Any) -> Any:
     )(command)
 
 
+def _refuse_secret_flag(context: click.Context, parameter: click.Parameter, value: Any) -> None:
+    """A flag with a secret would show in `ps` to every user: say where it goes instead."""
+    if value is None:
+        return
+    variable = ENV_PREFIX + str(parameter.name).upper()
+    raise click.BadParameter(
+        f"secrets are not taken from the command line, where `ps` shows them to every user;"
+        f" set {variable}, or {variable}_FILE naming a file that holds it,"
+        f" or put it in the --config file",
+        param=parameter,
+    )
+
+
+class RefusedSettings(click.ClickException):
+    """One line naming the setting, exit 2: no usage text, which would bury it."""
+
+    exit_code = 2
+
+
 def settings_from(config: Path | None, overrides: dict[str, Any]) -> Settings:
     try:
         return load_settings(config=config, overrides=overrides)
     except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise RefusedSettings(str(exc)) from None
 
 
 @main.command()
@@ -49,7 +81,10 @@ def serve(config: Path | None, **overrides: Any) -> None:
     from service.http.connections import http_protocol
 
     settings = settings_from(config, overrides)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise RefusedSettings(str(exc)) from None
     click.echo(
         f"psa-ledger: serving {settings.base_url} (log {settings.db}, create mode "
         f"{settings.create_mode})",
@@ -61,6 +96,9 @@ def serve(config: Path | None, **overrides: Any) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # The throttle reads X-Forwarded-For itself, from trusted proxies only: uvicorn's
+        # own reading would believe any process on 127.0.0.1.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
         http=http_protocol(settings.header_timeout),
         # uvicorn answers 503 once the open connections, the asking one included, reach

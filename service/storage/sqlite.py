@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from service.storage import files
 from service.storage.schema import PRAGMAS, migration_script
 
 __all__ = ["connect", "connect_readonly", "connect_sync", "snapshot"]
@@ -27,7 +28,7 @@ async def connect(
     The writer's connection opens `BEGIN IMMEDIATE` by itself before its first write, so
     that a write can never land outside a transaction; other connections are autocommit.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    files.prepare_database(path)
     db = await aiosqlite.connect(path, isolation_level="IMMEDIATE" if writer else None)
     try:
         db.row_factory = sqlite3.Row
@@ -56,7 +57,7 @@ def connect_sync(path: Path, *, readonly: bool = True) -> sqlite3.Connection:
             raise FileNotFoundError(f"no event log at {path}")
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        files.prepare_database(path)
         db = sqlite3.connect(path, isolation_level=None)
         db.executescript(PRAGMAS)
         version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -20,8 +20,8 @@ from service.storage import events, sqlite
 from statemachine.events import GENESIS_HASH, chain_hash
 from statemachine.projection import Projection
 
-NCENTRAL = ("ncentral", "inbound-secret")
-OPERATOR = ("operator", "operator-secret")
+NCENTRAL = ("ncentral", "inbound-secret-for-tests")
+OPERATOR = ("operator", "operator-secret-for-tests")
 T = TypeVar("T")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import SECRETS, Settings, SettingsError, load_settings
 from tests.support.live import free_port
 
 
@@ -52,8 +52,9 @@ def test_first_start_generates_credentials_once_and_keeps_them_private(tmp_path:
     secrets_file = tmp_path / "var" / "psa-ledger.credentials.toml"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     text = secrets_file.read_text()
-    nc_password = text.split('password = "')[1].split('"')[0]
-    assert f"ncentral / {nc_password}" in first_output
+    nc_password, op_password = (part.split('"')[0] for part in text.split('password = "')[1:])
+    assert f"read them in {secrets_file}" in first_output, "the journal learns where, not what"
+    assert nc_password not in first_output and op_password not in first_output
 
     process, url = serve_in(tmp_path)
     try:
@@ -121,6 +122,10 @@ def test_serve_help_explains_every_setting() -> None:
         check=True,
     ).stdout
     for name in Settings.__struct_fields__:
-        assert f"--{name.replace('_', '-')}" in shown
         assert f"PSA_LEDGER_{name.upper()}" in " ".join(shown.split())
-    assert "default 8080" in shown
+        if name in SECRETS:
+            assert f"--{name.replace('_', '-')} " not in shown, "ps shows flags to every user"
+            assert f"--{name.replace('_', '-')}-file" in shown
+        else:
+            assert f"--{name.replace('_', '-')}" in shown
+    assert "default 8080" in " ".join(shown.split())
