@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from service.api import AuditApi
 from service.auth import Credentials, resolve_credentials
 from service.callbacks_api import CallbacksController
 from service.courier import courier_for
+from service.headers import secure_headers
 from service.ledger import Ledger
 from service.metrics import Metrics, metrics_endpoint
 from service.ncentral import MAX_BODY, Intake, NcentralController, Reception
@@ -66,8 +68,16 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(title="psa-ledger", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="psa-ledger",
+            version="0.1.0",
+            path="/schema",
+            # The document as JSON at /schema and /schema/openapi.json: Litestar's viewers
+            # load their scripts from CDNs, and no page on our origin may do that.
+            render_plugins=[JsonRenderPlugin(path=["/openapi.json", "/"])],
+        ),
         request_max_body_size=MAX_BODY,
+        before_send=[secure_headers],
     )
     app.state.credentials = credentials or resolve_credentials(settings)
     return app
