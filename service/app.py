@@ -14,6 +14,7 @@ from service.api import AuditApi
 from service.auth import Credentials, resolve_credentials
 from service.callbacks_api import CallbacksController
 from service.courier import courier_for
+from service.crosssite import origin_of
 from service.headers import secure_headers
 from service.ledger import Ledger
 from service.metrics import Metrics, metrics_endpoint
@@ -80,6 +81,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         before_send=[secure_headers],
     )
     app.state.credentials = credentials or resolve_credentials(settings)
+    app.state.public_origin = origin_of(settings.base_url)
     return app
 
 

@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from service import redelivery
 from service.answers import problem
 from service.auth import operator_guard
+from service.crosssite import same_origin_guard
 from service.ledger import Ledger
 from service.outbox import Callback, Status
 from service.readpool import ReadPool
@@ -23,7 +24,8 @@ class CallbackList(msgspec.Struct, frozen=True):
 
 class CallbacksController(Controller):
     path = "/api/callbacks"
-    guards = [operator_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
+    # A cross-site request is refused before its credentials are even looked at.
+    guards = [same_origin_guard, operator_guard]  # noqa: RUF012  (read as a class attribute)
     tags = ["Callbacks"]  # noqa: RUF012
 
     @get("/", summary="Callbacks not yet delivered: pending and dead-lettered")
