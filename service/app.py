@@ -17,6 +17,7 @@ from service.courier import courier_for
 from service.crosssite import origin_of
 from service.headers import secure_headers
 from service.ledger import Ledger
+from service.logs import AccessLog
 from service.metrics import Metrics, metrics_endpoint
 from service.ncentral import MAX_BODY, Intake, NcentralController, Reception
 from service.pages import TicketPages
@@ -79,9 +80,13 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         ),
         request_max_body_size=MAX_BODY,
         before_send=[secure_headers],
+        # Logging is ours (service.logs, set up by the CLI), not Litestar's default.
+        logging_config=None,
     )
     app.state.credentials = credentials or resolve_credentials(settings)
     app.state.public_origin = origin_of(settings.base_url)
+    # Outermost, so that the 404s and 405s Litestar answers before any route are logged too.
+    app.asgi_handler = AccessLog(app.asgi_handler)
     return app
 
 

@@ -7,7 +7,6 @@ that is not JSON is recorded as a description of what arrived, so the log answer
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -231,7 +230,7 @@ class NcentralController(Controller):
             if exc.status_code != 413:
                 raise
             body = None
-        request_id = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+        request_id = request.state.request_id  # the access log's, see service.logs
         answer = await reception.receive(body, actor=request.state.actor, request_id=request_id)
         return Response(
             answer.content(),

@@ -44,6 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: How long the writer waits for a lock held by another process before answering 503.
     busy_timeout_ms: int = 5000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def base_url(self) -> str:
@@ -77,6 +78,7 @@ DESCRIPTIONS = {
     "callback_timeout": "seconds N-central may take to connect or answer one callback",
     "busy_timeout_ms": "ms to wait for a lock held by another process before a 503",
     "log_level": "debug, info, warning or error",
+    "log_format": "text (for people) or json (one JSON object per line, for machines)",
 }
 
 
