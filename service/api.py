@@ -15,6 +15,7 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import MultiDict
 
+from service import openapi
 from service.answers import problem
 from service.auth import operator_guard
 from service.eventsearch import (
@@ -52,8 +53,14 @@ class AuditApi(Controller):
     path = "/api"
     guards = [operator_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
     tags = ["audit"]  # noqa: RUF012
+    security = openapi.OPERATOR_SECURITY
 
-    @get("/events", summary="The event log, filtered and paged by an opaque cursor")
+    @get(
+        "/events",
+        summary="The event log, filtered and paged by an opaque cursor",
+        responses=openapi.EVENT_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.EVENT_PARAMETERS, jsonl=True),
+    )
     async def events(self, request: Request[Any, Any, Any], reads: ReadPool) -> Response[bytes]:
         try:
             query = _EventQuery.parse(request.query_params, request.headers.get("accept", ""))
@@ -71,7 +78,12 @@ class AuditApi(Controller):
             return Response(body, media_type=JSONL, headers=headers)
         return _json({"events": views, "next": page.next})
 
-    @get("/tickets", summary="Tickets, filtered by state, customTags and last update")
+    @get(
+        "/tickets",
+        summary="Tickets, filtered by state, customTags and last update",
+        responses=openapi.TICKET_LIST_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.TICKET_LIST_PARAMETERS),
+    )
     async def tickets(
         self, request: Request[Any, Any, Any], reads: ReadPool, settings: Settings
     ) -> Response[bytes]:
@@ -83,7 +95,12 @@ class AuditApi(Controller):
         views = [ticket_view(t, base_url=settings.base_url) for t in page.tickets]
         return _json({"tickets": views, "next": page.next})
 
-    @get("/tickets/{external_ticket_id:str}", summary="One ticket, now or at a moment (as_of)")
+    @get(
+        "/tickets/{external_ticket_id:str}",
+        summary="One ticket, now or at a moment (as_of)",
+        responses=openapi.TICKET_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.TICKET_PARAMETERS),
+    )
     async def ticket(
         self,
         external_ticket_id: str,

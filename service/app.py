@@ -7,8 +7,6 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, get
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 
 from service.api import AuditApi
 from service.auth import Credentials, resolve_credentials
@@ -20,6 +18,7 @@ from service.ledger import Ledger
 from service.logs import AccessLog
 from service.metrics import Metrics, metrics_endpoint
 from service.ncentral import MAX_BODY, Intake, NcentralController, Reception
+from service.openapi import openapi_config
 from service.pages import TicketPages
 from service.problems import EXCEPTION_HANDLERS
 from service.readpool import ReadPool
@@ -70,14 +69,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(
-            title="psa-ledger",
-            version="0.1.0",
-            path="/schema",
-            # The document as JSON at /schema and /schema/openapi.json: Litestar's viewers
-            # load their scripts from CDNs, and no page on our origin may do that.
-            render_plugins=[JsonRenderPlugin(path=["/openapi.json", "/"])],
-        ),
+        openapi_config=openapi_config(),
         request_max_body_size=MAX_BODY,
         before_send=[secure_headers],
         # Logging is ours (service.logs, set up by the CLI), not Litestar's default.

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 
-from service import redelivery
+from service import openapi, redelivery
 from service.answers import problem
 from service.auth import operator_guard
 from service.crosssite import same_origin_guard
@@ -27,15 +27,26 @@ class CallbacksController(Controller):
     # A cross-site request is refused before its credentials are even looked at.
     guards = [same_origin_guard, operator_guard]  # noqa: RUF012  (read as a class attribute)
     tags = ["Callbacks"]  # noqa: RUF012
+    security = openapi.OPERATOR_SECURITY
 
-    @get("/", summary="Callbacks not yet delivered: pending and dead-lettered")
+    @get(
+        "/",
+        summary="Callbacks not yet delivered: pending and dead-lettered",
+        responses=openapi.CALLBACK_LIST_ANSWERS,
+        operation_class=openapi.documented(),
+    )
     async def list_callbacks(
         self, reads: ReadPool, status: Literal["pending", "dead"] | None = None
     ) -> CallbackList:
         wanted = Status(status) if status is not None else None
         return CallbackList(await reads.run(redelivery.listed, wanted))
 
-    @get("/{ncentral_ticket_id:str}", summary="The callback owed for one ticket")
+    @get(
+        "/{ncentral_ticket_id:str}",
+        summary="The callback owed for one ticket",
+        responses=openapi.CALLBACK_ANSWERS,
+        operation_class=openapi.documented(),
+    )
     async def show_callback(self, ncentral_ticket_id: str, reads: ReadPool) -> Response[Any]:
         try:
             return Response(await reads.run(redelivery.find, ncentral_ticket_id))
@@ -46,6 +57,8 @@ class CallbacksController(Controller):
         "/{ncentral_ticket_id:str}/retry",
         status_code=202,
         summary="Try a pending or dead-lettered callback again now, on a fresh schedule",
+        responses=openapi.CALLBACK_RETRY_ANSWERS,
+        operation_class=openapi.documented(body=openapi.RETRY_BODY),
     )
     async def retry_callback(
         self,
@@ -63,7 +76,13 @@ class CallbacksController(Controller):
             return _refused(409, "Callback already delivered", str(exc), ncentral_ticket_id)
         return Response(callback, status_code=202)
 
-    @post("/dead/retry", status_code=202, summary="Try every dead-lettered callback again now")
+    @post(
+        "/dead/retry",
+        status_code=202,
+        summary="Try every dead-lettered callback again now",
+        responses=openapi.DEAD_RETRY_ANSWERS,
+        operation_class=openapi.documented(body=openapi.RETRY_BODY),
+    )
     async def retry_dead(
         self, request: Request[Any, Any, Any], ledger: Ledger, reads: ReadPool
     ) -> CallbackList:

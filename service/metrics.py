@@ -50,7 +50,7 @@ class Metrics:
             self.events.labels(event.action, event.outcome).inc()
 
 
-@get("/metrics", tags=["health"], include_in_schema=False)
+@get("/metrics", tags=["health"], media_type=MEDIA_TYPE)
 async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]:
     """Prometheus text format. Needs no credentials, as CONTRACT §5 says.
 

@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, HttpMethod, Request, Response, route
 from litestar.exceptions import ClientException
 
-from service import outbox
+from service import openapi, outbox
 from service.answers import Answer, identity, problem
 from service.auth import ncentral_guard
 from service.ledger import Batch, Ledger
@@ -214,12 +214,15 @@ class NcentralController(Controller):
     path = "/ncentral/tickets"
     guards = [ncentral_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
     tags = ["N-central"]  # noqa: RUF012
+    security = openapi.NCENTRAL_SECURITY
 
     @route(
         http_method=[HttpMethod.PUT, HttpMethod.POST],
         request_max_body_size=MAX_BODY,
         summary="N-central's Custom PSA Ticketing Endpoint",
         status_code=200,
+        responses=openapi.TICKETING_ANSWERS,
+        operation_class=openapi.documented(body=openapi.TICKETING_BODY),
     )
     async def receive(
         self, request: Request[Any, Any, Any], reception: Reception

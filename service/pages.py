@@ -16,7 +16,7 @@ from litestar import Controller, MediaType, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Response
 
-from service import store
+from service import openapi, store
 from service.auth import operator_guard
 from service.eventsearch import EventFilter, search
 from service.ncentral import CONNECTION_TEST_ID
@@ -33,9 +33,15 @@ _LATEST_TESTS = 20
 class TicketPages(Controller):
     path = "/tickets"
     guards = [operator_guard]  # noqa: RUF012
-    include_in_schema = False
+    security = openapi.OPERATOR_SECURITY
 
-    @get("/{external_ticket_id:str}")
+    @get(
+        "/{external_ticket_id:str}",
+        summary="The ticket page behind every ticketUrl (HTML)",
+        media_type=MediaType.HTML,
+        responses=openapi.PAGE_ANSWERS,
+        operation_class=openapi.documented(),
+    )
     async def ticket_page(self, external_ticket_id: str, reads: ReadPool) -> Response[str]:
         if external_ticket_id == CONNECTION_TEST_ID:
             return _html(render_connection_tests(await reads.run(_connection_tests)))

@@ -11,7 +11,7 @@ import pytest
 from tests.service.live import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTRAS = ("pytest", "hypothesis", "selenium", "ruff", "mypy")
+EXTRAS = ("pytest", "hypothesis", "schemathesis", "selenium", "ruff", "mypy")
 
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
