@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from service.logs import FORMATS, LEVELS, configure_logging
-from service.settings import ENV_PREFIX, Settings
+from service.settings import ENV_PREFIX, Settings, describe
 
 __all__ = ["add_log_options", "db_option"]
 
@@ -39,11 +39,10 @@ def add_log_options(command: click.Command) -> None:
                 type=click.Choice(choices),
                 envvar=ENV_PREFIX + name.upper(),
                 default=getattr(defaults, name),
-                show_default=True,
                 expose_value=False,
                 is_eager=True,
                 callback=_configure,
-                help=f"[{ENV_PREFIX}{name.upper()}]",
+                help=describe(name),
             )
         )
 
