@@ -28,6 +28,7 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Operation,
     Parameter,
+    Reference,
     RequestBody,
     Schema,
     SecurityRequirement,
@@ -145,8 +146,8 @@ def documented(
 
     It adds the request body and the query parameters, the headers of 401, 429 and 503
     (which `ResponseSpec` cannot carry), and with `jsonl` the JSON-lines form of the 200.
-    It drops the error answers Litestar guesses in its own JSON shape: every error leaves
-    as problem+json (service.problems), and the ones a route can give are declared.
+    The 400 Litestar adds for what it validates itself is given our shape: every error
+    leaves as problem+json (service.problems).
     """
 
     @dataclass
@@ -161,8 +162,8 @@ def documented(
                 if not isinstance(response, OpenAPIResponse):
                     continue
                 if int(status) >= 400 and PROBLEM_JSON not in (response.content or {}):
-                    del responses[status]
-                elif status in _HEADERS:
+                    response.content = {PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM)}
+                if status in _HEADERS:
                     response.headers = dict(_HEADERS[status])
             ok = responses.get("200")
             if jsonl and isinstance(ok, OpenAPIResponse) and ok.content is not None:
@@ -197,6 +198,7 @@ def _header(description: str, *, required: bool = False) -> OpenAPIHeader:
     )
 
 
+_PROBLEM = Reference(ref="#/components/schemas/Problem")
 _HEADERS = {
     "401": {"WWW-Authenticate": _header('Basic realm="psa-ledger"', required=True)},
     "429": {"Retry-After": _header("seconds to wait", required=True)},
