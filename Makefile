@@ -1,18 +1,27 @@
 # The project's habits. `make run` and `make test` work on a fresh machine with Python 3.11+.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# `make run` installs what running needs and nothing more; the test, lint and type-check
+# targets add the test and dev extras. Each install has its own stamp.
+PYTHON    ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+STAMP     := $(VENV)/.installed
 
 .PHONY: run test lint fmt typecheck layers check bench docs clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/psa-ledger serve
 
 test: $(STAMP)

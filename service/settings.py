@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     header_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     #: Reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs).
     trusted_proxies: str | None = None
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def base_url(self) -> str:
@@ -113,6 +114,7 @@ DESCRIPTIONS = {
     "max_connections": "connections served at once; beyond them, 503 until one closes",
     "header_timeout": "seconds a client may take to send its request headers (else 408)",
     "trusted_proxies": "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed",
+    "log_format": "text (for people) or json (one JSON object per line, for machines)",
 }
 
 

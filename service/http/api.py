@@ -37,6 +37,7 @@ from service.audit.tickets import (
     list_tickets,
 )
 from service.digits import NotAWholeNumber, shown, whole_number
+from service.http import openapi
 from service.http.auth import operator_guard
 from service.http.responses import problem_response
 from service.settings import Settings
@@ -54,8 +55,14 @@ class AuditApi(Controller):
     path = "/api"
     guards = [operator_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
     tags = ["audit"]  # noqa: RUF012
+    security = openapi.OPERATOR_SECURITY
 
-    @get("/events", summary="The event log, filtered and paged by an opaque cursor")
+    @get(
+        "/events",
+        summary="The event log, filtered and paged by an opaque cursor",
+        responses=openapi.EVENT_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.EVENT_PARAMETERS, jsonl=True),
+    )
     async def events(self, request: Request[Any, Any, Any], reads: ReadPool) -> Response[bytes]:
         try:
             query = _EventQuery.parse(request.query_params, request.headers.get("accept", ""))
@@ -73,7 +80,12 @@ class AuditApi(Controller):
             return Response(body, media_type=JSONL, headers=headers)
         return _json({"events": views, "next": page.next})
 
-    @get("/events/{position:str}", summary="One whole event, by its log position")
+    @get(
+        "/events/{position:str}",
+        summary="One whole event, by its log position",
+        responses=openapi.ONE_EVENT_ANSWERS,
+        operation_class=openapi.documented(),
+    )
     async def event(
         self, position: str, request: Request[Any, Any, Any], reads: ReadPool
     ) -> Response[bytes]:
@@ -91,7 +103,12 @@ class AuditApi(Controller):
             return problem_response(404, "Not found", f"no event at log position {number}")
         return _json(event_view(found))
 
-    @get("/tickets", summary="Tickets, filtered by state, customTags and last update")
+    @get(
+        "/tickets",
+        summary="Tickets, filtered by state, customTags and last update",
+        responses=openapi.TICKET_LIST_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.TICKET_LIST_PARAMETERS),
+    )
     async def tickets(
         self, request: Request[Any, Any, Any], reads: ReadPool, settings: Settings
     ) -> Response[bytes]:
@@ -103,7 +120,12 @@ class AuditApi(Controller):
         views = [ticket_view(t, base_url=settings.base_url) for t in page.tickets]
         return _json({"tickets": views, "next": page.next})
 
-    @get("/tickets/{external_ticket_id:str}", summary="One ticket, now or at a moment (as_of)")
+    @get(
+        "/tickets/{external_ticket_id:str}",
+        summary="One ticket, now or at a moment (as_of)",
+        responses=openapi.TICKET_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.TICKET_PARAMETERS),
+    )
     async def ticket(
         self,
         external_ticket_id: str,

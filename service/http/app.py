@@ -7,20 +7,23 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, get
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 
 from service.callbacks.worker import courier_for
 from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
 from service.http.auth import Credentials, resolve_credentials
 from service.http.callbacks_api import CallbacksController
+from service.http.crosssite import origin_of
 from service.http.errors import EXCEPTION_HANDLERS
+from service.http.headers import secure_headers
 from service.http.metrics import Metrics, metrics_endpoint
 from service.http.ncentral import NcentralController
+from service.http.openapi import openapi_config
 from service.http.pages import TicketPages
 from service.http.throttle import LoginThrottle
 from service.ledger.intake import MAX_BODY, Intake, Reception
 from service.ledger.writer import Ledger
+from service.logs import AccessLog
 from service.settings import Settings
 from service.storage.readpool import ReadPool
 
@@ -69,12 +72,18 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(title="psa-ledger", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
         request_max_body_size=MAX_BODY,
+        before_send=[secure_headers],
+        # Logging is ours (service.logs, set up by the CLI), not Litestar's default.
+        logging_config=None,
     )
     app.state.credentials = credentials or resolve_credentials(settings)
     app.state.login_throttle = LoginThrottle()
     app.state.client_address = ClientAddress(settings.trusted_networks)
+    app.state.public_origin = origin_of(settings.base_url)
+    # Outermost, so that the 404s and 405s Litestar answers before any route are logged too.
+    app.asgi_handler = AccessLog(app.asgi_handler)
     return app
 
 

@@ -15,7 +15,9 @@ from service.callbacks.retry import (
     retry_callback,
     retry_dead,
 )
+from service.http import openapi
 from service.http.auth import operator_guard
+from service.http.crosssite import same_origin_guard
 from service.http.responses import problem_response
 from service.ledger.outbox import Callback, Status
 from service.ledger.writer import Ledger
@@ -30,17 +32,29 @@ class CallbackList(msgspec.Struct, frozen=True):
 
 class CallbacksController(Controller):
     path = "/api/callbacks"
-    guards = [operator_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
+    # A cross-site request is refused before its credentials are even looked at.
+    guards = [same_origin_guard, operator_guard]  # noqa: RUF012  (read as a class attribute)
     tags = ["Callbacks"]  # noqa: RUF012
+    security = openapi.OPERATOR_SECURITY
 
-    @get("/", summary="Callbacks not yet delivered: pending and dead-lettered")
+    @get(
+        "/",
+        summary="Callbacks not yet delivered: pending and dead-lettered",
+        responses=openapi.CALLBACK_LIST_ANSWERS,
+        operation_class=openapi.documented(),
+    )
     async def list_callbacks(
         self, reads: ReadPool, status: Literal["pending", "dead"] | None = None
     ) -> CallbackList:
         wanted = Status(status) if status is not None else None
         return CallbackList(await reads.run(listed, wanted))
 
-    @get("/{ncentral_ticket_id:str}", summary="The callback owed for one ticket")
+    @get(
+        "/{ncentral_ticket_id:str}",
+        summary="The callback owed for one ticket",
+        responses=openapi.CALLBACK_ANSWERS,
+        operation_class=openapi.documented(),
+    )
     async def show_callback(self, ncentral_ticket_id: str, reads: ReadPool) -> Response[Any]:
         try:
             return Response(await reads.run(find, ncentral_ticket_id))
@@ -51,6 +65,8 @@ class CallbacksController(Controller):
         "/{ncentral_ticket_id:str}/retry",
         status_code=202,
         summary="Try a pending or dead-lettered callback again now, on a fresh schedule",
+        responses=openapi.CALLBACK_RETRY_ANSWERS,
+        operation_class=openapi.documented(body=openapi.RETRY_BODY),
     )
     async def retry_callback(
         self,
@@ -70,7 +86,13 @@ class CallbacksController(Controller):
             )
         return Response(callback, status_code=202)
 
-    @post("/dead/retry", status_code=202, summary="Try every dead-lettered callback again now")
+    @post(
+        "/dead/retry",
+        status_code=202,
+        summary="Try every dead-lettered callback again now",
+        responses=openapi.DEAD_RETRY_ANSWERS,
+        operation_class=openapi.documented(body=openapi.RETRY_BODY),
+    )
     async def retry_dead(
         self, request: Request[Any, Any, Any], ledger: Ledger, reads: ReadPool
     ) -> CallbackList:

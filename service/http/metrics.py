@@ -14,6 +14,10 @@ from service.storage.readpool import ReadPool
 
 __all__ = ["Metrics", "metrics_endpoint"]
 
+#: Litestar appends `; charset=utf-8` to every text/ media type; Prometheus' own constant
+#: already ends with it, and would reach the scraper twice.
+MEDIA_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
+
 
 class Metrics:
     """One registry per app, so that several apps in one process (tests) do not collide."""
@@ -47,7 +51,7 @@ class Metrics:
             self.events.labels(event.action, event.outcome).inc()
 
 
-@get("/metrics", tags=["health"], include_in_schema=False)
+@get("/metrics", tags=["health"], media_type=MEDIA_TYPE)
 async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]:
     """Prometheus text format. Needs no credentials, as CONTRACT §5 says.
 
@@ -56,7 +60,7 @@ async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]
     """
     for status, count in await reads.run(_callbacks_by_status):
         metrics.callbacks.labels(status).set(count)
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry), media_type=MEDIA_TYPE)
 
 
 def _callbacks_by_status(db: sqlite3.Connection) -> list[tuple[str, int]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from litestar import Controller, HttpMethod, Request, Response, route
 from litestar.exceptions import ClientException
 
+from service.http import openapi
 from service.http.auth import ncentral_guard
 from service.http.responses import respond
 from service.ledger.intake import MAX_BODY, Reception
@@ -19,12 +19,15 @@ class NcentralController(Controller):
     path = "/ncentral/tickets"
     guards = [ncentral_guard]  # noqa: RUF012  (Litestar reads it as a class attribute)
     tags = ["N-central"]  # noqa: RUF012
+    security = openapi.NCENTRAL_SECURITY
 
     @route(
         http_method=[HttpMethod.PUT, HttpMethod.POST],
         request_max_body_size=MAX_BODY,
         summary="N-central's Custom PSA Ticketing Endpoint",
         status_code=200,
+        responses=openapi.TICKETING_ANSWERS,
+        operation_class=openapi.documented(body=openapi.TICKETING_BODY),
     )
     async def receive(
         self, request: Request[Any, Any, Any], reception: Reception
@@ -35,6 +38,6 @@ class NcentralController(Controller):
             if exc.status_code != 413:
                 raise
             body = None
-        request_id = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+        request_id = request.state.request_id  # the access log's, see service.logs
         answer = await reception.receive(body, actor=request.state.actor, request_id=request_id)
         return respond(answer)

@@ -21,13 +21,14 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, MediaType, Request, get
 from litestar.exceptions import NotFoundException
 from litestar.response import Response
 
 from service.audit.events import EventFilter, search
 from service.audit.tickets import find_ticket
 from service.digits import NotAWholeNumber, whole_number
+from service.http import openapi
 from service.http.auth import operator_guard
 from service.http.responses import problem_response
 from service.ledger.intake import CONNECTION_TEST_ID
@@ -46,9 +47,15 @@ _LATEST_TESTS = 20
 class TicketPages(Controller):
     path = "/tickets"
     guards = [operator_guard]  # noqa: RUF012
-    include_in_schema = False
+    security = openapi.OPERATOR_SECURITY
 
-    @get("/{external_ticket_id:str}")
+    @get(
+        "/{external_ticket_id:str}",
+        summary="The ticket page behind every ticketUrl (HTML), its timeline paged",
+        media_type=MediaType.HTML,
+        responses=openapi.PAGE_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.PAGE_PARAMETERS),
+    )
     async def ticket_page(
         self, external_ticket_id: str, request: Request[Any, Any, Any], reads: ReadPool
     ) -> Response[Any]:
@@ -137,9 +144,6 @@ _SHOWN_TAGS = 50
 _MOST = 50
 _DEEPEST = 20
 
-#: No scripts at all, styles only from the page itself: a script smuggled into a title
-#: could not run even if escaping failed.
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'"
 
 _OUTCOME_CLASS = {
     "accepted": "ok",
@@ -155,11 +159,8 @@ _OUTCOME_CLASS = {
 
 
 def _html(page: str) -> Response[str]:
-    return Response(
-        page,
-        media_type="text/html; charset=utf-8",
-        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
-    )
+    """Litestar adds the charset; its Content-Security-Policy is `headers.PAGE_CSP`."""
+    return Response(page, media_type=MediaType.HTML)
 
 
 def _connection_tests(db: sqlite3.Connection) -> list[Event]:

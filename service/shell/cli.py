@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
+from service.logs import configure_logging
 from service.settings import (
     ENV_PREFIX,
     SECRETS,
@@ -18,11 +21,48 @@ from service.settings import (
     load_settings,
 )
 from service.shell.callbacks import callbacks
+from service.shell.options import add_log_options
 
 __all__ = ["main"]
 
+log = logging.getLogger("psa_ledger.cli")
 
-@click.group()
+
+class _Commands(click.Group):
+    """Logs each shell tool's run (command, exit status, duration), as serve logs requests."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        started, status, error = time.perf_counter(), 0, None
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit as exc:
+            status = exc.exit_code
+            raise
+        except click.ClickException as exc:
+            status, error = exc.exit_code, exc.format_message()
+            raise
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+            raise
+        except BaseException:
+            status = 1
+            raise
+        finally:
+            command = ctx.invoked_subcommand
+            # Only once the tool's own logging options have set logging up (not on --help
+            # or a usage error), and not for serve, which logs its requests instead.
+            if command != "serve" and "log_format" in ctx.meta:
+                fields = {
+                    "command": command,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "error": error,
+                }
+                level = logging.INFO if status == 0 else logging.WARNING
+                log.log(level, "%s exited %d", command, status, extra={"fields": fields})
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """psa-ledger: an event-sourced Custom PSA endpoint for N-central."""
 
@@ -81,20 +121,25 @@ def serve(config: Path | None, **overrides: Any) -> None:
     from service.http.connections import http_protocol
 
     settings = settings_from(config, overrides)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except SettingsError as exc:
         raise RefusedSettings(str(exc)) from None
-    click.echo(
-        f"psa-ledger: serving {settings.base_url} (log {settings.db}, create mode "
-        f"{settings.create_mode})",
-        err=True,
+    log.info(
+        "serving %s (log %s, create mode %s)",
+        settings.base_url,
+        settings.db,
+        settings.create_mode,
+        extra={"fields": {"url": settings.base_url, "db": str(settings.db)}},
     )
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Ours: configured above, with an access log of our own (service.logs.AccessLog).
+        log_config=None,
         access_log=False,
         # The throttle reads X-Forwarded-For itself, from trusted proxies only: uvicorn's
         # own reading would believe any process on 127.0.0.1.
@@ -123,8 +168,18 @@ def _add_audit_commands() -> None:
         main.add_command(command)
 
 
+def _add_log_options(group: click.Group) -> None:
+    """Every shell tool logs as `serve` does; `serve` has the same two as settings."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _add_log_options(command)
+        elif command is not serve:
+            add_log_options(command)
+
+
 _add_audit_commands()
 main.add_command(callbacks)
+_add_log_options(main)
 
 if __name__ == "__main__":
     sys.exit(main())

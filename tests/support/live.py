@@ -108,7 +108,9 @@ class Service:
         return httpx.put(f"{self.url}/ncentral/tickets", json=body, auth=NCENTRAL)
 
     def as_operator(self, method: str, path: str) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", auth=OPERATOR)
+        """As a script would: a POST carries a JSON body, which no other site's form can send."""
+        body = {} if method == "POST" else None
+        return httpx.request(method, f"{self.url}{path}", auth=OPERATOR, json=body)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

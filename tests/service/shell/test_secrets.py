@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from service.settings import SettingsError, load_settings
-from tests.support.ncentral_fake import REST_TICKETS, FakeNcentral, basic_auth
 from tests.support.live import Log, Service, wait_for
+from tests.support.ncentral_fake import REST_TICKETS, FakeNcentral, basic_auth
 
 SECRET_FLAGS = ["--password", "--operator-password", "--ncentral-password", "--ncentral-token"]
 
