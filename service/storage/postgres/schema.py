@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.rows import scalar_row
 
 __all__ = ["MIGRATIONS", "MIGRATION_LOCK", "migrate", "migrate_async"]
 
@@ -156,7 +157,8 @@ _VERSIONS = """
         applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
     )
 """
-_CURRENT = "SELECT coalesce(max(version), 0) FROM schema_version"
+# Read through a cursor of its own, so the connection's row factory does not matter.
+_CURRENT = "SELECT max(version) FROM schema_version"
 _APPLIED = "INSERT INTO schema_version (version) VALUES (%s)"
 
 
@@ -169,9 +171,7 @@ def migrate(db: psycopg.Connection[Any]) -> int:
         db.execute(_BEGIN)
         db.execute(_LOCK, (MIGRATION_LOCK,))
         db.execute(_VERSIONS)
-        row = db.execute(_CURRENT).fetchone()
-        assert row is not None
-        pending = _pending(int(row[0]))
+        pending = _pending(db.cursor(row_factory=scalar_row).execute(_CURRENT).fetchone())
         for version, script in pending:
             db.execute(script)
             db.execute(_APPLIED, (version,))
@@ -184,15 +184,15 @@ async def migrate_async(db: psycopg.AsyncConnection[Any]) -> int:
         await db.execute(_BEGIN)
         await db.execute(_LOCK, (MIGRATION_LOCK,))
         await db.execute(_VERSIONS)
-        row = await (await db.execute(_CURRENT)).fetchone()
-        assert row is not None
-        pending = _pending(int(row[0]))
+        current = db.cursor(row_factory=scalar_row)
+        pending = _pending(await (await current.execute(_CURRENT)).fetchone())
         for version, script in pending:
             await db.execute(script)
             await db.execute(_APPLIED, (version,))
     return len(pending)
 
 
-def _pending(version: int) -> list[tuple[int, str]]:
-    """The migrations after `version`, each with the version it brings the schema to."""
-    return [(n, MIGRATIONS[n - 1]) for n in range(version + 1, len(MIGRATIONS) + 1)]
+def _pending(version: int | None) -> list[tuple[int, str]]:
+    """The migrations after `version` (None: none applied), each with the version it makes."""
+    done = version or 0
+    return [(n, MIGRATIONS[n - 1]) for n in range(done + 1, len(MIGRATIONS) + 1)]
