@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tests.support.postgres import Postgres
 
@@ -14,8 +15,9 @@ def test_server_runs_as_postgres_on_loopback_only(postgres: Postgres) -> None:
     assert version.startswith("PostgreSQL ")
     if os.geteuid() == 0:
         # PostgreSQL refuses root; the fixture must have dropped to the system user.
-        pid = int(postgres.psql("SELECT pg_backend_pid()").strip())
-        assert os.stat(f"/proc/{pid}").st_uid != 0
+        data = postgres.psql("SELECT current_setting('data_directory')").strip()
+        postmaster = Path(data, "postmaster.pid").read_text().split()[0]
+        assert os.stat(f"/proc/{postmaster}").st_uid != 0
 
 
 def test_each_database_is_fresh_and_empty(postgres: Postgres) -> None:
