@@ -1,4 +1,5 @@
-"""Shared fixtures: an in-process app on a real SQLite file, and real server processes."""
+"""Shared fixtures: an in-process app on a real SQLite file, real server processes, and a
+throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from service.http.app import create_app
 from service.http.auth import Credential, Credentials
 from service.settings import Settings
 from tests.support.live import Service
+from tests.support.postgres import Postgres, throwaway_postgres
 
 NCENTRAL = Credential("ncentral", "nc-secret")
 OPERATOR = Credential("operator", "op-secret")
@@ -48,3 +50,16 @@ def server_factory() -> Iterator[Callable[[Path], Service]]:
     yield make
     for service in made:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One throwaway PostgreSQL server for the whole run; it fails (never skips) without one."""
+    with throwaway_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: Postgres) -> str:
+    """The URL of a fresh, empty database on the run's PostgreSQL server."""
+    return postgres.create_database()

@@ -11,8 +11,8 @@ text. Each module here is one job on one dialect:
 - `appends`: what the single writer writes and reads back inside its batch;
 - `events`, `tickets`, `outbox`: the read side's queries.
 
-A second backend (PostgreSQL) brings its own `schema` and connections and the same
-function names over its own SQL; callers receive the connection they were given and pass
+A second backend (PostgreSQL, in `postgres/`) brings its own `schema` and connections and
+the same function names over its own SQL; callers receive the connection they were given and pass
 it back in, so they never learn which dialect they are talking to.
 """
 

@@ -1,0 +1,139 @@
+"""Connections to a PostgreSQL log: the writer's, read-only ones, the shell's, pools.
+
+The counterpart of `service.storage.sqlite`, with its names and promises: only the
+writer's and the shell's writable connection run migrations; every other connection is
+read-only (the server refuses its writes, as SQLite's `mode=ro` does), so a reader can
+never change the log it audits; the writer's connection is never in autocommit, so a
+write cannot land outside a transaction. Rows come back as dicts, read by column name
+as `sqlite3.Row`s are. Async for the service (the writer, the courier, pools), sync for
+the shell and the read side's worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row, scalar_row
+from psycopg_pool import AsyncConnectionPool
+
+from service.storage.postgres.schema import migrate, migrate_async
+
+__all__ = [
+    "AsyncConnection",
+    "Connection",
+    "connect",
+    "connect_readonly",
+    "connect_sync",
+    "display",
+    "pool",
+    "snapshot",
+]
+
+AsyncConnection = psycopg.AsyncConnection[DictRow]
+Connection = psycopg.Connection[DictRow]
+
+# The server refuses every write in these sessions' transactions.
+_READ_ONLY = "-c default_transaction_read_only=on"
+# Seconds to wait for a server that does not answer (libpq waits forever by default).
+CONNECT_TIMEOUT = 10
+_NO_LOG = "SELECT to_regclass('events') IS NULL"
+
+
+async def connect(url: str, *, writer: bool = False) -> AsyncConnection:
+    """An async connection with the schema in place.
+
+    The writer's connection opens a transaction by itself before its first statement, so
+    that a write can never land outside one; other connections are autocommit.
+    """
+    db = await psycopg.AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
+    )
+    try:
+        await migrate_async(db)
+        await db.set_autocommit(not writer)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def connect_readonly(url: str) -> AsyncConnection:
+    """An async read-only connection to a log that the writer has already created."""
+    return await psycopg.AsyncConnection.connect(
+        url,
+        autocommit=True,
+        row_factory=dict_row,
+        connect_timeout=CONNECT_TIMEOUT,
+        options=_READ_ONLY,
+    )
+
+
+def connect_sync(url: str, *, readonly: bool = True) -> Connection:
+    """A plain connection for the command-line tools; read-only unless asked otherwise.
+
+    Read-only on a database without a log is `FileNotFoundError`, as for a missing SQLite
+    file, so the shell tells both the same way.
+    """
+    db = psycopg.connect(
+        url,
+        autocommit=True,
+        row_factory=dict_row,
+        connect_timeout=CONNECT_TIMEOUT,
+        options=_READ_ONLY if readonly else "",
+    )
+    try:
+        if not readonly:
+            migrate(db)
+        elif db.cursor(row_factory=scalar_row).execute(_NO_LOG).fetchone():
+            raise FileNotFoundError(f"no event log at {display(url)}")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+@contextmanager
+def snapshot(db: Connection) -> Iterator[Connection]:
+    """Every read inside sees the log as of one commit (a repeatable-read transaction)."""
+    with db.transaction():
+        db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield db
+
+
+async def pool(
+    url: str, *, readonly: bool = False, min_size: int = 1, max_size: int = 4
+) -> AsyncConnectionPool[AsyncConnection]:
+    """An open pool of autocommit connections that replaces the ones the server dropped.
+
+    A first, plain connection runs the migrations (unless `readonly`) and, when the
+    server cannot be reached, fails at once with libpq's own reason instead of the pool's
+    timeout.
+    """
+    first = await (connect_readonly(url) if readonly else connect(url))
+    await first.close()
+    opened: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT,
+            **({"options": _READ_ONLY} if readonly else {}),
+        },
+    )
+    await opened.open(wait=True, timeout=CONNECT_TIMEOUT)
+    return opened
+
+
+def display(url: str) -> str:
+    """`url` fit for a message or a log line: user, host, port and database, no password."""
+    parts = conninfo_to_dict(url)
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"

@@ -1,0 +1,211 @@
+"""A throwaway PostgreSQL server for the tests: Debian's binaries, a temporary folder, a free port.
+
+The PostgreSQL backend must be tested on a real server, and a run that cannot start one
+must say so: `throwaway_postgres` fails the tests that need it (it never skips them), so a
+green run always means the backend was exercised. Debian's `postgresql` package is
+installed with apt-get when it is missing and we are root, as `browser.ensure_chromium`
+does for Chromium. PostgreSQL refuses to run as root, so as root the cluster belongs to
+the `postgres` system user; its data, socket and log live in one temporary folder that is
+removed with the server. Authentication is `trust` on 127.0.0.1 only: nothing but this
+machine's tests can reach it, and it lives no longer than the test session.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+import pytest
+
+from tests.support.live import free_port
+
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class Postgres:
+    """A running server. `url` is its `postgres` database; `create_database` makes fresh ones."""
+
+    bin_dir: Path
+    port: int
+    socket_dir: Path
+    _names: Iterator[int] = field(default_factory=lambda: count(1), repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.url_of("postgres")
+
+    def url_of(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new, empty database (copied from `template1`); its URL."""
+        name = f"test_{next(self._names)}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url_of(name)
+
+    def psql(self, sql: str, *, database: str = "postgres") -> str:
+        """Run `sql` with Debian's psql, as a person at the server would; its output."""
+        done = subprocess.run(
+            [
+                *(str(self.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"),
+                *("-d", self.url_of(database), "-c", sql),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"psql {sql!r} failed: {done.stderr.strip()}")
+        return done.stdout
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[Postgres]:
+    """Start a fresh cluster, yield it once it accepts connections, then stop and delete it."""
+    bin_dir = _binaries()
+    owner = _owner()
+    folder = Path(tempfile.mkdtemp(prefix="psa-ledger-pg-"))
+    try:
+        if owner is not None:
+            os.chown(folder, owner.pw_uid, owner.pw_gid)
+        _initdb(bin_dir, folder, owner)
+        server, port = _start(bin_dir, folder, owner)
+        try:
+            yield Postgres(bin_dir=bin_dir, port=port, socket_dir=folder)
+        finally:
+            _stop(server)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _binaries() -> Path:
+    """The newest installed server's bin folder; installs Debian's `postgresql` if needed."""
+    found = _installed()
+    if found is None:
+        _install()
+        found = _installed()
+    if found is None:
+        pytest.fail(f"PostgreSQL was installed but no initdb is under {DEBIAN_ROOT}/*/bin")
+    return found
+
+
+def _installed() -> Path | None:
+    candidates = [p.parent for p in DEBIAN_ROOT.glob("*/bin/initdb")]
+    return max(candidates, key=lambda p: int(p.parent.name), default=None)
+
+
+def _install() -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.fail(
+            "PostgreSQL is required to test the PostgreSQL backend and is not installed;"
+            " run as root so the tests can apt-get install postgresql, or install it yourself"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        if done.returncode != 0:
+            pytest.fail(f"could not install PostgreSQL ({' '.join(command)}): {done.stderr[-500:]}")
+
+
+def _owner() -> pwd.struct_passwd | None:
+    """Who runs the server: `postgres` when we are root (PostgreSQL refuses root), else us."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail("running as root, but there is no `postgres` system user to run PostgreSQL")
+
+
+def _run_as(owner: pwd.struct_passwd | None) -> dict[str, object]:
+    """subprocess arguments that drop root for `owner`."""
+    if owner is None:
+        return {}
+    return {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": [], "cwd": "/"}
+
+
+def _initdb(bin_dir: Path, folder: Path, owner: pwd.struct_passwd | None) -> None:
+    done = subprocess.run(
+        [
+            *(str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "postgres"),
+            *("--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **_run_as(owner),
+    )
+    if done.returncode != 0:
+        pytest.fail(f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
+
+
+def _start(
+    bin_dir: Path, folder: Path, owner: pwd.struct_passwd | None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The postmaster in the foreground (we own its pid), and the port it listens on.
+
+    A free port can be taken between our probe and the server's bind, so a start that
+    fails on its port is tried again on another.
+    """
+    log = folder / "server.log"
+    problem = ""
+    for _ in range(3):
+        port = free_port()
+        with log.open("ab") as sink:
+            server = subprocess.Popen(
+                [
+                    *(str(bin_dir / "postgres"), "-D", str(folder / "data"), "-p", str(port)),
+                    *("-c", "listen_addresses=127.0.0.1"),
+                    *("-c", f"unix_socket_directories={folder}"),
+                    *("-c", "max_connections=200"),
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                **_run_as(owner),
+            )
+        if _ready(bin_dir, port, server):
+            return server, port
+        _stop(server)
+        problem = log.read_text(errors="replace")[-2000:]
+    pytest.fail(f"PostgreSQL did not start; its log ends with:\n{problem}")
+
+
+def _ready(bin_dir: Path, port: int, server: subprocess.Popen[bytes]) -> bool:
+    """True once the server accepts connections; False if it died or never got there."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and server.poll() is None:
+        probe = subprocess.run(
+            [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
+            timeout=30,
+        )
+        if probe.returncode == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """Fast shutdown (SIGINT: roll back, disconnect, stop); SIGKILL if it lingers."""
+    if server.poll() is not None:
+        return
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
