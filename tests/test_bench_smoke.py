@@ -1,8 +1,9 @@
 """The benchmarks still run (tiny scale); their numbers are for `make bench`, not for tests."""
 
 import httpx
+import pytest
 
-from bench import http, ledger, servers
+from bench import http, ingest, ledger, servers
 from bench.baseline import TicketShape
 from statemachine.events import TicketRequest
 
@@ -41,3 +42,14 @@ def test_baseline_app_answers_an_identity_and_refuses_a_bad_body() -> None:
 
 def test_baseline_decodes_the_same_shape_as_the_service() -> None:
     assert TicketShape.__struct_encode_fields__ == TicketRequest.__struct_encode_fields__
+
+
+def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only(capsys) -> None:
+    rounds = ingest.main(["--seconds", "1", "--rounds", "1", "--connections", "16"])
+    if rounds is None:
+        pytest.skip(capsys.readouterr().out.strip())
+    [only] = rounds
+    assert only.baseline.per_second > 0 and only.psa.per_second > 0
+    # Every CREATE, UPDATE, RESOLVE and REOPEN was answered 2xx: the mix is lawful.
+    assert only.psa.errors == 0 and only.baseline.errors == 0
+    assert "psa/base" in capsys.readouterr().out
