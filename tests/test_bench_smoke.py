@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from bench import http, ingest, ledger, servers
+from bench import http, ingest, ledger, replay, servers
 from bench.baseline import TicketShape
 from statemachine.events import TicketRequest
 
@@ -53,3 +53,11 @@ def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only(capsys) -
     # Every CREATE, UPDATE, RESOLVE and REOPEN was answered 2xx: the mix is lawful.
     assert only.psa.errors == 0 and only.baseline.errors == 0
     assert "psa/base" in capsys.readouterr().out
+
+
+def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:
+    result = replay.main(["--events", "3000", "--rounds", "1"])
+    assert result["fold"] > 0 and result["verify"] > 0
+    shown = capsys.readouterr().out
+    assert "built 3,000 events" in shown
+    assert "replay --at" in shown and "diff" in shown and "verify" in shown
