@@ -45,8 +45,9 @@ layers: $(STAMP)
 # Everything CI checks besides the tests.
 check: lint typecheck layers
 
+# `make bench BENCH="ingest --quick"`: only some suites, or shorter runs.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 docs: $(STAMP)
 	$(BIN)/python -c "import pathlib; from statemachine.describe import markdown_table; \

@@ -1,7 +1,8 @@
-"""`python -m bench [--scale F] [--events N]`: run each benchmark suite in turn.
+"""`python -m bench [SUITE ...] [--scale F] [--events N] [--quick] ...`: run benchmark suites.
 
 Suites are modules with a `main(argv)` that read the options they know and print ratios
 against a baseline measured in the same run; add one to SUITES to have `make bench` run it.
+Name suites (`python -m bench ingest`) to run only those; with no name, all run in turn.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["bench.ledger", "bench.http", "bench.audit"]
+SUITES = ["ledger", "http", "ingest", "audit", "replay"]
 
 
 def main(argv: list[str]) -> None:
-    for name in SUITES:
-        print(f"== {name}", flush=True)
-        importlib.import_module(name).main(argv)
+    chosen = [name for name in argv if name in SUITES] or SUITES
+    options = [arg for arg in argv if arg not in SUITES]
+    for name in chosen:
+        print(f"== bench.{name}", flush=True)
+        importlib.import_module(f"bench.{name}").main(options)
 
 
 if __name__ == "__main__":

@@ -10,38 +10,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-from bench import traffic
-
-PASSWORD = "bench-inbound-password"
-AUTH = "Basic " + base64.b64encode(f"ncentral:{PASSWORD}".encode()).decode()
+from bench import servers, traffic
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     scale = _scale(argv or [])
     count = max(200, int(20000 * scale))
-    with tempfile.TemporaryDirectory() as folder:
-        port = _free_port()
-        server = _start(Path(folder) / "bench.db", port)
-        try:
-            health = asyncio.run(_load(port, [_get("/healthz")] * count))
-            creates = [_put(traffic.create(n)) for n in range(traffic.TICKETS)]
-            asyncio.run(_load(port, creates))
-            updates = [_put(traffic.update(n)) for n in range(count)]
-            writes = asyncio.run(_load(port, updates))
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        servers.psa_ledger(Path(folder) / "bench.db") as port,
+    ):
+        health = asyncio.run(_load(port, [_get("/healthz")] * count))
+        creates = [_put(traffic.create(n)) for n in range(traffic.TICKETS)]
+        asyncio.run(_load(port, creates))
+        updates = [_put(traffic.update(n)) for n in range(count)]
+        writes = asyncio.run(_load(port, updates))
     ratio = writes / health
     print(f"http: GET /healthz (no database)      {health:9.0f} requests/s  (baseline)")
     print(f"http: PUT /ncentral/tickets UPDATE    {writes:9.0f} requests/s  ({ratio:.2f}x)")
@@ -85,39 +72,10 @@ def _get(path: str) -> bytes:
 
 def _put(body: bytes) -> bytes:
     head = (
-        f"PUT /ncentral/tickets HTTP/1.1\r\nHost: bench\r\nAuthorization: {AUTH}\r\n"
+        f"PUT /ncentral/tickets HTTP/1.1\r\nHost: bench\r\nAuthorization: {servers.AUTH}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
-
-
-def _start(db: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PSA_LEDGER_DB": str(db),
-        "PSA_LEDGER_PORT": str(port),
-        "PSA_LEDGER_PASSWORD": PASSWORD,
-        "PSA_LEDGER_OPERATOR_PASSWORD": "bench-operator-password",
-        "PSA_LEDGER_LOG_LEVEL": "warning",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"], env=env, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.05)
-    server.kill()
-    raise TimeoutError("server did not start")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _scale(argv: list[str]) -> float:

@@ -1,6 +1,11 @@
 """The benchmarks still run (tiny scale); their numbers are for `make bench`, not for tests."""
 
-from bench import http, ledger
+import httpx
+import pytest
+
+from bench import http, ingest, ledger, replay, servers
+from bench.baseline import TicketShape
+from statemachine.events import TicketRequest
 
 
 def test_ledger_benchmark_runs_and_writes_every_request(capsys) -> None:
@@ -22,3 +27,37 @@ def test_audit_benchmark_runs_on_a_small_log(capsys) -> None:
     shown = capsys.readouterr().out
     assert "built 3,000 events" in shown
     assert "GET /api/events" in shown and "export" in shown and "verify" in shown
+
+
+def test_baseline_app_answers_an_identity_and_refuses_a_bad_body() -> None:
+    create = {"action": "CREATE", "ncentralTicketId": "42", "title": "t", "details": "a\nb"}
+    with servers.baseline() as port:
+        url = f"http://127.0.0.1:{port}/ncentral/tickets"
+        answer = httpx.put(url, json=create)
+        refused = httpx.put(url, json={"action": "CREATE"})
+    assert answer.status_code == 200
+    assert answer.json()["externalTicketId"] == "PSA-42"
+    assert refused.status_code == 400
+
+
+def test_baseline_decodes_the_same_shape_as_the_service() -> None:
+    assert TicketShape.__struct_encode_fields__ == TicketRequest.__struct_encode_fields__
+
+
+def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only(capsys) -> None:
+    rounds = ingest.main(["--seconds", "1", "--rounds", "1", "--connections", "16"])
+    if rounds is None:
+        pytest.skip(capsys.readouterr().out.strip())
+    [only] = rounds
+    assert only.baseline.per_second > 0 and only.psa.per_second > 0
+    # Every CREATE, UPDATE, RESOLVE and REOPEN was answered 2xx: the mix is lawful.
+    assert only.psa.errors == 0 and only.baseline.errors == 0
+    assert "psa/base" in capsys.readouterr().out
+
+
+def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:
+    result = replay.main(["--events", "3000", "--rounds", "1"])
+    assert result["fold"] > 0 and result["verify"] > 0
+    shown = capsys.readouterr().out
+    assert "built 3,000 events" in shown
+    assert "replay --at" in shown and "diff" in shown and "verify" in shown

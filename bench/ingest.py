@@ -1,0 +1,162 @@
+"""Ingest: a real `psa-ledger serve` against the bare Litestar baseline, under wrk.
+
+Both servers run for the whole suite, on the same uvicorn settings; wrk loads one, then
+the other, round after round, so that whatever else the machine is doing falls on both
+alike. The load is N-central's mix (`ingest.lua`: 4 CREATE, 4 UPDATE, 1 RESOLVE,
+1 REOPEN in ten, realistic bodies, Basic auth); the ledger runs as shipped: sync mode,
+`synchronous=FULL`, every 2xx durable. Printed per round and as the median of the rounds:
+requests per second, p99 latency, and psa-ledger's share of the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from bench import servers, wrk
+
+__all__ = ["Round", "main"]
+
+SCRIPT = Path(__file__).with_name("ingest.lua")
+#: Cycles of ten between requests that touch the same ticket (see ingest.lua): 80 requests
+#: of one wrk thread, more than the 32 connections a thread holds at 64 connections.
+LAG = 8
+
+
+class Round(msgspec.Struct, frozen=True):
+    connections: int
+    baseline: wrk.Result
+    psa: wrk.Result
+
+    @property
+    def ratio(self) -> float:
+        return self.psa.per_second / self.baseline.per_second
+
+    @property
+    def p99_ratio(self) -> float:
+        return self.psa.p99_us / self.baseline.p99_us
+
+
+def main(argv: list[str] | None = None) -> list[Round] | None:
+    options = _parse(argv or [])
+    try:
+        wrk.ensure_wrk()
+    except wrk.WrkMissing as exc:
+        print(f"ingest: cannot run: {exc}")
+        return None
+    rounds: list[Round] = []
+    prefixes = (str(n) for n in itertools.count(1))
+    with (
+        tempfile.TemporaryDirectory(prefix="psa-ledger-ingest-") as folder,
+        servers.baseline() as bare,
+        servers.psa_ledger(Path(folder) / "ingest.db", create_mode="sync") as psa,
+    ):
+        print(
+            f"ingest: wrk runs of {options.seconds} s, {options.rounds} alternating round(s) each;"
+            " psa-ledger sync mode, synchronous=FULL"
+        )
+        print(_HEADER)
+        for connections in options.connections:
+            for number in range(options.rounds):
+                prefix = next(prefixes)
+                _seed(psa, prefix, threads=min(2, connections))
+                runs = {"baseline": bare, "psa": psa}
+                # Alternate who goes first, so neither always meets a warmer machine.
+                order = sorted(runs, reverse=number % 2 == 1)
+                results = {
+                    name: _load(runs[name], prefix, connections, options.seconds) for name in order
+                }
+                done = Round(connections, results["baseline"], results["psa"])
+                rounds.append(done)
+                print(_row(f"{connections:>5} round {number + 1}", [done]))
+            print(_row(f"{connections:>5} median ", _of(rounds, connections)))
+    for done in rounds:
+        if done.psa.errors or done.baseline.errors:
+            print(f"ingest: errors at {done.connections} connections: {done}")
+    return rounds
+
+
+_HEADER = (
+    f"{'conns':>5} {'':7} {'baseline/s':>11} {'p99 ms':>7} {'psa/s':>8} {'p99 ms':>7}"
+    f" {'psa/base':>9} {'p99 x':>6}"
+)
+
+
+def _row(label: str, rounds: list[Round]) -> str:
+    def med(values: Iterator[float]) -> float:
+        return statistics.median(list(values))
+
+    base = med(r.baseline.per_second for r in rounds)
+    psa = med(r.psa.per_second for r in rounds)
+    return (
+        f"{label:<13} {base:>11,.0f} {med(r.baseline.p99_us for r in rounds) / 1000:>7.1f}"
+        f" {psa:>8,.0f} {med(r.psa.p99_us for r in rounds) / 1000:>7.1f}"
+        f" {med(r.ratio for r in rounds):>8.2f}x {med(r.p99_ratio for r in rounds):>5.1f}x"
+    )
+
+
+def _of(rounds: list[Round], connections: int) -> list[Round]:
+    return [r for r in rounds if r.connections == connections]
+
+
+def _load(port: int, prefix: str, connections: int, seconds: int) -> wrk.Result:
+    url = f"http://127.0.0.1:{port}"
+    return wrk.run(
+        url, SCRIPT, [prefix, str(LAG), servers.AUTH], connections=connections, seconds=seconds
+    )
+
+
+def _seed(port: int, prefix: str, *, threads: int) -> None:
+    """Create the tickets the first 3*LAG cycles of each wrk thread refer to.
+
+    Cycle -j's tickets must be open for the UPDATEs (j <= LAG), its first ticket open for
+    the RESOLVE (j <= 2*LAG) and closed for the REOPEN (j <= 3*LAG); see ingest.lua.
+    """
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": servers.AUTH}
+    ) as client:
+        for thread in range(threads):
+            created = [4 * c + s for c in range(-LAG, 0) for s in range(4)]
+            created += [4 * c for c in range(-3 * LAG, -LAG)]
+            resolved = [4 * c for c in range(-3 * LAG, -2 * LAG)]
+            for action, indexes in (("CREATE", created), ("RESOLVE", resolved)):
+                for index in indexes:
+                    ticket = f"{prefix}{thread:02d}{index + 12 * LAG:08d}"
+                    answer = client.put("/ncentral/tickets", content=_body(action, ticket))
+                    answer.raise_for_status()
+
+
+def _body(action: str, ticket: str) -> bytes:
+    return msgspec.json.encode(
+        {
+            "action": action,
+            "ncentralTicketId": ticket,
+            "title": f"Disk space low on SRV-{ticket} (C:)",
+            "details": f"Device: SRV-{ticket}\nService: Disk Space - C:\nState: Failed",
+            "customTags": {"site": "Leeds", "customer": "Acme", "priority": "P2", "queue": "S"},
+        }
+    )
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench ingest")
+    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each server")
+    parser.add_argument(
+        "--connections",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=[16, 64],
+        help="comma-separated connection counts",
+    )
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s at each count")
+    options = parser.parse_known_args(argv)[0]
+    if options.quick:
+        options.seconds, options.rounds = 2, 1
+    return options

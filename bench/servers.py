@@ -1,0 +1,94 @@
+"""The servers a benchmark loads: a real `psa-ledger serve`, or the bare baseline app.
+
+Both are separate processes on free ports, started the way a user would start them and
+stopped by their own process, so the load generator measures a server, not this one.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+__all__ = ["AUTH", "PASSWORD", "USERNAME", "baseline", "free_port", "psa_ledger", "start"]
+
+USERNAME = "ncentral"
+PASSWORD = "bench-inbound-password"
+AUTH = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+
+
+def start(
+    command: list[str], port: int, *, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `command` and return once something answers HTTP on `port`."""
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"{' '.join(command)} exited {server.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.kill()
+    raise TimeoutError(f"{' '.join(command)} did not answer on port {port}")
+
+
+def psa_ledger_process(db: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """`psa-ledger serve` on `db`, N-central's credential being USERNAME:PASSWORD."""
+    env = {
+        **os.environ,
+        "PSA_LEDGER_DB": str(db),
+        "PSA_LEDGER_PORT": str(port),
+        "PSA_LEDGER_USERNAME": USERNAME,
+        "PSA_LEDGER_PASSWORD": PASSWORD,
+        "PSA_LEDGER_OPERATOR_PASSWORD": "bench-operator-password",
+        "PSA_LEDGER_LOG_LEVEL": "warning",
+        **{f"PSA_LEDGER_{key.upper()}": value for key, value in settings.items()},
+    }
+    return start([sys.executable, "-m", "service", "serve"], port, env=env)
+
+
+@contextmanager
+def psa_ledger(db: Path, **settings: str) -> Iterator[int]:
+    """A running `psa-ledger serve`; yields its port."""
+    port = free_port()
+    with _stopping(psa_ledger_process(db, port, **settings)):
+        yield port
+
+
+@contextmanager
+def baseline() -> Iterator[int]:
+    """A running `python -m bench.baseline`; yields its port."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.baseline", "--port", str(port)]
+    with _stopping(start(command, port)):
+        yield port
+
+
+@contextmanager
+def _stopping(server: subprocess.Popen[bytes]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
