@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from service.storage.postgres import connections
-from service.storage.rows import TICKET_COLUMNS, stream_from_row, ticket_row
-from statemachine.projection import Stream, Ticket
+from service.storage.rows import TICKET_COLUMNS, stream_from_row, ticket_from_row, ticket_row
+from statemachine.projection import Content, Standing, Stream
 from statemachine.ticket import State
 from tests.support.live import free_port, wait_for
 
@@ -79,17 +79,19 @@ def test_the_shell_is_told_there_is_no_log_without_the_password(postgres_url: st
 
 
 def test_rows_read_by_column_name_become_the_same_streams(postgres_url: str) -> None:
-    ticket = Ticket(
+    standing = Standing(
         ncentral_ticket_id="4242",
         external_ticket_id="PSA-7",
         state=State.OPEN,
-        title="Disk C: 95% full",
-        details="Device: srv-01\nSite: Łódź",
-        custom_tags={"site": "A", "team": "ops"},
         created_at="2026-01-02T03:04:05.000006Z",
         updated_at="2026-01-02T03:04:05.000006Z",
     )
-    stream = Stream(3, ticket)
+    content = Content(
+        title="Disk C: 95% full",
+        details="Device: srv-01\nSite: Łódź",
+        custom_tags={"site": "A", "team": "ops"},
+    )
+    stream = Stream(3, standing, content)
     with connections.connect_sync(postgres_url, readonly=False) as db:
         marks = ", ".join(["%s"] * len(TICKET_COLUMNS))
         db.execute(
@@ -101,7 +103,8 @@ def test_rows_read_by_column_name_become_the_same_streams(postgres_url: str) -> 
     with connections.connect_sync(postgres_url) as db:
         row = db.execute("SELECT * FROM tickets").fetchone()
         assert row is not None
-        assert stream_from_row(row) == stream
+        assert stream_from_row(row) == stream.stored()
+        assert ticket_from_row(row).details == content.details
         assert row["last_position"] == 2**40
         assert msgspec.json.decode(row["custom_tags"]) == {"site": "A", "team": "ops"}
 
