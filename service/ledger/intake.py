@@ -81,7 +81,9 @@ class Received:
             self.request = admit_request(body)
             self.ticket_id = self.request.ncentral_ticket_id
         except InvalidRequest as exc:
-            self.error = exc
+            # Without its traceback: the frames would hold this object, whose `error` holds
+            # them, a cycle that keeps a refused megabyte alive until the collector runs.
+            self.error = exc.with_traceback(None)
             self.ticket_id = ticket_id_of(body)
 
     def apply(self, batch: Batch) -> Answer:

@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from service.audit.verify import verify
 from service.ledger.intake import Intake, Received
@@ -87,7 +88,11 @@ async def test_more_requests_than_the_queue_holds_all_complete(tmp_path: Path) -
     assert replay(tmp_path / "ledger.db")[0] == []
 
 
-async def test_the_writer_keeps_no_ticket_text_between_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_id", [1000, "t"], ids=["accepted", "refused"])
+async def test_the_writer_keeps_no_ticket_text_between_batches(
+    tmp_path: Path, first_id: int | str
+) -> None:
+    """Neither accepted CREATEs nor refused ones (an id that is not N-central's) stay held."""
     ledger = Ledger(tmp_path / "ledger.db")
     await ledger.open()
     try:
@@ -99,7 +104,7 @@ async def test_the_writer_keeps_no_ticket_text_between_batches(tmp_path: Path) -
                 await ledger.submit(
                     sent(
                         action="CREATE",
-                        ncentralTicketId=f"{1000 + n}",
+                        ncentralTicketId=f"{first_id}{n}",
                         title="disk",
                         details=details,
                     )
