@@ -316,15 +316,19 @@ def _review(db: sqlite3.Connection, query: _WindowQuery) -> _Window:
 
 class _Owed(msgspec.Struct, frozen=True):
     callback: Callback
+    title: str
     attempts: list[Entry]
 
 
 def _callbacks(db: sqlite3.Connection) -> tuple[list[_Owed], int]:
     owed = []
-    for callback in listed(db):
+    callbacks = listed(db)
+    names = stored_tickets.names(db, [c.ncentral_ticket_id for c in callbacks])
+    for callback in callbacks:
         where = EventFilter(ticket=callback.ncentral_ticket_id, action="callback_attempted")
         attempts = search(db, where, order="desc", limit=_ATTEMPTS_SHOWN).events
-        owed.append(_Owed(callback, [entry(e) for e in attempts]))
+        title = names.get(callback.ncentral_ticket_id, ("", ""))[1]
+        owed.append(_Owed(callback, title, [entry(e) for e in attempts]))
     return owed, head_position(db)
 
 
