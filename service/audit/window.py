@@ -182,9 +182,8 @@ def open_at(db: sqlite3.Connection, position: int) -> int:
     if position >= head:
         return _open_now(db)
     if position < head - position:
-        return sum(_opened(b, a) * n for b, a, n in stored.transitions(db, 1, position))
-    since = stored.transitions(db, position + 1, head)
-    return _open_now(db) - sum(_opened(b, a) * n for b, a, n in since)
+        return stored.net_entered(db, 1, position, OPEN_STATES)
+    return _open_now(db) - stored.net_entered(db, position + 1, head, OPEN_STATES)
 
 
 def bucket_size(since: str, until: str) -> timedelta:

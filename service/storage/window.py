@@ -15,10 +15,10 @@ import msgspec
 __all__ = [
     "Mark",
     "explain_marks",
-    "explain_transitions",
+    "explain_net_entered",
     "marks",
+    "net_entered",
     "stream_step",
-    "transitions",
     "version_at",
 ]
 
@@ -46,9 +46,15 @@ def marks(db: sqlite3.Connection, low: int, high: int, *, chunk: int = 5000) -> 
         low = rows[-1][0] + 1
 
 
-def transitions(db: sqlite3.Connection, low: int, high: int) -> list[tuple[str, str, int]]:
-    """(state before, state after, how many) of the events at `low..high` that moved a ticket."""
-    return [(row[0], row[1], int(row[2])) for row in db.execute(_TRANSITIONS, (low, high))]
+def net_entered(db: sqlite3.Connection, low: int, high: int, states: frozenset[str]) -> int:
+    """How many more tickets are in `states` after the events at `low..high` than before.
+
+    Each event counts +1 when it moved a ticket into `states`, -1 when out of them.
+    """
+    marks = ", ".join("?" * len(states))
+    sql = _NET_ENTERED.format(marks=marks)
+    row = db.execute(sql, (*sorted(states), *sorted(states), low, high)).fetchone()
+    return int(row[0] or 0)
 
 
 def version_at(db: sqlite3.Connection, ticket_id: str, position: int) -> int:
@@ -67,8 +73,8 @@ def explain_marks(db: sqlite3.Connection) -> list[str]:
     return _plan(db, _MARKS, (1, 2, 3))
 
 
-def explain_transitions(db: sqlite3.Connection) -> list[str]:
-    return _plan(db, _TRANSITIONS, (1, 2))
+def explain_net_entered(db: sqlite3.Connection) -> list[str]:
+    return _plan(db, _NET_ENTERED.format(marks="?"), ("open", "open", 1, 2))
 
 
 def _plan(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[str]:
@@ -79,10 +85,9 @@ _MARKS = (
     "SELECT position, recorded_at, ticket_id, action, outcome, state_before, state_after"
     " FROM events WHERE position BETWEEN ? AND ? ORDER BY position LIMIT ?"
 )
-_TRANSITIONS = (
-    "SELECT state_before, state_after, COUNT(*) FROM events"
-    " WHERE position BETWEEN ? AND ? AND state_before IS NOT state_after"
-    " GROUP BY state_before, state_after"
+_NET_ENTERED = (
+    "SELECT SUM((state_after IN ({marks})) - (state_before IN ({marks}))) FROM events"
+    " WHERE position BETWEEN ? AND ?"
 )
 _VERSION_AT = (
     "SELECT stream_version FROM events WHERE ticket_id = ? AND position <= ?"
