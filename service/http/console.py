@@ -64,9 +64,9 @@ __all__ = ["CallbackPages", "Console"]
 
 #: Tickets on one page of the list, events on one page of a window's timeline.
 TICKETS_PER_PAGE = 50
-EVENTS_PER_PAGE = 100
+EVENTS_PER_PAGE = 50
 #: Tickets listed under "what changed"; the counts cover them all.
-_CHANGES_SHOWN = 200
+_CHANGES_SHOWN = 100
 _ATTEMPTS_SHOWN = 5
 _STATES = [s.value for s in State if s is not State.NEW]
 _SHORTCUTS = [("Last hour", timedelta(hours=1)), ("24 hours", timedelta(days=1)),

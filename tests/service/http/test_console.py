@@ -414,3 +414,68 @@ def _shoot(driver: Any, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(Path(SHOTS) / f"console-{name}.png"))
+
+
+#: For every element that holds text: its colour, the first opaque background behind it,
+#: and whether the text is large (WCAG: 18.66 px bold or 24 px).
+_COLOURS = """
+const out = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  const style = getComputedStyle(el);
+  if (style.display === 'none' || style.visibility === 'hidden') continue;
+  let bg = 'rgba(0, 0, 0, 0)', node = el;
+  while (node && (bg === 'rgba(0, 0, 0, 0)' || bg === 'transparent')) {
+    bg = getComputedStyle(node).backgroundColor; node = node.parentElement;
+  }
+  if (bg === 'rgba(0, 0, 0, 0)') bg = 'rgb(255, 255, 255)';  // the canvas: white
+  const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+  out.push([el.tagName, style.color, bg, size >= 24 || (bold && size >= 18.66)]);
+}
+return out;
+"""
+
+
+def _luminance(rgb: str) -> float:
+    parts = [float(p) for p in rgb[rgb.index("(") + 1 : -1].split(",")[:3]]
+    linear = [c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4
+              for c in parts]  # fmt: skip
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+@pytest.mark.parametrize("path", ["/", "review", "/tickets/PSA-1", "/callbacks"])
+def test_text_contrast_passes_wcag_aa(console: Console, path: str) -> None:
+    url = console.url + (console.review_path() if path == "review" else path)
+    with chromium(operator_header()) as driver:
+        driver.get(url)  # type: ignore[attr-defined]
+        found = driver.execute_script(_COLOURS)  # type: ignore[attr-defined]
+    assert len(found) > 20
+    for tag, colour, background, large in found:
+        light, dark = sorted((_luminance(colour), _luminance(background)), reverse=True)
+        ratio = (light + 0.05) / (dark + 0.05)
+        assert ratio >= (3 if large else 4.5), (tag, colour, background, ratio)
+
+
+def test_the_keyboard_alone_reaches_everything(console: Console) -> None:
+    """Tab from the top: skip link first, then navigation, the filters, every ticket link."""
+    from selenium.webdriver.common.keys import Keys
+
+    with chromium(operator_header()) as driver:
+        driver.get(console.url + "/?state=closed")  # type: ignore[attr-defined]
+        driver.find_element("tag name", "body").send_keys(Keys.TAB)  # type: ignore[attr-defined]
+        reached = []
+        for _ in range(60):
+            active = driver.switch_to.active_element  # type: ignore[attr-defined]
+            name = active.get_attribute("href") or active.get_attribute("name") or active.text
+            reached.append((active.tag_name, name))
+            active.send_keys(Keys.TAB)
+        names = [name for _, name in reached]
+        assert reached[0][1].endswith("#content")
+        assert {"state", "tag", "ncentral", "text"} <= set(names)
+        assert any(name and name.endswith("/review") for name in names)
+        assert any(name and "/tickets/PSA-" in name for name in names)
+        ticket = next(n for n in names if n and "/tickets/PSA-" in n)
+        driver.find_element("css selector", f'a[href="{urlsplit(ticket).path}"]').send_keys(
+            Keys.ENTER
+        )  # type: ignore[attr-defined]
+        assert driver.find_element("id", "state").text == "closed"  # type: ignore[attr-defined]
