@@ -479,3 +479,21 @@ def test_the_keyboard_alone_reaches_everything(console: Console) -> None:
             Keys.ENTER
         )  # type: ignore[attr-defined]
         assert driver.find_element("id", "state").text == "closed"  # type: ignore[attr-defined]
+
+
+def test_the_review_prints_as_a_report(console: Console) -> None:
+    """Printed: no navigation, forms or buttons; the header's facts, charts and tables stay."""
+    import base64
+
+    with chromium(operator_header()) as driver:
+        driver.get(console.url + console.review_path())  # type: ignore[attr-defined]
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})  # type: ignore[attr-defined]
+        shown = driver.execute_script(  # type: ignore[attr-defined]
+            "return [...arguments[0]].map(s => document.querySelector(s))"
+            ".map(e => getComputedStyle(e).display !== 'none')",
+            ["header nav", "form", "#downloads", "#facts", "#actions-chart", "#changes"],
+        )
+        pdf = driver.execute_cdp_cmd("Page.printToPDF", {"printBackground": False})  # type: ignore[attr-defined]
+    assert shown == [False, False, False, True, True, True]
+    document = base64.b64decode(pdf["data"])
+    assert document.startswith(b"%PDF") and len(document) > 20_000
