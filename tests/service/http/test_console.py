@@ -302,7 +302,8 @@ def test_the_retry_button_works_from_the_page_and_only_from_ours(console: Consol
         driver.get(console.url + "/callbacks")  # type: ignore[attr-defined]
         row = driver.find_element("id", "callback-7777")  # type: ignore[attr-defined]
         row.find_element("tag name", "button").click()
-        assert driver.current_url.startswith(console.url + "/callbacks?retried=7777")  # type: ignore[attr-defined]
+        landed = wait_for(lambda: "retried=" in driver.current_url and driver.current_url)  # type: ignore[attr-defined]
+        assert landed.startswith(console.url + "/callbacks?retried=7777")
         assert "Retry requested: 7777" in driver.find_element("id", "retried").text  # type: ignore[attr-defined]
     assert requested() == before + 1
     # Another site's form, with the operator's cached credentials: refused, nothing written.
@@ -328,10 +329,10 @@ def test_a_ticket_steps_through_its_past(console: Console) -> None:
             later = driver.find_elements("css selector", "#steps a[rel=next]")  # type: ignore[attr-defined]
             if not later:
                 break
-            later[0].click()
+            _follow(driver, later[0])
         assert states[:3] == ["pending", "open", "open"]
         assert states[-1] == "reopened"
-        driver.find_element("css selector", "#steps a[rel=prev]").click()  # type: ignore[attr-defined]
+        _follow(driver, driver.find_element("css selector", "#steps a[rel=prev]"))  # type: ignore[attr-defined]
         assert driver.find_element("id", "state").text == "closed"  # type: ignore[attr-defined]
         lines = driver.find_elements("css selector", "#timeline .event")  # type: ignore[attr-defined]
         assert len(lines) == len(states) - 1
@@ -345,6 +346,13 @@ def test_the_list_filters_and_flags_callbacks(console: Console) -> None:
     assert console.operator.get("/", params={"text": "backup JOB"}).text.count("/tickets/PSA-") == 1
     refused = console.operator.get("/", params={"tag": "York"})
     assert refused.status_code == 400 and refused.json()["parameter"] == "tag"
+
+
+def _follow(driver: Any, link: Any) -> None:
+    """Click a link and wait for the page it names (a click does not wait on a busy machine)."""
+    target = link.get_attribute("href")
+    link.click()
+    wait_for(lambda: driver.current_url == target, what=f"the browser at {target}")
 
 
 def _is_page(console: Console, url: str) -> bool:
@@ -377,7 +385,7 @@ def _press_post_buttons(driver: Any, console: Console, statuses: dict[str, int])
         if index >= len(forms):
             break
         forms[index].find_element("tag name", "button").click()
-        landed = driver.current_url
+        landed = wait_for(lambda: driver.current_url != page and driver.current_url)
         statuses[landed] = console.operator.get(landed).status_code
         assert driver.find_elements("tag name", "main"), landed  # a page, not a problem
         pressed += 1
@@ -475,9 +483,9 @@ def test_the_keyboard_alone_reaches_everything(console: Console) -> None:
         assert any(name and name.endswith("/review") for name in names)
         assert any(name and "/tickets/PSA-" in name for name in names)
         ticket = next(n for n in names if n and "/tickets/PSA-" in n)
-        driver.find_element("css selector", f'a[href="{urlsplit(ticket).path}"]').send_keys(
-            Keys.ENTER
-        )  # type: ignore[attr-defined]
+        link = driver.find_element("css selector", f'a[href="{urlsplit(ticket).path}"]')  # type: ignore[attr-defined]
+        link.send_keys(Keys.ENTER)
+        wait_for(lambda: driver.current_url == ticket, what="the ticket page")  # type: ignore[attr-defined]
         assert driver.find_element("id", "state").text == "closed"  # type: ignore[attr-defined]
 
 
