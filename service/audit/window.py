@@ -199,10 +199,14 @@ def _bucket_starts(since: str, until: str) -> list[str]:
     size = bucket_size(since, until)
     start, end = _parse(since), _parse(until)
     starts = [since]
-    moment = start + size
-    while moment <= end and len(starts) < _MOST_BUCKETS + 1:
+    for count in range(1, _MOST_BUCKETS + 1):
+        try:
+            moment = start + size * count
+        except OverflowError:  # a window that ends near 9999-12-31
+            break
+        if moment > end:
+            break
         starts.append(format_utc(moment))
-        moment += size
     return starts
 
 

@@ -338,6 +338,19 @@ def test_a_ticket_steps_through_its_past(console: Console) -> None:
         assert len(lines) == len(states) - 1
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [("0001-01-01", "9999-12-31T23:59:59.999999"), ("9999-12-31T23:59:59", "9999-12-31T23:59:59.5"),
+     ("2024-01-01", "2024-01-01")],
+)  # fmt: skip
+def test_windows_at_the_ends_of_time_are_pages(console: Console, since: str, until: str) -> None:
+    answer = console.operator.get("/review", params={"from": since, "to": until})
+    assert answer.status_code == 200
+    assert answer.text.count("<svg") == 2
+    backwards = console.operator.get("/review", params={"from": until, "to": since})
+    assert backwards.status_code == (200 if since == until else 400)
+
+
 def test_the_list_filters_and_flags_callbacks(console: Console) -> None:
     page = console.operator.get("/", params={"tag": "site:York", "state": "closed"}).text
     assert "web-01" in page and "web-00" not in page
