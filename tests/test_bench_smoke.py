@@ -61,3 +61,12 @@ def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:
     shown = capsys.readouterr().out
     assert "built 3,000 events" in shown
     assert "replay --at" in shown and "diff" in shown and "verify" in shown
+
+
+def test_console_benchmark_renders_each_page_on_a_small_log(capsys) -> None:
+    from bench import console
+
+    ratios = console.main(["--events", "3000", "--days", "30", "--rounds", "2"])
+    shown = capsys.readouterr().out
+    assert "built 3,000 events over 30 days" in shown
+    assert set(ratios) >= {"ticket list /", "review, the last day", "review, a day mid-log"}

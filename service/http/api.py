@@ -7,8 +7,7 @@ who types `?tiket=` must hear about it, not get the whole log back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
@@ -18,7 +17,6 @@ from litestar.datastructures import MultiDict
 from service.audit.cursors import BadCursor
 from service.audit.events import (
     ACTIONS,
-    MAX_LIMIT,
     OUTCOMES,
     EventFilter,
     Order,
@@ -27,7 +25,7 @@ from service.audit.events import (
     normalise_action,
     search,
 )
-from service.audit.moments import BadMoment, last_position_at, parse_moment, parse_time
+from service.audit.moments import last_position_at
 from service.audit.shapes import event_view, ticket_view
 from service.audit.tickets import (
     TicketFilter,
@@ -39,6 +37,7 @@ from service.audit.tickets import (
 from service.digits import NotAWholeNumber, shown, whole_number
 from service.http import openapi
 from service.http.auth import operator_guard
+from service.http.queries import BadParameter, Params
 from service.http.responses import problem_response
 from service.settings import Settings
 from service.storage import events as stored
@@ -90,7 +89,7 @@ class AuditApi(Controller):
         self, position: str, request: Request[Any, Any, Any], reads: ReadPool
     ) -> Response[bytes]:
         try:
-            _Params(request.query_params, allowed=set())
+            Params(request.query_params, allowed=set())
         except BadParameter as exc:
             return exc.response()
         try:
@@ -134,7 +133,7 @@ class AuditApi(Controller):
         settings: Settings,
     ) -> Response[bytes]:
         try:
-            params = _Params(request.query_params, allowed={"as_of"})
+            params = Params(request.query_params, allowed={"as_of"})
             as_of = params.moment("as_of")
         except BadParameter as exc:
             return exc.response()
@@ -145,88 +144,7 @@ class AuditApi(Controller):
         return _json(ticket_view(ticket, base_url=settings.base_url, as_of_position=position))
 
 
-class BadParameter(Exception):
-    """A query parameter that cannot be used; `name` is the parameter."""
-
-    def __init__(self, name: str, detail: str) -> None:
-        super().__init__(detail)
-        self.name = name
-        self.detail = detail
-
-    def response(self) -> Response[bytes]:
-        return problem_response(400, "Bad query parameter", self.detail, parameter=self.name)
-
-
 _ENCODER = msgspec.json.Encoder()
-T = TypeVar("T")
-
-
-class _Params:
-    """The query string, checked: only `allowed` names, each at most once unless repeatable."""
-
-    def __init__(
-        self, params: MultiDict[str], *, allowed: set[str], repeatable: frozenset[str] = frozenset()
-    ) -> None:
-        self._params = params
-        for name in params:
-            if name not in allowed:
-                expected = ", ".join(sorted(allowed))
-                raise BadParameter(
-                    name, f"unknown parameter {shown(name)}; expected one of {expected}"
-                )
-            if name not in repeatable and len(params.getall(name)) > 1:
-                raise BadParameter(name, f"{name!r} may be given once")
-
-    def text(self, name: str) -> str | None:
-        value = self._params.get(name)
-        if value is not None and not value.strip():
-            raise BadParameter(name, f"{name!r} is empty")
-        return value
-
-    def all(self, name: str) -> list[str]:
-        return list(self._params.getall(name, []))
-
-    def choice(
-        self, name: str, choices: frozenset[str] | set[str], convert: Callable[[str], str]
-    ) -> str | None:
-        value = self.text(name)
-        if value is None:
-            return None
-        converted = convert(value)
-        if converted not in choices:
-            raise BadParameter(
-                name, f"{name}={shown(value)}; expected one of {', '.join(sorted(choices))}"
-            )
-        return converted
-
-    def limit(self) -> int:
-        value = self.text("limit")
-        if value is None:
-            return 100
-        try:
-            limit = whole_number(value, largest=MAX_LIMIT)
-        except NotAWholeNumber:
-            limit = 0
-        if limit < 1:
-            raise BadParameter(
-                "limit", f"limit={shown(value)}; expected a whole number 1..{MAX_LIMIT}"
-            )
-        return limit
-
-    def time(self, name: str) -> str | None:
-        return self._convert(name, parse_time)
-
-    def moment(self, name: str) -> int | str | None:
-        return self._convert(name, parse_moment)
-
-    def _convert(self, name: str, parse: Callable[[str], T]) -> T | None:
-        value = self.text(name)
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except BadMoment as exc:
-            raise BadParameter(name, f"{name}: {exc}") from None
 
 
 class _EventQuery(msgspec.Struct, frozen=True):
@@ -238,7 +156,7 @@ class _EventQuery(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, params: MultiDict[str], accept: str) -> _EventQuery:
-        p = _Params(params, allowed=_EVENT_PARAMS)
+        p = Params(params, allowed=_EVENT_PARAMS)
         where = EventFilter(
             ticket=p.text("ticket"),
             action=p.choice("action", ACTIONS, normalise_action),
@@ -267,11 +185,11 @@ class _TicketQuery(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, params: MultiDict[str]) -> _TicketQuery:
-        p = _Params(params, allowed=_TICKET_PARAMS, repeatable=frozenset({"tag"}))
+        p = Params(params, allowed=_TICKET_PARAMS, repeatable=frozenset({"tag"}))
         states = {s.value for s in State if s is not State.NEW}
         where = TicketFilter(
             state=p.choice("state", states, str.lower),
-            tags=tuple(_tag(value) for value in p.all("tag")),
+            tags=p.tags("tag"),
             updated_since=p.time("updated_since"),
         )
         cursor = p.text("cursor")
@@ -287,13 +205,6 @@ _EVENT_PARAMS = {
     "ticket", "action", "outcome", "actor", "since", "until", "order", "limit", "cursor", "format",
 }  # fmt: skip
 _TICKET_PARAMS = {"state", "tag", "updated_since", "limit", "cursor", "as_of"}
-
-
-def _tag(value: str) -> tuple[str, str]:
-    key, colon, tag_value = value.partition(":")
-    if not colon or not key:
-        raise BadParameter("tag", f"tag={shown(value)}; expected key:value, e.g. tag=site:A")
-    return key, tag_value
 
 
 def _ticket_page(db: Any, query: _TicketQuery) -> TicketPage:

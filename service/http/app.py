@@ -13,6 +13,7 @@ from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
 from service.http.auth import Credentials, resolve_credentials
 from service.http.callbacks_api import CallbacksController
+from service.http.console import CallbackPages, Console
 from service.http.crosssite import origin_of
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.headers import secure_headers
@@ -20,6 +21,7 @@ from service.http.metrics import Metrics, metrics_endpoint
 from service.http.ncentral import NcentralController
 from service.http.openapi import openapi_config
 from service.http.pages import TicketPages
+from service.http.templating import template_config
 from service.http.throttle import LoginThrottle
 from service.ledger.intake import MAX_BODY, Intake, Reception
 from service.ledger.writer import Ledger
@@ -58,6 +60,8 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         route_handlers=[
             NcentralController,
             TicketPages,
+            Console,
+            CallbackPages,
             AuditApi,
             CallbacksController,
             healthz,
@@ -73,6 +77,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
+        template_config=template_config(),
         request_max_body_size=MAX_BODY,
         before_send=[secure_headers],
         # Logging is ours (service.logs, set up by the CLI), not Litestar's default.

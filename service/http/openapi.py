@@ -46,16 +46,24 @@ from statemachine.ticket import State
 __all__ = [
     "CALLBACK_ANSWERS",
     "CALLBACK_LIST_ANSWERS",
+    "CALLBACK_PAGE_PARAMETERS",
     "CALLBACK_RETRY_ANSWERS",
+    "CONSOLE_ANSWERS",
+    "CONSOLE_PARAMETERS",
+    "CSV_DOWNLOAD_ANSWERS",
     "DEAD_RETRY_ANSWERS",
+    "DOWNLOAD_PARAMETERS",
     "EVENT_ANSWERS",
     "EVENT_PARAMETERS",
+    "JSONL_DOWNLOAD_ANSWERS",
     "NCENTRAL_SECURITY",
     "ONE_EVENT_ANSWERS",
     "OPERATOR_SECURITY",
     "PAGE_ANSWERS",
     "PAGE_PARAMETERS",
+    "PAGE_RETRY_ANSWERS",
     "RETRY_BODY",
+    "REVIEW_PARAMETERS",
     "TICKETING_ANSWERS",
     "TICKETING_BODY",
     "TICKET_ANSWERS",
@@ -272,7 +280,11 @@ CALLBACK_RETRY_ANSWERS = {
 }
 DEAD_RETRY_ANSWERS = {**_RETRY_REFUSED, **_SIGN_IN}
 PAGE_ANSWERS = {
-    **_problems(_400="page is not a whole number from 1", _404="no such ticket, or no such page"),
+    **_problems(
+        _400="page is not a whole number from 1, as_of is neither a time nor a position,"
+        " or another parameter was given",
+        _404="no such ticket (at as_of), or no such page",
+    ),
     **_SIGN_IN,
 }
 
@@ -310,6 +322,72 @@ EVENT_PARAMETERS = [
 ]
 PAGE_PARAMETERS = [
     _query("page", Schema(type=OpenAPIType.INTEGER, minimum=1), "the timeline's page (default 1)"),
+    _query("as_of", _MOMENT, "the ticket as it was then: a time or a log position"),
+]
+CONSOLE_ANSWERS = {
+    **_problems(_400="a query parameter cannot be used; `parameter` names it"),
+    **_SIGN_IN,
+}
+
+
+def _download(media_type: str) -> dict[int, ResponseSpec]:
+    return {
+        200: ResponseSpec(
+            str,
+            description="the window's events, as `psa-ledger export` writes them",
+            media_type=media_type,
+            generate_examples=False,
+        ),
+        **CONSOLE_ANSWERS,
+    }
+
+
+CSV_DOWNLOAD_ANSWERS = _download("text/csv")
+JSONL_DOWNLOAD_ANSWERS = _download(JSONL)
+PAGE_RETRY_ANSWERS = {
+    303: ResponseSpec(None, description="retry requested: back to the callbacks page"),
+    **_problems(
+        _403="refused as a possible cross-site request: a form of another site",
+        _404="no callback for the ticket",
+        _409="the callback was already delivered",
+        _503="the event log cannot take writes now; retry after Retry-After seconds",
+    ),
+    **_SIGN_IN,
+}
+_FORM_TEXT = Schema(type=OpenAPIType.STRING)
+#: key:value, or empty (a form's blank field).
+_TAG = "^([^:]+:|$)"
+CONSOLE_PARAMETERS = [
+    _query(
+        "state",
+        _choice(["", *(s.value for s in State if s is not State.NEW)]),
+        "only tickets in this state (empty: all)",
+    ),
+    _query(
+        "tag",
+        Schema(
+            type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING, pattern="^([^:]+:|$)")
+        ),
+        "key:value of customTags; repeat for several, all must match",
+        style="form",
+        explode=True,
+    ),
+    _query("ncentral", _FORM_TEXT, "only the ticket with this ncentralTicketId"),
+    _query("text", _FORM_TEXT, "only tickets whose title or details contain this text"),
+    _CURSOR,
+]
+_WINDOW_PARAMETERS = [
+    _query("from", _TIME, "the window's start (default: 24 hours ago); no offset means UTC"),
+    _query("to", _TIME, "the window's end, inclusive (default: now)"),
+    _query("ticket", _FORM_TEXT, "only this ncentralTicketId"),
+    _query("action", _choice(["", *sorted(ACTIONS)]), "only this action"),
+    _query("outcome", _choice(["", *sorted(OUTCOMES)]), "only this outcome"),
+    _query("actor", _FORM_TEXT, "only events recorded for this credential"),
+]
+REVIEW_PARAMETERS = [*_WINDOW_PARAMETERS, _CURSOR]
+DOWNLOAD_PARAMETERS = _WINDOW_PARAMETERS
+CALLBACK_PAGE_PARAMETERS = [
+    _query("retried", _FORM_TEXT, "the callback just retried, to say so on the page"),
 ]
 TICKET_LIST_PARAMETERS = [
     _query(

@@ -7,11 +7,12 @@ the widest cell first would mean holding the whole log.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import msgspec
+
+from service.audit.export import csv_lines, jsonl_lines
 
 __all__ = ["Column", "write_csv", "write_json", "write_jsonl", "write_markdown", "write_table"]
 
@@ -39,8 +40,8 @@ def write_markdown(out: TextIO, columns: Sequence[Column], rows: Iterable[Any]) 
 
 
 def write_jsonl(out: TextIO, rows: Iterable[Any]) -> None:
-    for row in rows:
-        out.write(_ENCODER.encode(row).decode() + "\n")
+    for line in jsonl_lines(rows):
+        out.write(line)
 
 
 def write_json(out: TextIO, rows: Iterable[Any]) -> None:
@@ -55,19 +56,9 @@ def write_json(out: TextIO, rows: Iterable[Any]) -> None:
 def write_csv(
     out: TextIO, fields: Sequence[str], rows: Iterable[Any], *, raw: bool = False
 ) -> None:
-    """One column per field; objects (payloads, answers) as their JSON text.
-
-    A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a formula, some
-    also after a leading TAB or CR, and N-central's ticket IDs, request IDs and the like
-    are text a stranger chose. So such cells get a leading `'`, which spreadsheets show
-    as plain text, unless `raw` asks for the log's values byte for byte (an audit copy).
-    Rows end in CRLF (RFC 4180) because Python's writer quotes a cell only for the line
-    end it writes: with LF alone, a CR inside a cell went out bare and split the row.
-    """
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(fields)
-    for row in rows:
-        writer.writerow([_csv_value(getattr(row, f), raw=raw) for f in fields])
+    """One column per field, formulas neutralised unless `raw` (see `audit.export`)."""
+    for line in csv_lines(fields, rows, raw=raw):
+        out.write(line)
 
 
 def _line(columns: Sequence[Column], cells: Iterator[str] | list[str]) -> str:
@@ -90,16 +81,4 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
-def _csv_value(value: Any, *, raw: bool) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return _ENCODER.encode(value).decode()
-    if not raw and isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 _ENCODER = msgspec.json.Encoder()
-#: What makes Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -8,7 +8,7 @@ from typing import Any
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 from statemachine.projection import Ticket
 
-__all__ = ["by_external_id", "rows_by_ticket", "select"]
+__all__ = ["by_external_id", "names", "rows_by_ticket", "select"]
 
 
 def by_external_id(db: sqlite3.Connection, external_ticket_id: str) -> Ticket | None:
@@ -62,3 +62,18 @@ def rows_by_ticket(db: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
 
 _COLUMNS = ", ".join(TICKET_COLUMNS)
 _BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = ?"
+
+
+def names(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """(externalTicketId, title) of each ticket in `ticket_ids`, by ncentralTicketId."""
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ticket_ids), 500):
+        chunk = ticket_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = db.execute(
+            "SELECT ncentral_ticket_id, external_ticket_id, title FROM tickets"
+            f" WHERE ncentral_ticket_id IN ({marks})",
+            chunk,
+        )
+        found |= {row[0]: (row[1], row[2]) for row in rows}
+    return found

@@ -1,0 +1,382 @@
+"""The operator console: tickets now (`/`), an incident window (`/review`), callbacks.
+
+Server-rendered pages with no script: filters are plain GET forms, retries are POST
+forms that the same-origin guard admits only from our own pages. Every read goes through
+the audit functions the API and the shell use (service.audit), each page in one read
+snapshot, so the header's head position and the page agree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, MediaType, Request, get, post
+from litestar.response import Redirect, Response, Stream, Template
+
+from service.audit.activity import (
+    ActivityFilter,
+    ActivityPage,
+    head_position,
+    recent_activity,
+    state_counts,
+)
+from service.audit.cursors import BadCursor
+from service.audit.events import (
+    ACTIONS,
+    OUTCOMES,
+    EventFilter,
+    Page,
+    cursor_position,
+    normalise_action,
+    search,
+)
+from service.audit.export import csv_lines, jsonl_lines
+from service.audit.shapes import EventView, event_view
+from service.audit.window import Review, review
+from service.callbacks.retry import (
+    AlreadyDelivered,
+    NoCallback,
+    listed,
+    retry_callback,
+    retry_dead,
+)
+from service.http import openapi
+from service.http.auth import operator_guard
+from service.http.charts import COLOURS, HEIGHT, WIDTH, Charts, charts
+from service.http.crosssite import same_origin_guard
+from service.http.entries import Entry, entry
+from service.http.queries import BadParameter, Params
+from service.http.responses import problem_response
+from service.http.templating import page as render
+from service.ledger.outbox import Callback
+from service.ledger.writer import Ledger
+from service.storage import tickets as stored_tickets
+from service.storage.readpool import ReadPool
+from service.timestamps import format_utc
+from statemachine.ticket import State
+
+__all__ = ["CallbackPages", "Console"]
+
+#: Tickets on one page of the list, events on one page of a window's timeline.
+TICKETS_PER_PAGE = 50
+EVENTS_PER_PAGE = 50
+#: Tickets listed under "what changed"; the counts cover them all.
+_CHANGES_SHOWN = 100
+_ATTEMPTS_SHOWN = 5
+_STATES = [s.value for s in State if s is not State.NEW]
+_SHORTCUTS = [("Last hour", timedelta(hours=1)), ("24 hours", timedelta(days=1)),
+              ("7 days", timedelta(days=7))]  # fmt: skip
+
+
+class Console(Controller):
+    guards = [operator_guard]  # noqa: RUF012
+    security = openapi.OPERATOR_SECURITY
+    tags = ["console"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="The console: tickets now, counted by state, filtered and paged (HTML)",
+        media_type=MediaType.HTML,
+        responses=openapi.CONSOLE_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.CONSOLE_PARAMETERS),
+    )
+    async def tickets_now(
+        self, request: Request[Any, Any, Any], reads: ReadPool
+    ) -> Template | Response[Any]:
+        try:
+            p = Params(
+                request.query_params,
+                allowed={"state", "tag", "ncentral", "text", "cursor"},
+                repeatable=frozenset({"tag"}),
+                blank_is_absent=True,
+            )
+            where = ActivityFilter(
+                state=p.choice("state", set(_STATES), str.lower),
+                tags=p.tags("tag"),
+                ncentral_ticket_id=p.text("ncentral"),
+                text=p.text("text"),
+            )
+            cursor = p.text("cursor")
+        except BadParameter as exc:
+            return exc.response()
+        try:
+            found, counts, head = await reads.run(_tickets_now, where, cursor)
+        except BadCursor as exc:
+            return BadParameter("cursor", f"cursor: {exc}").response()
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
+        return render(
+            "index.html",
+            head=head,
+            section="tickets",
+            where=where,
+            tag_text=" ".join(f"{k}:{v}" for k, v in where.tags),
+            states=_STATES,
+            counts=counts,
+            total=sum(counts.values()),
+            rows=found.rows,
+            next_link=_link("/", query, found.next),
+        )
+
+    @get(
+        "/review",
+        summary="An incident window: timeline, charts, what changed, downloads (HTML)",
+        media_type=MediaType.HTML,
+        responses=openapi.CONSOLE_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.REVIEW_PARAMETERS),
+    )
+    async def review_window(
+        self, request: Request[Any, Any, Any], reads: ReadPool
+    ) -> Template | Response[Any]:
+        try:
+            query = _WindowQuery.parse(request.query_params, paged=True)
+        except BadParameter as exc:
+            return exc.response()
+        window: _Window = await reads.run(_review, query)
+        keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
+        bounds = urlencode({"from": query.since, "to": query.until})
+        now = datetime.now(UTC)
+        return render(
+            "review.html",
+            head=window.head,
+            section="review",
+            q=query,
+            r=window.review,
+            c=window.charts,
+            entries=window.entries,
+            names=window.names,
+            shown_changes=window.review.tickets[:_CHANGES_SHOWN],
+            next_link=_link("/review", keep, window.page_next),
+            bounds=bounds,
+            filters=urlencode(
+                [(k, v) for k, v in keep if k in {"ticket", "action", "outcome", "actor"}]
+            ),
+            shortcuts=[
+                (label, urlencode({"from": format_utc(now - span), "to": format_utc(now)}))
+                for label, span in _SHORTCUTS
+            ],
+            actions=sorted(ACTIONS),
+            outcomes=sorted(OUTCOMES),
+            colours=COLOURS,
+            width=WIDTH,
+            height=HEIGHT,
+            local=_local_input,
+        )
+
+    @get(
+        "/review/events.csv",
+        summary="The window's events as CSV: the bytes of `psa-ledger export --format csv`",
+        media_type="text/csv",
+        responses=openapi.CSV_DOWNLOAD_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.DOWNLOAD_PARAMETERS),
+    )
+    async def window_csv(self, request: Request[Any, Any, Any], reads: ReadPool) -> Response[Any]:
+        return await _download(request, reads, "csv")
+
+    @get(
+        "/review/events.jsonl",
+        summary="The window's events as JSON lines: the bytes of `psa-ledger export`",
+        media_type=openapi.JSONL,
+        responses=openapi.JSONL_DOWNLOAD_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.DOWNLOAD_PARAMETERS),
+    )
+    async def window_jsonl(self, request: Request[Any, Any, Any], reads: ReadPool) -> Response[Any]:
+        return await _download(request, reads, "jsonl")
+
+
+class CallbackPages(Controller):
+    path = "/callbacks"
+    # A cross-site POST is refused before its credentials are even looked at; a form on
+    # our own page sends Origin (and Sec-Fetch-Site: same-origin), so its buttons work.
+    guards = [same_origin_guard, operator_guard]  # noqa: RUF012
+    security = openapi.OPERATOR_SECURITY
+    tags = ["console"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Callbacks owed and dead, their attempts, and retry buttons (HTML)",
+        media_type=MediaType.HTML,
+        responses=openapi.CONSOLE_ANSWERS,
+        operation_class=openapi.documented(parameters=openapi.CALLBACK_PAGE_PARAMETERS),
+    )
+    async def callbacks_page(
+        self, request: Request[Any, Any, Any], reads: ReadPool
+    ) -> Template | Response[Any]:
+        try:
+            p = Params(request.query_params, allowed={"retried"}, blank_is_absent=True)
+            retried = p.text("retried")
+        except BadParameter as exc:
+            return exc.response()
+        owed, head = await reads.run(_callbacks)
+        return render("callbacks.html", head=head, section="callbacks", owed=owed, retried=retried)
+
+    @post(
+        "/{ncentral_ticket_id:str}/retry",
+        summary="Retry one callback now (from the page's button); answers with the page",
+        status_code=303,
+        responses=openapi.PAGE_RETRY_ANSWERS,
+        operation_class=openapi.documented(),
+    )
+    async def retry_one(
+        self,
+        ncentral_ticket_id: str,
+        request: Request[Any, Any, Any],
+        ledger: Ledger,
+        reads: ReadPool,
+    ) -> Response[Any]:
+        try:
+            await retry_callback(ledger, reads, ncentral_ticket_id, request.state.actor)
+        except NoCallback as exc:
+            return problem_response(404, "No callback", str(exc), ticket=ncentral_ticket_id)
+        except AlreadyDelivered as exc:
+            return problem_response(409, "Already delivered", str(exc), ticket=ncentral_ticket_id)
+        return Redirect("/callbacks?" + urlencode({"retried": ncentral_ticket_id}), status_code=303)
+
+    @post(
+        "/retry-dead",
+        summary="Retry every dead-lettered callback (from the page's button)",
+        status_code=303,
+        responses=openapi.PAGE_RETRY_ANSWERS,
+        operation_class=openapi.documented(),
+    )
+    async def retry_all_dead(
+        self, request: Request[Any, Any, Any], ledger: Ledger, reads: ReadPool
+    ) -> Response[Any]:
+        done = await retry_dead(ledger, reads, request.state.actor)
+        return Redirect(
+            "/callbacks?" + urlencode({"retried": f"{len(done)} dead"}), status_code=303
+        )
+
+
+class _WindowQuery(msgspec.Struct, frozen=True, kw_only=True):
+    since: str
+    until: str
+    where: EventFilter
+    cursor: str | None
+
+    @classmethod
+    def parse(cls, params: Any, *, paged: bool) -> _WindowQuery:
+        allowed = {"from", "to", "ticket", "action", "outcome", "actor"} | (
+            {"cursor"} if paged else set()
+        )
+        p = Params(params, allowed=allowed, blank_is_absent=True)
+        now = datetime.now(UTC)
+        until = p.time("to") or format_utc(now)
+        since = p.time("from") or format_utc(now - timedelta(days=1))
+        if since > until:
+            raise BadParameter("to", f"to={until} is before from={since}")
+        where = EventFilter(
+            ticket=p.text("ticket"),
+            action=p.choice("action", ACTIONS, normalise_action),
+            outcome=p.choice("outcome", OUTCOMES, str.lower),
+            actor=p.text("actor"),
+            since=since,
+            until=until,
+        )
+        cursor = p.text("cursor") if paged else None
+        if cursor is not None:
+            try:
+                cursor_position(cursor, "asc")
+            except BadCursor as exc:
+                raise BadParameter("cursor", f"cursor: {exc}") from None
+        return cls(since=since, until=until, where=where, cursor=cursor)
+
+
+class _Window(msgspec.Struct, frozen=True):
+    review: Review
+    charts: Charts
+    entries: list[Entry]
+    page_next: str | None
+    #: ncentralTicketId -> (externalTicketId, title) of the tickets on the page.
+    names: dict[str, tuple[str, str]]
+    head: int
+
+
+def _tickets_now(
+    db: sqlite3.Connection, where: ActivityFilter, cursor: str | None
+) -> tuple[ActivityPage, dict[str, int], int]:
+    found = recent_activity(db, where, limit=TICKETS_PER_PAGE, cursor=cursor)
+    return found, state_counts(db), head_position(db)
+
+
+def _review(db: sqlite3.Connection, query: _WindowQuery) -> _Window:
+    window = review(db, query.since, query.until)
+    page: Page = search(db, query.where, limit=EVENTS_PER_PAGE, cursor=query.cursor)
+    wanted = {e.ticket_id for e in page.events if e.ticket_id}
+    wanted |= {t.ticket_id for t in window.tickets[:_CHANGES_SHOWN]}
+    names = stored_tickets.names(db, sorted(wanted))
+    return _Window(
+        window, charts(window), [entry(e) for e in page.events], page.next, names, head_position(db)
+    )
+
+
+class _Owed(msgspec.Struct, frozen=True):
+    callback: Callback
+    title: str
+    attempts: list[Entry]
+
+
+def _callbacks(db: sqlite3.Connection) -> tuple[list[_Owed], int]:
+    owed = []
+    callbacks = listed(db)
+    names = stored_tickets.names(db, [c.ncentral_ticket_id for c in callbacks])
+    for callback in callbacks:
+        where = EventFilter(ticket=callback.ncentral_ticket_id, action="callback_attempted")
+        attempts = search(db, where, order="desc", limit=_ATTEMPTS_SHOWN).events
+        title = names.get(callback.ncentral_ticket_id, ("", ""))[1]
+        owed.append(_Owed(callback, title, [entry(e) for e in attempts]))
+    return owed, head_position(db)
+
+
+async def _download(request: Request[Any, Any, Any], reads: ReadPool, fmt: str) -> Response[Any]:
+    """The window's events streamed a page at a time, as `psa-ledger export` writes them."""
+    try:
+        query = _WindowQuery.parse(request.query_params, paged=False)
+    except BadParameter as exc:
+        return exc.response()
+
+    async def lines() -> AsyncIterator[bytes]:
+        fields = EventView.__struct_fields__
+        cursor: str | None = None
+        first = True
+        while True:
+            page: Page = await reads.run(search, query.where, limit=1000, cursor=cursor)
+            rows = [event_view(e) for e in page.events]
+            if fmt == "csv":
+                chunk = csv_lines(fields, rows) if first else _rows_only(fields, rows)
+            else:
+                chunk = jsonl_lines(rows)
+            yield "".join(chunk).encode()
+            first = False
+            if page.next is None:
+                return
+            cursor = page.next
+
+    name = f"psa-ledger-{query.since}-{query.until}.{fmt}".replace(":", "")
+    media = "text/csv; charset=utf-8" if fmt == "csv" else openapi.JSONL
+    return Stream(
+        lines(),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _rows_only(fields: tuple[str, ...], rows: list[EventView]) -> Any:
+    lines = csv_lines(fields, rows)
+    next(lines)  # the header, already sent with the first page
+    return lines
+
+
+def _link(path: str, query: list[tuple[str, str]], cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    return f"{path}?{urlencode([*query, ('cursor', cursor)])}"
+
+
+def _local_input(iso: str) -> str:
+    """A log time as a `datetime-local` input's value (UTC, to the second)."""
+    return iso.removesuffix("Z")[:19]

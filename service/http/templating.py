@@ -1,0 +1,81 @@
+"""The console's templates: Jinja2 through Litestar's engine, every value autoescaped.
+
+Templates live in `service/http/templates/` (package data, so an installed wheel has
+them). Every page extends `base.html`, whose header shows the navigation, the server's
+time and zone, and the log's head position: an incident report printed from the console
+says when it was printed and how far the log went.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from litestar import MediaType
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.template.config import TemplateConfig
+
+__all__ = ["age", "page", "shown_time", "template_config"]
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    environment = Environment(
+        loader=PackageLoader("service.http", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["shown_time"] = shown_time
+    environment.filters["cut"] = _cut
+    environment.globals["age"] = age
+    return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
+
+
+def page(name: str, *, head: int, section: str, **context: Any) -> Template:
+    """`name` rendered with the common header's facts; `head` is the log's last position,
+    `section` the navigation entry to mark as current."""
+    now = datetime.now().astimezone()
+    return Template(
+        template_name=name,
+        context={
+            "server_time": now.strftime("%Y-%m-%d %H:%M:%S"),
+            "server_time_iso": now.isoformat(timespec="seconds"),
+            "server_zone": f"{now.tzname()} (UTC{now.strftime('%z')[:3]}:{now.strftime('%z')[3:]})",
+            "head": head,
+            "section": section,
+            **context,
+        },
+        media_type=MediaType.HTML,
+    )
+
+
+def shown_time(iso: str | None) -> str:
+    """A log time as people read it: `2026-11-01 09:30:00 UTC`."""
+    if not iso:
+        return "-"
+    return iso.replace("T", " ").removesuffix("Z")[:19] + " UTC"
+
+
+def age(iso: str) -> str:
+    """How long ago a log time was, in its largest unit or two: `3 d 4 h`, `12 min`."""
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return "?"
+    seconds = max(int((datetime.now(UTC) - then).total_seconds()), 0)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {rest // 60} min"
+    return f"{rest // 60} min" if rest >= 60 else f"{rest} s"
+
+
+def _cut(text: str | None, limit: int) -> str:
+    if text is None:
+        return ""
+    return text if len(text) <= limit else text[:limit] + "…"
