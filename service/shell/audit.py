@@ -7,6 +7,7 @@ as of one moment, not a mixture of before and after the writer's next batch.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -202,7 +203,7 @@ def verify(db: Path, every: int) -> None:
         click.echo(f"verify: {done}/{total} events ({100 * done // max(total, 1)}%)", err=True)
 
     with _reading(db) as conn:
-        report = verify_log(conn, progress=progress, every=every)
+        report = verify_log(conn, progress=progress, every=every, workers=os.cpu_count() or 1)
     if report.ok:
         click.echo(f"verify: OK: {report.events} events, {report.tickets} tickets; chain intact")
         return
