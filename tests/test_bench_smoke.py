@@ -61,3 +61,13 @@ def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:
     shown = capsys.readouterr().out
     assert "built 3,000 events" in shown
     assert "replay --at" in shown and "diff" in shown and "verify" in shown
+
+
+def test_memory_benchmark_samples_a_real_server_under_load(capsys) -> None:
+    from bench import memory
+
+    samples = memory.main(["--requests", "1500", "--slice", "1"])
+    if samples is None:
+        pytest.skip(capsys.readouterr().out.strip())
+    assert samples[-1].requests >= 1500 and all(s.rss_mb > 0 for s in samples)
+    assert "after warm-up" in capsys.readouterr().out
