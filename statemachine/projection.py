@@ -163,25 +163,38 @@ def delivery(ticket: Standing) -> tuple[State, State]:
     return ticket.state, next_state(ticket.state, Trigger.DELIVER) or ticket.state
 
 
-def evolve(stream: Stream, event: Event, request: TicketRequest | None) -> Stream:
-    """The stream after `event`; `request` is the decoded payload of an N-central request."""
+def evolve(
+    stream: Stream,
+    event: Event,
+    request: TicketRequest | None,
+    request_digest: str | None = None,
+) -> Stream:
+    """The stream after `event`; `request` is the decoded payload of an N-central request
+    (and `request_digest` its digest, when the caller has it already)."""
     ticket, content = stream.ticket, stream.content
     if request is not None and event.outcome == Outcome.ACCEPTED:
         content = _written(content if ticket is not None else None, request)
-        ticket = _accept(ticket, event, request)
+        ticket = _accept(ticket, event, request, request_digest or digest(event.payload))
     elif ticket is not None and event.action in _DELIVERIES:
-        state = State(event.state_after) if event.state_after else ticket.state
+        state = _state(event.state_after) if event.state_after else ticket.state
         ticket = msgspec.structs.replace(ticket, state=state, updated_at=event.recorded_at)
     return Stream(event.stream_version or stream.version, ticket, content)
 
 
 def allowed_actions(state: State) -> tuple[Action, ...]:
-    return tuple(_ACTION_OF[t] for t in allowed_triggers(state) if t in _ACTION_OF)
+    return _ALLOWED[state]
 
 
 def external_id_for(position: int) -> str:
     """Our ticket number: the log position of the CREATE, so replay derives the same one."""
     return f"PSA-{position}"
+
+
+#: Read from the Machine once: every refusal on replay names them.
+_ALLOWED = {
+    state: tuple(_ACTION_OF[t] for t in allowed_triggers(state) if t in _ACTION_OF)
+    for state in State
+}
 
 
 class Projection:
@@ -206,16 +219,17 @@ class Projection:
                 f"stream_version {event.stream_version} follows {stream.version}"
                 f" for ticket {ticket_id}"
             )
-        request, derived = None, None
+        request, derived, request_digest = None, None, None
         if event.action in _REQUEST_ACTIONS:
-            request, derived = _rederive(stream, event)
+            request_digest = digest(event.payload)
+            request, derived = _rederive(stream, event, request_digest)
         elif event.action in _DELIVERIES and stream.ticket is not None:
             derived = Decision(Outcome.RECORDED, *delivery(stream.ticket))
         if derived is not None and (mismatch := _compare(event, derived)):
             problems.append(mismatch)
             # Fold on what the rules derive, so one bad row does not derail the rest.
             event = _as_derived(event, derived)
-        self.streams[ticket_id] = evolve(stream, event, request)
+        self.streams[ticket_id] = evolve(stream, event, request, request_digest)
         return problems
 
     def tickets(self) -> dict[str, Ticket]:
@@ -295,6 +309,10 @@ class Rewind:
     def tickets(self) -> dict[str, Ticket]:
         return {tid: _ticket_of_record(tid, r) for tid, r in self.records.items()}
 
+    def ticket(self, ticket_id: str) -> Ticket:
+        """One ticket, built only when asked for (a page needs a hundred, not them all)."""
+        return _ticket_of_record(ticket_id, self.records[ticket_id])
+
 
 _EMPTY = Stream()
 _ACCEPTED = Outcome.ACCEPTED.value
@@ -371,9 +389,11 @@ def _ticket_of(stream: Stream) -> Ticket | None:
     )
 
 
-def _accept(ticket: Standing | None, event: Event, request: TicketRequest) -> Standing:
-    last = LastAccepted(request.action, digest(event.payload), event.response)
-    state = State(event.state_after or State.PENDING)
+def _accept(
+    ticket: Standing | None, event: Event, request: TicketRequest, request_digest: str
+) -> Standing:
+    last = LastAccepted(request.action, request_digest, event.response)
+    state = _state(event.state_after or State.PENDING)
     if ticket is None:
         return Standing(
             ncentral_ticket_id=request.ncentral_ticket_id,
@@ -406,12 +426,14 @@ def _written(content: Content | None, request: TicketRequest) -> Content:
     )
 
 
-def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decision]:
+def _rederive(
+    stream: Stream, event: Event, request_digest: str
+) -> tuple[TicketRequest | None, Decision]:
     try:
         request = parse_request(event.payload.encode())
     except InvalidRequest:
         return None, Decision(Outcome.INVALID)
-    return request, decide(stream.ticket, request, digest(event.payload))
+    return request, decide(stream.ticket, request, request_digest)
 
 
 def _compare(event: Event, derived: Decision) -> str | None:
@@ -440,6 +462,14 @@ def _as_derived(event: Event, derived: Decision) -> Event:
         state_before=_value(derived.state_before),
         state_after=_value(derived.state_after),
     )
+
+
+def _state(name: str) -> State:
+    """`State(name)` by a dict lookup (the Enum call costs more than the fold's step)."""
+    return _STATES.get(name) or State(name)
+
+
+_STATES = {state.value: state for state in State}
 
 
 def _value(state: State | None) -> str | None:
