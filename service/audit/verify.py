@@ -123,7 +123,7 @@ def _rules(
     last_position: dict[str, int] = {}
     findings: list[Finding] = []
     count = 0
-    for event in events.iter_after(db):
+    for event in events.iter_for_rules(db):
         count += 1
         problems = projection.apply(event)
         if problems and len(findings) < keep:

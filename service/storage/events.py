@@ -21,6 +21,7 @@ __all__ = [
     "explain",
     "first_position_from",
     "iter_after",
+    "iter_for_rules",
     "last_position",
     "last_position_at",
     "raw_rows",
@@ -68,6 +69,35 @@ def iter_after(
     cursor.execute(_SELECT_RANGE, (after, through))
     while rows := cursor.fetchmany():
         yield from map(event_from_values, rows)
+
+
+def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
+    """Every event, in order, with only the columns the rules read (`RULE_COLUMNS`).
+
+    The chain's columns (request_id, actor, schema_version, prev_hash, hash) are left at
+    their defaults: `verify` checks them in another pass, and copying them out of SQLite
+    for every row costs more than deriving the row's outcome.
+    """
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.arraysize = 5000
+    cursor.execute(_SELECT_FOR_RULES)
+    while rows := cursor.fetchmany():
+        for row in rows:
+            yield Event(
+                position=row[0],
+                ticket_id=row[1],
+                stream_version=row[2],
+                action=row[3],
+                outcome=row[4],
+                state_before=row[5],
+                state_after=row[6],
+                recorded_at=row[7],
+                request_id=None,
+                actor="",
+                payload=row[8],
+                response=row[9],
+            )
 
 
 def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
@@ -165,6 +195,21 @@ def _select(
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? ORDER BY position"
+)
+RULE_COLUMNS = (
+    "position",
+    "ticket_id",
+    "stream_version",
+    "action",
+    "outcome",
+    "state_before",
+    "state_after",
+    "recorded_at",
+    "payload",
+    "response",
+)
+_SELECT_FOR_RULES = (
+    f"SELECT {', '.join(RULE_COLUMNS)} FROM events WHERE position > 0 ORDER BY position"
 )
 _REWIND_ROWS = (
     "SELECT position, ticket_id, action, outcome, recorded_at,"
