@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> list[Sample] | None:
     prefixes = (str(n) for n in itertools.count(1))
     with tempfile.TemporaryDirectory(prefix="psa-ledger-memory-") as folder:
         port = servers.free_port()
-        server = servers.psa_ledger_process(Path(folder) / "memory.db", port, create_mode="sync")
+        settings = {"create_mode": "sync"}
+        if options.checkpoint_every:
+            settings["checkpoint_every"] = str(options.checkpoint_every)
+        server = servers.psa_ledger_process(Path(folder) / "memory.db", port, **settings)
         try:
             sent = 0
             print(f"memory: {options.requests:,} requests, wrk slices of {options.seconds} s")
@@ -91,6 +94,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=20_000, help="requests to send")
     parser.add_argument("--slice", dest="seconds", type=int, default=0, help="seconds a slice")
     parser.add_argument("--memory-connections", dest="connections", type=int, default=16)
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="the server's setting")
     options = parser.parse_known_args(argv)[0]
     if options.long:
         options.requests = 1_000_000

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from service.storage.sqlite import connect_sync, snapshot
+from service.timestamps import utc_now
 from statemachine.projection import Record
 from statemachine.ticket import State
 
@@ -29,6 +30,7 @@ __all__ = [
     "latest_position",
     "records_of",
     "snapshot_of",
+    "store",
 ]
 
 #: A checkpoint once made is never replaced: the same position always means the same tickets.
@@ -67,26 +69,52 @@ def current(path: Path) -> Checkpoint | None:
     """The checkpoint of the log at `path` as it stands: its `tickets` rows, read in one
     snapshot with the last position (the writer changes both in one transaction).
 
-    None on an empty log. Runs on a read-only connection of its own, off the writer.
+    None on an empty log. Runs on a read-only connection of its own, off the writer, and
+    encodes a chunk of rows at a time, so that the service never holds every ticket as
+    Python objects at once: only the snapshot's bytes.
     """
     db = connect_sync(path, readonly=True)
     try:
         with snapshot(db):
-            position = int(
-                db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
-            )
+            position = int(db.execute(_LAST_EVENT).fetchone()[0])
+            count = int(db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0])
+            buffer = bytearray(_MAP32 + count.to_bytes(4, "big"))
             cursor = db.cursor()
             cursor.row_factory = None
-            rows = cursor.execute(_TICKETS).fetchall()
+            cursor.arraysize = 1000
+            cursor.execute(_TICKETS)
+            while rows := cursor.fetchmany():
+                for row in rows:
+                    _encoder.encode_into(row[0], buffer, -1)
+                    _encoder.encode_into(_record(row), buffer, -1)
     finally:
         db.close()
     if position == 0:
         return None
-    records = {
-        row[0]: Record(row[1], State(row[2]), row[3], row[4], _decode_tags(row[5]), row[6], row[7])
-        for row in rows
-    }
-    return snapshot_of(position, records)
+    data = bytes(buffer)
+    return Checkpoint(position, count, hashlib.sha256(data).hexdigest(), data)
+
+
+def store(path: Path, checkpoint: Checkpoint) -> bool:
+    """Write `checkpoint` to the log at `path` in a transaction of its own; False if the
+    log had one at that position already. One INSERT: it holds the write lock for as long
+    as writing the snapshot's pages takes, and the service's writer waits that long."""
+    db = connect_sync(path, readonly=False)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            added = db.execute(INSERT_CHECKPOINT, (*checkpoint, utc_now())).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
+    return added == 1
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    return Record(row[1], State(row[2]), row[3], row[4], _decode_tags(row[5]), row[6], row[7])
 
 
 def at_or_before(db: sqlite3.Connection, position: int) -> Iterator[Checkpoint]:
@@ -119,6 +147,10 @@ _COLUMNS = "position, tickets, digest, snapshot"
 _AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= ? ORDER BY position DESC"
 _LATEST = "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE position <= ?"
 _EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
-_encode = msgspec.msgpack.Encoder().encode
+_encoder = msgspec.msgpack.Encoder()
+_encode = _encoder.encode
+#: MessagePack's map with a 32-bit count: written first, then each ticket as it is read.
+_MAP32 = b"\xdf"
+_LAST_EVENT = "SELECT COALESCE(MAX(position), 0) FROM events"
 _decode = msgspec.msgpack.Decoder(dict[str, Record]).decode
 _decode_tags = msgspec.json.Decoder(dict[str, str]).decode

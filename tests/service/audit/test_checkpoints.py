@@ -56,18 +56,26 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     service = Service(db, checkpoint_every="4").start()
     try:
         for n in range(1, 7):
+            made = len(checkpoint_positions(db)) if n > 1 else 0
             tid = str(700 + n)
             assert (
                 service.ticket("CREATE", tid, customTags={"site": f"S{n % 2}"}).status_code == 200
             )
-            number = service.ticket("UPDATE", tid, details=f"note {n}").status_code
-            assert number == 200
+            assert service.ticket("UPDATE", tid, details=f"note {n}").status_code == 200
             if n % 2:
-                psa = f"PSA-{(n - 1) * 5 + 1}"
-                service.ticket("RESOLVE", tid, psaTicketNumber=psa, details="fixed")
-                service.ticket("REOPEN", tid, psaTicketNumber=psa)
+                psa = service.as_operator("GET", "/api/tickets?limit=1000").json()
+                number = next(t for t in psa["tickets"] if t["ncentralTicketId"] == tid)
+                psa_number = number["externalTicketId"]
+                resolved = service.ticket("RESOLVE", tid, psaTicketNumber=psa_number, details="x")
+                assert resolved.status_code == 200
+                assert service.ticket("REOPEN", tid, psaTicketNumber=psa_number).status_code == 200
             service.ticket("UPDATE", tid, title=f"renamed {n}")
-        wait_for(lambda: len(checkpoint_positions(db)) >= 5, what="five checkpoints")
+            # Each ticket adds at least five events: a multiple of four was passed.
+            wait_for(
+                lambda made=made: len(checkpoint_positions(db)) > made,
+                timeout=30,
+                what="a checkpoint",
+            )
         assert service.as_operator("GET", "/api/tickets?as_of=9").status_code == 200
     finally:
         service.stop()
@@ -146,6 +154,19 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("generated") / "log.db"
     build_log(path, 6_000, check=True, checkpoint_every=1_000)
     return path
+
+
+def test_the_checkpoint_command_stores_one_at_the_end_of_the_log(
+    served: Path, tmp_path: Path
+) -> None:
+    bare = copy_of(served, tmp_path, "DELETE FROM checkpoints")
+    with closing(connect_sync(bare)) as db:
+        last, tickets = events.last_position(db), len(state_at(db, 2**62))
+    made = cli("checkpoint", db=bare)
+    assert f"checkpoint: stored at position {last}: {tickets} tickets" in made.stdout
+    assert checkpoint_positions(bare) == [last]
+    assert "already stored" in cli("checkpoint", db=bare).stdout
+    assert "OK" in cli("verify", db=bare).stdout
 
 
 def test_a_generated_log_rewinds_alike_from_checkpoints_and_genesis(generated: Path) -> None:
