@@ -17,7 +17,8 @@ from typing import Any
 
 import msgspec
 
-from service.storage import appends, sqlite
+from service.settings import Settings
+from service.storage import appends, checkpoints, sqlite
 from service.storage.rows import event_row, ticket_row
 from statemachine.events import GENESIS_HASH, Event, chain_hash
 from statemachine.projection import Projection
@@ -46,11 +47,13 @@ def build_log(
     wave: int = 1000,
     check: bool = False,
     spacing: timedelta = timedelta(milliseconds=1),
+    checkpoint_every: int = Settings().checkpoint_every,
 ) -> int:
     """Write about `events` events (whole ticket lives) to a new DB at `path`; returns the count.
 
     Events are `spacing` apart from 2024-01-01: a millisecond packs a million into 17
     minutes; the console's benchmark spreads them over a year, so that a day is a day.
+    A checkpoint is written at every multiple of `checkpoint_every`, as the service would.
     """
     path.unlink(missing_ok=True)
     sqlite.connect_sync(path, readonly=False).close()
@@ -93,6 +96,9 @@ def build_log(
                     raise AssertionError(f"position {position}: {problems}")
                 last[ticket_id] = position
                 rows.append(event_row(event))
+                if position % checkpoint_every == 0:
+                    made = checkpoints.snapshot_of(position, projection.records())
+                    db.execute(checkpoints.INSERT_CHECKPOINT, (*made, event.recorded_at))
             if len(rows) >= 50_000:
                 db.executemany(appends.INSERT_EVENT, rows)
                 rows = []

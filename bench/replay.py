@@ -1,17 +1,27 @@
-"""Replay on a big log: `psa-ledger replay --at`, `diff` and `verify` against raw SQLite.
+"""Replay on a big log: `psa-ledger replay --at`, `diff`, `as_of` and `verify` against raw
+SQLite, and time travel from checkpoints against a replay from genesis.
 
 The baselines do the same job with nothing of ours in the way, each in its own Python
 process like the tools, so process start counts on both sides:
 
 - a state fold: `SELECT ticket_id, state_after FROM events ... ORDER BY position` into a
-  dict, up to the moment `replay --at` is asked about (90% of the log); `diff` (from
-  the 50% moment to the 90% one) is held to the same baseline;
+  dict, up to the moment `replay --at` is asked about (95% of the log: on a log of a
+  million events, half-way between two checkpoints of the default 100,000, the average
+  case); `diff` (from the 55% moment to the 95% one) and `GET /api/tickets?as_of=` (a
+  page of 100 at the 95% moment, asked of a running server: no process start) are held
+  to the same baseline;
 - a hash scan: every column of every row read, one SHA-256 a row, standard library, one
-  core; `verify` does that and re-derives every state and outcome.
+  core; `verify` does that and re-derives every state and outcome, and checks every
+  checkpoint.
 
-The log comes from `bench.biglog`. Rounds alternate the commands so that a change in the
-machine's load falls on all of them; the medians and their ratios are what to read
-(baseline time / our time: 1.0x would be as fast as the raw read).
+Time travel is also timed in this process: every ticket at a moment from the nearest
+checkpoint (the tools' way) against the same fold from genesis, half an interval after a
+checkpoint (the average) and just before one (the worst).
+
+The log comes from `bench.biglog` (`--db PATH` keeps it for the next run). Rounds
+alternate the commands so that a change in the machine's load falls on all of them; the
+medians and their ratios are what to read (baseline time / our time: 1.0x would be as
+fast as the raw read; for time travel, checkpoint time / genesis time).
 """
 
 from __future__ import annotations
@@ -23,9 +33,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+import httpx
+
+from bench import servers
 from bench.biglog import build_log
+from service.audit.replay import rewind
+from service.settings import Settings
+from service.storage.sqlite import connect_sync
 
 __all__ = ["main"]
 
@@ -54,39 +72,99 @@ print(rows)
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     options = _parse(argv or [])
-    with tempfile.TemporaryDirectory(prefix="psa-ledger-replay-") as folder:
-        db = Path(folder) / "big.db"
-        started = time.perf_counter()
-        count = build_log(db, options.events)
-        print(f"built {count:,} events in {time.perf_counter() - started:.1f} s")
-        late, middle = _moment(db, count * 9 // 10), _moment(db, count // 2)
+    with _log(options) as (db, count):
+        late, middle = count * 19 // 20, count * 11 // 20
         tool = [sys.executable, "-m", "service"]
         commands = {
-            "fold": [sys.executable, "-c", _FOLD, str(db), str(count * 9 // 10)],
-            "replay --at": [*tool, "replay", "--db", str(db), "--at", late],
-            "diff": [*tool, "diff", "--db", str(db), middle, late],
+            "fold": [sys.executable, "-c", _FOLD, str(db), str(late)],
+            "replay --at": [*tool, "replay", "--db", str(db), "--at", _moment(db, late)],
+            "diff": [*tool, "diff", "--db", str(db), _moment(db, middle), _moment(db, late)],
             "hash scan": [sys.executable, "-c", _HASH_SCAN, str(db)],
             "verify": [*tool, "verify", "--db", str(db)],
         }
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        for number in range(options.rounds):
-            for name, command in commands.items():
-                times[name].append(_run(command))
-            shown = "  ".join(f"{name} {t[-1]:.2f} s" for name, t in times.items())
-            print(f"round {number + 1}: {shown}")
+        every = Settings().checkpoint_every
+        moments = {"average": late // every * every + every // 2, "worst": late // every * every}
+        moments = {name: min(max(p, 1), count) for name, p in moments.items()}
+        times: dict[str, list[float]] = {name: [] for name in [*commands, "as_of"]}
+        with servers.psa_ledger(db) as port:
+            for number in range(options.rounds):
+                for name, command in commands.items():
+                    times[name].append(_run(command))
+                times["as_of"].append(_as_of(port, late))
+                for name, position in moments.items():
+                    genesis, checkpoint = _time_travel(db, position)
+                    times.setdefault(f"genesis {name}", []).append(genesis)
+                    times.setdefault(f"checkpoint {name}", []).append(checkpoint)
+                shown = "  ".join(f"{name} {t[-1]:.2f} s" for name, t in times.items())
+                print(f"round {number + 1}: {shown}")
     median = {name: statistics.median(t) for name, t in times.items()}
     ratios = {
         "replay --at": median["fold"] / median["replay --at"],
         "diff": median["fold"] / median["diff"],
+        "as_of": median["fold"] / median["as_of"],
         "verify": median["hash scan"] / median["verify"],
     }
     print(f"median of {options.rounds} round(s), {count:,} events, process start included:")
-    for name, baseline in (("replay --at", "fold"), ("diff", "fold"), ("verify", "hash scan")):
+    rows = [("replay --at", "fold"), ("diff", "fold"), ("as_of", "fold"), ("verify", "hash scan")]
+    for name, baseline in rows:
         print(
             f"  psa-ledger {name:<12}{median[name]:>8.2f} s   baseline {baseline:<10}"
             f"{median[baseline]:>7.2f} s   {ratios[name]:.2f}x"
         )
+    print(f"time travel, in this process, checkpoints every {every:,} events:")
+    for name, position in moments.items():
+        ratio = median[f"checkpoint {name}"] / median[f"genesis {name}"]
+        ratios[f"time travel {name}"] = ratio
+        print(
+            f"  at {position:>10,} ({name:<7}) from a checkpoint {median[f'checkpoint {name}']:.3f}"
+            f" s, from genesis {median[f'genesis {name}']:.3f} s   {ratio:.3f}x"
+        )
     return {**median, **{f"{name} ratio": ratio for name, ratio in ratios.items()}}
+
+
+@contextmanager
+def _log(options: argparse.Namespace) -> Iterator[tuple[Path, int]]:
+    """The big log: `--db` if it holds one, else built there (or in a temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="psa-ledger-replay-") as folder:
+        db = options.db or Path(folder) / "big.db"
+        count = _count(db) if db.exists() else 0
+        if count == 0:
+            started = time.perf_counter()
+            count = build_log(db, options.events)
+            print(f"built {count:,} events in {time.perf_counter() - started:.1f} s")
+        else:
+            print(f"reusing {db}: {count:,} events")
+        yield db, count
+
+
+def _count(db: Path) -> int:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return int(conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
+
+
+def _as_of(port: int, position: int) -> float:
+    """One page of tickets as of `position`, from the running server."""
+    started = time.perf_counter()
+    answer = httpx.get(
+        f"http://127.0.0.1:{port}/api/tickets",
+        params={"as_of": str(position), "limit": "100"},
+        auth=("operator", "bench-operator-password"),
+        timeout=600,
+    )
+    seconds = time.perf_counter() - started
+    answer.raise_for_status()
+    return seconds
+
+
+def _time_travel(db: Path, position: int) -> tuple[float, float]:
+    """Every ticket at `position`: from genesis, then from the nearest checkpoint (seconds)."""
+    with closing(connect_sync(db)) as conn:
+        took = []
+        for from_genesis in (True, False):
+            started = time.perf_counter()
+            rewind(conn, position, from_genesis=from_genesis).tickets()
+            took.append(time.perf_counter() - started)
+    return took[0], took[1]
 
 
 def _moment(db: Path, position: int) -> str:
@@ -110,6 +188,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=300_000, help="size of the log")
     parser.add_argument("--million", action="store_true", help="a 1,000,000-event log")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each command")
+    parser.add_argument("--db", type=Path, default=None, help="keep the log here, and reuse it")
     options = parser.parse_known_args(argv)[0]
     if options.million:
         options.events = 1_000_000

@@ -69,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or CIDRs).
     trusted_proxies: str | None = None
     log_format: Literal["text", "json"] = "text"
+    #: Events between two checkpoints of the tickets, which time travel starts from.
+    checkpoint_every: Annotated[int, msgspec.Meta(ge=1)] = 100_000
 
     @property
     def base_url(self) -> str:
@@ -115,6 +117,7 @@ DESCRIPTIONS = {
     "header_timeout": "seconds a client may take to send its request headers (else 408)",
     "trusted_proxies": "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed",
     "log_format": "text (for people) or json (one JSON object per line, for machines)",
+    "checkpoint_every": "events between two checkpoints of the tickets (time travel starts there)",
 }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "action_named",
     "admit_request",
     "chain_hash",
+    "chain_hash_values",
     "digest",
     "is_connection_test",
     "parse_request",
@@ -228,8 +229,8 @@ def digest(payload: str) -> str:
 
 def chain_hash(event: Event, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the canonical encoding of every other column."""
-    row = _ENCODER.encode(
-        [
+    return chain_hash_values(
+        (
             event.position,
             event.ticket_id,
             event.stream_version,
@@ -243,9 +244,15 @@ def chain_hash(event: Event, prev_hash: str) -> str:
             event.payload,
             event.response,
             event.schema_version,
-        ]
+        ),
+        prev_hash,
     )
-    return hashlib.sha256(prev_hash.encode() + row).hexdigest()
+
+
+def chain_hash_values(values: tuple[Any, ...], prev_hash: str) -> str:
+    """`chain_hash` of a row given as its first 13 columns, position to schema_version, in
+    `Event` field order: how `verify` hashes rows without building an `Event` each."""
+    return hashlib.sha256(prev_hash.encode() + _ENCODER.encode(values)).hexdigest()
 
 
 def ticket_id_of(body: bytes) -> str | None:

@@ -8,9 +8,17 @@ state that the rules would not derive again.
 A stream keeps a ticket's `Standing` (what decisions need) apart from its `Content` (what
 N-central wrote: title, details, tags), because content can be a megabyte a ticket and no
 decision reads it. Replay holds both; the writer drops content once it is stored.
+
+`Rewind` is time travel's fold: it trusts the outcomes the log recorded (which `verify`
+derives again through `decide`) and takes every state from the Machine's table, as
+`decide` does, but touches only a few columns a row and decodes a payload only where an
+accepted request changes what the ticket shows. It can start from a checkpoint: the
+`Record`s of every ticket at a position.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import msgspec
 
@@ -32,6 +40,9 @@ __all__ = [
     "Decision",
     "LastAccepted",
     "Projection",
+    "Record",
+    "Rewind",
+    "RewindRow",
     "Standing",
     "Stream",
     "Ticket",
@@ -49,6 +60,8 @@ _TRIGGER_OF = {
     Action.REOPEN: Trigger.REOPEN,
 }
 _ACTION_OF = {trigger: action for action, trigger in _TRIGGER_OF.items()}
+#: `Action(name)` without the Enum call, which costs more than the decision itself.
+_ACTION_BY_NAME = {action.value: action for action in Action}
 _DELIVERIES = {Fact.IDENTITY_DELIVERED.value, Fact.CALLBACK_DELIVERED.value}
 _REQUEST_ACTIONS = {a.value for a in Action}
 
@@ -124,7 +137,7 @@ class Decision(msgspec.Struct, frozen=True):
 
 def decide(ticket: Standing | None, request: TicketRequest, request_digest: str) -> Decision:
     """What `request` does to `ticket`, by the Machine's rules."""
-    action = Action(request.action)
+    action = _ACTION_BY_NAME[request.action]
     if is_connection_test(request.ncentral_ticket_id):
         return Decision(Outcome.CONNECTION_TEST)
     if ticket is None:
@@ -150,25 +163,38 @@ def delivery(ticket: Standing) -> tuple[State, State]:
     return ticket.state, next_state(ticket.state, Trigger.DELIVER) or ticket.state
 
 
-def evolve(stream: Stream, event: Event, request: TicketRequest | None) -> Stream:
-    """The stream after `event`; `request` is the decoded payload of an N-central request."""
+def evolve(
+    stream: Stream,
+    event: Event,
+    request: TicketRequest | None,
+    request_digest: str | None = None,
+) -> Stream:
+    """The stream after `event`; `request` is the decoded payload of an N-central request
+    (and `request_digest` its digest, when the caller has it already)."""
     ticket, content = stream.ticket, stream.content
     if request is not None and event.outcome == Outcome.ACCEPTED:
         content = _written(content if ticket is not None else None, request)
-        ticket = _accept(ticket, event, request)
+        ticket = _accept(ticket, event, request, request_digest or digest(event.payload))
     elif ticket is not None and event.action in _DELIVERIES:
-        state = State(event.state_after) if event.state_after else ticket.state
+        state = _state(event.state_after) if event.state_after else ticket.state
         ticket = msgspec.structs.replace(ticket, state=state, updated_at=event.recorded_at)
     return Stream(event.stream_version or stream.version, ticket, content)
 
 
 def allowed_actions(state: State) -> tuple[Action, ...]:
-    return tuple(_ACTION_OF[t] for t in allowed_triggers(state) if t in _ACTION_OF)
+    return _ALLOWED[state]
 
 
 def external_id_for(position: int) -> str:
     """Our ticket number: the log position of the CREATE, so replay derives the same one."""
     return f"PSA-{position}"
+
+
+#: Read from the Machine once: every refusal on replay names them.
+_ALLOWED = {
+    state: tuple(_ACTION_OF[t] for t in allowed_triggers(state) if t in _ACTION_OF)
+    for state in State
+}
 
 
 class Projection:
@@ -193,23 +219,152 @@ class Projection:
                 f"stream_version {event.stream_version} follows {stream.version}"
                 f" for ticket {ticket_id}"
             )
-        request, derived = None, None
+        request, derived, request_digest = None, None, None
         if event.action in _REQUEST_ACTIONS:
-            request, derived = _rederive(stream, event)
+            request_digest = digest(event.payload)
+            request, derived = _rederive(stream, event, request_digest)
         elif event.action in _DELIVERIES and stream.ticket is not None:
             derived = Decision(Outcome.RECORDED, *delivery(stream.ticket))
         if derived is not None and (mismatch := _compare(event, derived)):
             problems.append(mismatch)
             # Fold on what the rules derive, so one bad row does not derail the rest.
             event = _as_derived(event, derived)
-        self.streams[ticket_id] = evolve(stream, event, request)
+        self.streams[ticket_id] = evolve(stream, event, request, request_digest)
         return problems
 
     def tickets(self) -> dict[str, Ticket]:
         return {tid: t for tid, s in self.streams.items() if (t := _ticket_of(s)) is not None}
 
+    def records(self) -> dict[str, Record]:
+        """Every ticket as `Rewind` keeps it: what a checkpoint of this position holds."""
+        return {tid: _record_of(t) for tid, t in self.tickets().items()}
+
+
+class Record(msgspec.Struct, array_like=True, gc=False):
+    """One ticket as `Rewind` keeps it, changed in place as the fold goes.
+
+    What the ticket shows, no more: the last accepted request, which only decisions need,
+    is the writer's and `verify`'s. A checkpoint stores these as they are (compact
+    arrays), so loading one is a single decode.
+    """
+
+    external_ticket_id: str
+    state: State
+    title: str
+    details: str
+    custom_tags: dict[str, str]
+    created_at: str
+    updated_at: str
+
+
+#: What `Rewind` reads of an event that may change a ticket (an accepted request or a
+#: delivery): position, ticket_id, action, outcome, recorded_at, the payload of a request.
+RewindRow = tuple[int, str | None, str, str, str, str | None]
+
+
+class Rewind:
+    """Every ticket at a position: a checkpoint's records, then the events after it."""
+
+    def __init__(self, records: dict[str, Record] | None = None, position: int = 0) -> None:
+        self.records: dict[str, Record] = records if records is not None else {}
+        self.position = position
+
+    def fold(self, rows: Iterable[RewindRow], through: int) -> None:
+        """Fold in the events after `self.position` through `through`, in log order.
+
+        `rows` need only hold the events that may change a ticket (see `RewindRow`).
+        """
+        records = self.records
+        for position, ticket_id, action, outcome, recorded_at, payload in rows:
+            if ticket_id is None:
+                continue
+            record = records.get(ticket_id)
+            if outcome == _ACCEPTED and payload is not None:
+                trigger = _TRIGGER_BY_NAME.get(action)
+                if trigger is None:
+                    continue
+                try:
+                    written = _decode_written(payload)
+                except msgspec.DecodeError:
+                    continue  # unreadable: the rules derive `invalid`, and verify says so
+                if record is None:
+                    if trigger is Trigger.CREATE:
+                        records[ticket_id] = _created(position, recorded_at, written)
+                    continue
+                after = next_state(record.state, trigger)
+                if after is None or trigger is Trigger.CREATE:
+                    continue
+                record.state, record.updated_at = after, recorded_at
+                if written.title is not None:
+                    record.title = written.title
+                if written.details is not None:
+                    record.details = written.details
+                if written.custom_tags is not None:
+                    record.custom_tags = written.custom_tags
+            elif record is not None and action in _DELIVERIES:
+                record.state = next_state(record.state, Trigger.DELIVER) or record.state
+                record.updated_at = recorded_at
+        self.position = through
+
+    def tickets(self) -> dict[str, Ticket]:
+        return {tid: _ticket_of_record(tid, r) for tid, r in self.records.items()}
+
+    def ticket(self, ticket_id: str) -> Ticket:
+        """One ticket, built only when asked for (a page needs a hundred, not them all)."""
+        return _ticket_of_record(ticket_id, self.records[ticket_id])
+
 
 _EMPTY = Stream()
+_ACCEPTED = Outcome.ACCEPTED.value
+_TRIGGER_BY_NAME = {action.value: trigger for action, trigger in _TRIGGER_OF.items()}
+
+
+class _Written(msgspec.Struct, rename="camel"):
+    """The part of an accepted request that changes what the ticket shows."""
+
+    title: str | None = None
+    details: str | None = None
+    custom_tags: dict[str, str] | None = None
+
+
+_decode_written = msgspec.json.Decoder(_Written).decode
+
+
+def _created(position: int, recorded_at: str, written: _Written) -> Record:
+    return Record(
+        external_id_for(position),
+        next_state(State.NEW, Trigger.CREATE) or State.PENDING,
+        written.title or "",
+        written.details or "",
+        written.custom_tags or {},
+        recorded_at,
+        recorded_at,
+    )
+
+
+def _ticket_of_record(ticket_id: str, record: Record) -> Ticket:
+    return Ticket(
+        ncentral_ticket_id=ticket_id,
+        external_ticket_id=record.external_ticket_id,
+        state=record.state,
+        title=record.title,
+        details=record.details,
+        custom_tags=record.custom_tags,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _record_of(ticket: Ticket) -> Record:
+    return Record(
+        ticket.external_ticket_id,
+        ticket.state,
+        ticket.title,
+        ticket.details,
+        ticket.custom_tags,
+        ticket.created_at,
+        ticket.updated_at,
+    )
 
 
 def _ticket_of(stream: Stream) -> Ticket | None:
@@ -234,9 +389,11 @@ def _ticket_of(stream: Stream) -> Ticket | None:
     )
 
 
-def _accept(ticket: Standing | None, event: Event, request: TicketRequest) -> Standing:
-    last = LastAccepted(request.action, digest(event.payload), event.response)
-    state = State(event.state_after or State.PENDING)
+def _accept(
+    ticket: Standing | None, event: Event, request: TicketRequest, request_digest: str
+) -> Standing:
+    last = LastAccepted(request.action, request_digest, event.response)
+    state = _state(event.state_after or State.PENDING)
     if ticket is None:
         return Standing(
             ncentral_ticket_id=request.ncentral_ticket_id,
@@ -269,22 +426,31 @@ def _written(content: Content | None, request: TicketRequest) -> Content:
     )
 
 
-def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decision]:
+def _rederive(
+    stream: Stream, event: Event, request_digest: str
+) -> tuple[TicketRequest | None, Decision]:
     try:
         request = parse_request(event.payload.encode())
     except InvalidRequest:
         return None, Decision(Outcome.INVALID)
-    return request, decide(stream.ticket, request, digest(event.payload))
+    return request, decide(stream.ticket, request, request_digest)
 
 
 def _compare(event: Event, derived: Decision) -> str | None:
+    # States and outcomes are StrEnums: each equals its text, so no conversion is needed
+    # unless they differ.
+    same = derived.outcome is Outcome.RECORDED or event.outcome == derived.outcome
+    if (
+        same
+        and event.state_before == derived.state_before
+        and event.state_after == derived.state_after
+    ):
+        return None
     recorded = [event.state_before, event.state_after]
     expected = [_value(derived.state_before), _value(derived.state_after)]
     if derived.outcome is not Outcome.RECORDED:
         recorded.insert(0, event.outcome)
         expected.insert(0, derived.outcome.value)
-    if recorded == expected:
-        return None
     return f"recorded {tuple(recorded)} but the rules derive {tuple(expected)}"
 
 
@@ -296,6 +462,14 @@ def _as_derived(event: Event, derived: Decision) -> Event:
         state_before=_value(derived.state_before),
         state_after=_value(derived.state_after),
     )
+
+
+def _state(name: str) -> State:
+    """`State(name)` by a dict lookup (the Enum call costs more than the fold's step)."""
+    return _STATES.get(name) or State(name)
+
+
+_STATES = {state.value: state for state in State}
 
 
 def _value(state: State | None) -> str | None:

@@ -70,3 +70,13 @@ def test_console_benchmark_renders_each_page_on_a_small_log(capsys) -> None:
     shown = capsys.readouterr().out
     assert "built 3,000 events over 30 days" in shown
     assert set(ratios) >= {"ticket list /", "review, the last day", "review, a day mid-log"}
+
+
+def test_memory_benchmark_samples_a_real_server_under_load(capsys) -> None:
+    from bench import memory
+
+    samples = memory.main(["--requests", "1500", "--slice", "1"])
+    if samples is None:
+        pytest.skip(capsys.readouterr().out.strip())
+    assert samples[-1].requests >= 1500 and all(s.rss_mb > 0 for s in samples)
+    assert "after warm-up" in capsys.readouterr().out

@@ -1,8 +1,11 @@
-"""Time travel: the log replayed to a moment with the very `Projection` the live path uses.
+"""Time travel: the tickets at any moment, and the states around each event of a window.
 
-Nothing here trusts the `tickets` table: every state is derived again from events, so
-"what did the ticket look like at 03:12?" gets the answer the rules give, and the
-incident timeline shows states the rules derive, not states someone wrote down.
+Nothing here trusts the `tickets` table. Every ticket at a moment is the nearest sound
+checkpoint before it plus a `Rewind` of the events that followed (from genesis when there
+is none): the outcomes the log recorded, which `verify` proves, with every state taken
+from the Machine's table. A checkpoint that is damaged (its digest does not match) is
+passed over for an earlier one, so a bad or missing checkpoint costs time, never truth.
+The incident timeline replays with the very `Projection` the live path uses.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from collections.abc import Iterator
 import msgspec
 
 from service.audit.events import EventFilter, iter_matching
+from service.storage import checkpoints
 from service.storage import events as stored
 from statemachine.events import Event
-from statemachine.projection import Projection, Ticket
+from statemachine.projection import Projection, Rewind, Ticket
 
 __all__ = [
     "Change",
     "Step",
     "changes_between",
+    "rewind",
     "state_at",
     "ticket_at",
     "timeline",
@@ -52,11 +57,18 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def state_at(db: sqlite3.Connection, position: int) -> dict[str, Ticket]:
-    """Every ticket, by ncentralTicketId, as the first `position` events left it."""
-    projection = Projection()
-    for event in _events_through(db, 0, position):
-        projection.apply(event)
-    return projection.tickets()
+    """Every ticket, by ncentralTicketId, as the first `position` events left them."""
+    return rewind(db, position).tickets()
+
+
+def rewind(db: sqlite3.Connection, position: int, *, from_genesis: bool = False) -> Rewind:
+    """The fold of the log through `position`, from its nearest sound checkpoint.
+
+    `from_genesis` ignores the checkpoints (what `bench.replay` compares them with).
+    """
+    start = Rewind() if from_genesis else _nearest_checkpoint(db, position)
+    start.fold(stored.rewind_rows(db, start.position, position), position)
+    return start
 
 
 def ticket_at(db: sqlite3.Connection, ticket_id: str, position: int) -> Ticket | None:
@@ -83,25 +95,30 @@ def timeline(
 
 
 def changes_between(db: sqlite3.Connection, first: int, second: int) -> list[Change]:
-    """What differs between the tickets at `first` and at `second` (first <= second)."""
-    projection = Projection()
-    then: dict[str, Ticket] | None = None
-    for event in _events_through(db, 0, second):
-        if then is None and event.position > first:
-            then = projection.tickets()
-        projection.apply(event)
-    now = projection.tickets()
-    return _compare(now if then is None else then, now)
+    """What differs between the tickets at `first` and at `second` (first <= second).
+
+    The second moment is reached from the first by folding what lies between, unless a
+    checkpoint after the first is nearer.
+    """
+    then = rewind(db, first)
+    before = then.tickets()
+    if checkpoints.latest_position(db, second) > first:
+        now = rewind(db, second)
+    else:
+        then.fold(stored.rewind_rows(db, then.position, second), second)
+        now = then
+    return _compare(before, now.tickets())
 
 
 _FIELDS = ("state", "title", "details", "custom_tags")
 
 
-def _events_through(db: sqlite3.Connection, after: int, position: int) -> Iterator[Event]:
-    for event in stored.iter_after(db, after):
-        if event.position > position:
-            return
-        yield event
+def _nearest_checkpoint(db: sqlite3.Connection, position: int) -> Rewind:
+    for checkpoint in checkpoints.at_or_before(db, position):
+        records = checkpoints.records_of(checkpoint)
+        if records is not None:
+            return Rewind(records, checkpoint.position)
+    return Rewind()
 
 
 def _state_of(projection: Projection, event: Event) -> str | None:

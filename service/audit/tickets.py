@@ -12,9 +12,9 @@ import sqlite3
 import msgspec
 
 from service.audit.cursors import decode_cursor, encode_cursor
-from service.audit.replay import state_at, ticket_at
+from service.audit.replay import rewind, ticket_at
 from service.storage import tickets as stored
-from statemachine.projection import Ticket
+from statemachine.projection import Record, Ticket
 
 __all__ = [
     "TicketFilter",
@@ -92,20 +92,21 @@ def _select(db: sqlite3.Connection, where: TicketFilter, after: str, limit: int)
 def _replayed(
     db: sqlite3.Connection, where: TicketFilter, after: str, limit: int, as_of: int
 ) -> list[Ticket]:
-    tickets = state_at(db, as_of)
-    chosen = [
-        ticket
-        for ticket_id, ticket in sorted(tickets.items())
-        if ticket_id > after and _matches(ticket, where)
-    ]
-    return chosen[:limit]
+    """Filtered on what the fold keeps; only the page's tickets are built."""
+    replayed = rewind(db, as_of)
+    chosen = sorted(
+        ticket_id
+        for ticket_id, record in replayed.records.items()
+        if ticket_id > after and _matches(record, where)
+    )
+    return [replayed.ticket(ticket_id) for ticket_id in chosen[:limit]]
 
 
-def _matches(ticket: Ticket, where: TicketFilter) -> bool:
+def _matches(record: Record, where: TicketFilter) -> bool:
     return (
-        (where.state is None or ticket.state == where.state)
-        and (where.updated_since is None or ticket.updated_at >= where.updated_since)
-        and all(ticket.custom_tags.get(key) == value for key, value in where.tags)
+        (where.state is None or record.state == where.state)
+        and (where.updated_since is None or record.updated_at >= where.updated_since)
+        and all(record.custom_tags.get(key) == value for key, value in where.tags)
     )
 
 

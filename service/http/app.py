@@ -23,6 +23,7 @@ from service.http.openapi import openapi_config
 from service.http.pages import TicketPages
 from service.http.templating import template_config
 from service.http.throttle import LoginThrottle
+from service.ledger.checkpoints import Checkpointer
 from service.ledger.intake import MAX_BODY, Intake, Reception
 from service.ledger.writer import Ledger
 from service.logs import AccessLog
@@ -42,10 +43,12 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     metrics = Metrics()
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
+    checkpointer = Checkpointer(ledger, settings.db, settings.checkpoint_every)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await ledger.open()
+        await checkpointer.start()
         if courier is not None:
             await courier.start()
         try:
@@ -53,6 +56,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         finally:
             if courier is not None:
                 await courier.stop()
+            await checkpointer.stop()
             await ledger.close()
             reads.close()
 

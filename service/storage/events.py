@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping
-from typing import Literal
+from typing import Any, Literal
 
-from service.storage.rows import EVENT_COLUMNS, event_from_row
+from service.storage.rows import EVENT_COLUMNS, event_from_row, event_from_values
 from statemachine.events import Event
+from statemachine.projection import RewindRow
 
 __all__ = [
     "FILTER_COLUMNS",
@@ -20,7 +21,11 @@ __all__ = [
     "explain",
     "first_position_from",
     "iter_after",
+    "iter_for_rules",
+    "last_position",
     "last_position_at",
+    "raw_rows",
+    "rewind_rows",
     "select",
     "stream_length",
     "stream_slice",
@@ -54,15 +59,74 @@ def explain(
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
-def iter_after(db: sqlite3.Connection, after: int = 0, *, chunk: int = 5000) -> Iterator[Event]:
-    """Every event after a position, in order, a chunk at a time (constant memory)."""
-    while True:
-        rows = db.execute(_SELECT_AFTER, (after, chunk)).fetchall()
+def iter_after(
+    db: sqlite3.Connection, after: int = 0, through: int = 2**62, *, chunk: int = 5000
+) -> Iterator[Event]:
+    """Every event after a position (through another), in order, a chunk at a time."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.arraysize = chunk
+    cursor.execute(_SELECT_RANGE, (after, through))
+    while rows := cursor.fetchmany():
+        yield from map(event_from_values, rows)
+
+
+def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
+    """Every event, in order, with only the columns the rules read (`RULE_COLUMNS`).
+
+    The chain's columns (request_id, actor, schema_version, prev_hash, hash) are left at
+    their defaults: `verify` checks them in another pass, and copying them out of SQLite
+    for every row costs more than deriving the row's outcome.
+    """
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.arraysize = 5000
+    cursor.execute(_SELECT_FOR_RULES)
+    while rows := cursor.fetchmany():
         for row in rows:
-            yield event_from_row(row)
-        if len(rows) < chunk:
-            return
-        after = rows[-1]["position"]
+            yield Event(
+                position=row[0],
+                ticket_id=row[1],
+                stream_version=row[2],
+                action=row[3],
+                outcome=row[4],
+                state_before=row[5],
+                state_after=row[6],
+                recorded_at=row[7],
+                request_id=None,
+                actor="",
+                payload=row[8],
+                response=row[9],
+            )
+
+
+def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
+    """The rows at positions `after+1..through` as stored: plain tuples, `EVENT_COLUMNS`."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.arraysize = 5000
+    cursor.execute(_SELECT_RANGE, (after, through))
+    while rows := cursor.fetchmany():
+        yield from rows
+
+
+def last_position(db: sqlite3.Connection) -> int:
+    """The position of the last event (0 on an empty log)."""
+    return int(db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
+
+
+def rewind_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[RewindRow]:
+    """What time travel folds of the events at positions `after+1..through`, in order.
+
+    Only the events that can change what a ticket shows (accepted requests, deliveries),
+    as plain tuples of the few columns `Rewind` reads: SQLite skips the rest.
+    """
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.arraysize = 2000
+    cursor.execute(_REWIND_ROWS, (after, through))
+    while rows := cursor.fetchmany():
+        yield from rows
 
 
 def at(db: sqlite3.Connection, position: int) -> Event | None:
@@ -129,7 +193,32 @@ def _select(
 
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
-_SELECT_AFTER = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+_SELECT_RANGE = (
+    f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? ORDER BY position"
+)
+RULE_COLUMNS = (
+    "position",
+    "ticket_id",
+    "stream_version",
+    "action",
+    "outcome",
+    "state_before",
+    "state_after",
+    "recorded_at",
+    "payload",
+    "response",
+)
+_SELECT_FOR_RULES = (
+    f"SELECT {', '.join(RULE_COLUMNS)} FROM events WHERE position > 0 ORDER BY position"
+)
+_REWIND_ROWS = (
+    "SELECT position, ticket_id, action, outcome, recorded_at,"
+    " CASE WHEN outcome = 'accepted' THEN payload END"
+    " FROM events WHERE position > ? AND position <= ?"
+    # The unary + keeps SQLite on the primary key: an index per term would mean a sort.
+    " AND (+outcome = 'accepted' OR +action IN ('identity_delivered', 'callback_delivered'))"
+    " ORDER BY position"
+)
 _STREAM_LENGTH = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ticket_id = ?"
 _SELECT_SLICE = (
     f"SELECT {_COLUMNS} FROM events"

@@ -19,6 +19,7 @@ __all__ = [
     "TICKET_COLUMNS",
     "Row",
     "event_from_row",
+    "event_from_values",
     "event_row",
     "stream_from_row",
     "ticket_from_row",
@@ -64,6 +65,28 @@ def event_row(event: Event) -> tuple[Any, ...]:
 
 def event_from_row(row: Row) -> Event:
     return Event(**{name: row[name] for name in EVENT_COLUMNS})
+
+
+def event_from_values(values: tuple[Any, ...]) -> Event:
+    """An `events` row read as a plain tuple in `EVENT_COLUMNS` order: the fast way to
+    read the whole log, with no mapping built per row."""
+    return Event(
+        position=values[0],
+        ticket_id=values[1],
+        stream_version=values[2],
+        action=values[3],
+        outcome=values[4],
+        state_before=values[5],
+        state_after=values[6],
+        recorded_at=values[7],
+        request_id=values[8],
+        actor=values[9],
+        payload=values[10],
+        response=values[11],
+        schema_version=values[12],
+        prev_hash=values[13],
+        hash=values[14],
+    )
 
 
 def ticket_row(ticket_id: str, stream: Stream, position: int) -> tuple[Any, ...]:

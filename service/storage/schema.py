@@ -2,7 +2,8 @@
 
 The `events` table is the truth and refuses UPDATE and DELETE. `tickets` is a projection of
 it, rewritten in the same transaction as the events it follows; `ticket_tags` follows
-`tickets` by trigger; `callbacks` is the outbox of deliveries owed to N-central. WAL lets
+`tickets` by trigger; `callbacks` is the outbox of deliveries owed to N-central;
+`checkpoints` holds snapshots of the tickets for time travel (derived, never chained). WAL lets
 readers (the API, the CLI, an auditor's sqlite3 shell) read while the single writer writes;
 `synchronous=FULL` makes each commit durable. `PRAGMA user_version` is the number of
 migrations applied; a PostgreSQL schema would keep the same numbering in a table.
@@ -142,6 +143,17 @@ MIGRATIONS = [
     INSERT INTO ticket_tags
         SELECT t.ncentral_ticket_id, {_restored("j.key")}, {_restored("j.value")}
         FROM tickets AS t, json_each({_shielded("t.custom_tags")}) AS j;
+    """,
+    # Checkpoints (service/storage/checkpoints.py): every ticket at a position, so time
+    # travel folds only what followed. Derived data, outside the chain, safe to delete.
+    """
+    CREATE TABLE checkpoints (
+        position    INTEGER PRIMARY KEY,
+        tickets     INTEGER NOT NULL,
+        digest      TEXT NOT NULL,
+        snapshot    BLOB NOT NULL,
+        created_at  TEXT NOT NULL
+    );
     """,
 ]
 

@@ -17,7 +17,7 @@ import aiosqlite
 from service.storage import files
 from service.storage.schema import PRAGMAS, migration_script
 
-__all__ = ["connect", "connect_readonly", "connect_sync", "snapshot"]
+__all__ = ["connect", "connect_readonly", "connect_sync", "file_of", "snapshot"]
 
 
 async def connect(
@@ -65,6 +65,12 @@ def connect_sync(path: Path, *, readonly: bool = True) -> sqlite3.Connection:
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = 5000")
     return db
+
+
+def file_of(db: sqlite3.Connection) -> Path | None:
+    """The file a connection reads (None in memory), for another process to open it too."""
+    name = db.execute("PRAGMA database_list").fetchone()[2]
+    return Path(name) if name else None
 
 
 @contextmanager

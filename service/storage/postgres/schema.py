@@ -149,6 +149,16 @@ MIGRATIONS = [
     # cut short. jsonb_each_text has no such flaw (and PostgreSQL text holds no NUL at all),
     # so here the version changes nothing and only keeps the numbering of both dialects one.
     "SELECT 1;",
+    # Checkpoints: every ticket at a position, for time travel (derived, never chained).
+    """
+    CREATE TABLE checkpoints (
+        position    BIGINT PRIMARY KEY,
+        tickets     INTEGER NOT NULL,
+        digest      TEXT NOT NULL,
+        snapshot    BYTEA NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    """,
 ]
 
 # Read committed, set explicitly: each statement after the lock must see what the replica

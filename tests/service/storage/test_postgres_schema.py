@@ -231,8 +231,8 @@ def tagged(db: psycopg.Connection[Any], key: str, value: str) -> list[str]:
 # type family, NOT NULL), primary key and unique constraints; per named index, its table,
 # uniqueness, columns and whether it is partial.
 TYPE_FAMILY = {
-    **{"INTEGER": "integer", "TEXT": "text"},
-    **{"integer": "integer", "bigint": "integer", "text": "text"},
+    **{"INTEGER": "integer", "TEXT": "text", "BLOB": "bytes"},
+    **{"integer": "integer", "bigint": "integer", "text": "text", "bytea": "bytes"},
 }
 
 

@@ -1,0 +1,156 @@
+"""Checkpoints: every ticket as it stood at a log position, kept as one checked blob.
+
+A checkpoint is derived data: it is never part of the hash chain, `verify` rebuilds each
+from genesis and compares, and deleting one costs only speed. Its snapshot is the
+`Rewind` records of every ticket, MessagePack-encoded, with the SHA-256 of the bytes
+beside it, so that a damaged snapshot is noticed and passed over instead of trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+
+from service.storage.sqlite import connect_sync, snapshot
+from service.timestamps import utc_now
+from statemachine.projection import Record
+from statemachine.ticket import State
+
+__all__ = [
+    "INSERT_CHECKPOINT",
+    "Checkpoint",
+    "at_or_before",
+    "current",
+    "every",
+    "latest_position",
+    "records_of",
+    "snapshot_of",
+    "store",
+]
+
+#: A checkpoint once made is never replaced: the same position always means the same tickets.
+INSERT_CHECKPOINT = (
+    "INSERT OR IGNORE INTO checkpoints (position, tickets, digest, snapshot, created_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+
+
+class Checkpoint(NamedTuple):
+    position: int
+    tickets: int
+    digest: str
+    snapshot: bytes
+
+
+def snapshot_of(position: int, records: dict[str, Record]) -> Checkpoint:
+    """The checkpoint of `records`, the tickets as the first `position` events left them."""
+    snapshot = _encode(records)
+    return Checkpoint(position, len(records), hashlib.sha256(snapshot).hexdigest(), snapshot)
+
+
+def records_of(checkpoint: Checkpoint) -> dict[str, Record] | None:
+    """The tickets a checkpoint holds; None when it is damaged (so it must not be used)."""
+    snapshot = bytes(checkpoint.snapshot)
+    if hashlib.sha256(snapshot).hexdigest() != checkpoint.digest:
+        return None
+    try:
+        records = _decode(snapshot)
+    except msgspec.DecodeError:
+        return None
+    return records if len(records) == checkpoint.tickets else None
+
+
+def current(path: Path) -> Checkpoint | None:
+    """The checkpoint of the log at `path` as it stands: its `tickets` rows, read in one
+    snapshot with the last position (the writer changes both in one transaction).
+
+    None on an empty log. Runs on a read-only connection of its own, off the writer, and
+    encodes a chunk of rows at a time, so that the service never holds every ticket as
+    Python objects at once: only the snapshot's bytes.
+    """
+    db = connect_sync(path, readonly=True)
+    try:
+        with snapshot(db):
+            position = int(db.execute(_LAST_EVENT).fetchone()[0])
+            count = int(db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0])
+            buffer = bytearray(_MAP32 + count.to_bytes(4, "big"))
+            cursor = db.cursor()
+            cursor.row_factory = None
+            cursor.arraysize = 1000
+            cursor.execute(_TICKETS)
+            while rows := cursor.fetchmany():
+                for row in rows:
+                    _encoder.encode_into(row[0], buffer, -1)
+                    _encoder.encode_into(_record(row), buffer, -1)
+    finally:
+        db.close()
+    if position == 0:
+        return None
+    data = bytes(buffer)
+    return Checkpoint(position, count, hashlib.sha256(data).hexdigest(), data)
+
+
+def store(path: Path, checkpoint: Checkpoint) -> bool:
+    """Write `checkpoint` to the log at `path` in a transaction of its own; False if the
+    log had one at that position already. One INSERT: it holds the write lock for as long
+    as writing the snapshot's pages takes, and the service's writer waits that long."""
+    db = connect_sync(path, readonly=False)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            added = db.execute(INSERT_CHECKPOINT, (*checkpoint, utc_now())).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
+    return added == 1
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    return Record(row[1], State(row[2]), row[3], row[4], _decode_tags(row[5]), row[6], row[7])
+
+
+def at_or_before(db: sqlite3.Connection, position: int) -> Iterator[Checkpoint]:
+    """Checkpoints at or before `position`, nearest first, read one at a time."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.execute(_AT_OR_BEFORE, (position,))
+    yield from (Checkpoint(*row) for row in cursor)
+
+
+def every(db: sqlite3.Connection) -> Iterator[Checkpoint]:
+    """Every checkpoint, in position order, one at a time."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.execute(_EVERY)
+    yield from (Checkpoint(*row) for row in cursor)
+
+
+def latest_position(db: Any, at_most: int = 2**62) -> int:
+    """The position of the last checkpoint at or before `at_most` (0 when there is none)."""
+    row = db.execute(_LATEST, (at_most,)).fetchone()
+    return int(row[0])
+
+
+_TICKETS = (
+    "SELECT ncentral_ticket_id, external_ticket_id, state, title, details, custom_tags,"
+    " created_at, updated_at FROM tickets"
+)
+_COLUMNS = "position, tickets, digest, snapshot"
+_AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= ? ORDER BY position DESC"
+_LATEST = "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE position <= ?"
+_EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
+_encoder = msgspec.msgpack.Encoder()
+_encode = _encoder.encode
+#: MessagePack's map with a 32-bit count: written first, then each ticket as it is read.
+_MAP32 = b"\xdf"
+_LAST_EVENT = "SELECT COALESCE(MAX(position), 0) FROM events"
+_decode = msgspec.msgpack.Decoder(dict[str, Record]).decode
+_decode_tags = msgspec.json.Decoder(dict[str, str]).decode

@@ -1,0 +1,205 @@
+"""Checkpoints: time travel starts from the nearest one, and a bad or missing one only
+costs time. Against a real server that writes them as it takes traffic, and a generated log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from bench.biglog import build_log
+from service.audit.replay import rewind, state_at
+from service.audit.verify import verify
+from service.storage import checkpoints, events
+from service.storage.sqlite import connect_sync
+from statemachine.projection import Projection, Ticket
+from tests.support.harness import cli
+from tests.support.live import Service, wait_for
+
+
+def by_rules(db: sqlite3.Connection, position: int) -> dict[str, Ticket]:
+    """The tickets as the live path's own `Projection` derives them, checkpoints unused."""
+    projection = Projection()
+    for event in events.iter_after(db, 0, position):
+        projection.apply(event)
+    return projection.tickets()
+
+
+def shown(tickets: dict[str, Ticket]) -> dict[str, tuple[object, ...]]:
+    """What time travel shows of each ticket (the last accepted request is the writer's)."""
+    return {
+        tid: (
+            t.external_ticket_id,
+            t.state,
+            t.title,
+            t.details,
+            t.custom_tags,
+            t.created_at,
+            t.updated_at,
+        )
+        for tid, t in tickets.items()
+    }
+
+
+def checkpoint_positions(path: Path) -> list[int]:
+    with closing(connect_sync(path)) as db:
+        return [c.position for c in checkpoints.every(db)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log written by a real server that checkpoints every 4 events."""
+    db = tmp_path_factory.mktemp("checkpoints") / "ledger.db"
+    service = Service(db, checkpoint_every="4").start()
+    try:
+        for n in range(1, 7):
+            made = len(checkpoint_positions(db)) if n > 1 else 0
+            tid = str(700 + n)
+            assert (
+                service.ticket("CREATE", tid, customTags={"site": f"S{n % 2}"}).status_code == 200
+            )
+            assert service.ticket("UPDATE", tid, details=f"note {n}").status_code == 200
+            if n % 2:
+                psa = service.as_operator("GET", "/api/tickets?limit=1000").json()
+                number = next(t for t in psa["tickets"] if t["ncentralTicketId"] == tid)
+                psa_number = number["externalTicketId"]
+                resolved = service.ticket("RESOLVE", tid, psaTicketNumber=psa_number, details="x")
+                assert resolved.status_code == 200
+                assert service.ticket("REOPEN", tid, psaTicketNumber=psa_number).status_code == 200
+            service.ticket("UPDATE", tid, title=f"renamed {n}")
+            # Each ticket adds at least five events: a multiple of four was passed.
+            wait_for(
+                lambda made=made: len(checkpoint_positions(db)) > made,
+                timeout=30,
+                what="a checkpoint",
+            )
+        assert service.as_operator("GET", "/api/tickets?as_of=9").status_code == 200
+    finally:
+        service.stop()
+    return db
+
+
+def test_the_server_checkpoints_every_n_events(served: Path) -> None:
+    positions = checkpoint_positions(served)
+    assert positions == sorted(set(positions))
+    # One checkpoint a multiple of four at most; each taken just after the batch crossing it.
+    assert len({p // 4 for p in positions}) == len(positions)
+    assert "OK" in cli("verify", db=served).stdout
+
+
+def test_time_travel_gives_the_rules_answer_at_every_position(served: Path) -> None:
+    with closing(connect_sync(served)) as db:
+        last = events.last_position(db)
+        for position in range(last + 1):
+            expected = shown(by_rules(db, position))
+            assert shown(state_at(db, position)) == expected, position
+            assert shown(rewind(db, position, from_genesis=True).tickets()) == expected
+
+
+def copy_of(source: Path, tmp_path: Path, *statements: str) -> Path:
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(source) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    with closing(sqlite3.connect(copy)) as db:
+        db.executescript(";".join(statements))
+    return copy
+
+
+def test_a_damaged_or_missing_checkpoint_costs_time_not_truth(served: Path, tmp_path: Path) -> None:
+    first, second, *_ = checkpoint_positions(served)
+    damaged = copy_of(
+        served,
+        tmp_path,
+        # The same length, other bytes: a flipped bit on disk, or an edit without the digest.
+        f"UPDATE checkpoints SET snapshot = CAST(replace(CAST(snapshot AS TEXT), 'PSA-', 'PSB-')"
+        f" AS BLOB) WHERE position = {second}",
+        f"DELETE FROM checkpoints WHERE position = {first}",
+    )
+    with closing(connect_sync(served)) as db, closing(connect_sync(damaged)) as bad:
+        assert checkpoints.records_of(next(checkpoints.at_or_before(bad, second))) is None
+        for position in range(events.last_position(db) + 1):
+            assert shown(state_at(bad, position)) == shown(by_rules(db, position)), position
+    found = cli("verify", db=damaged, check=False)
+    assert found.returncode == 1
+    assert f"FAILED at position {second}: checkpoint is damaged" in found.stdout
+
+
+def test_verify_catches_a_checkpoint_that_lies_with_a_good_digest(
+    served: Path, tmp_path: Path
+) -> None:
+    """A checkpoint rewritten with its digest is believed by time travel: verify finds it."""
+    position = checkpoint_positions(served)[-1]
+    with closing(connect_sync(served)) as db:
+        records = checkpoints.records_of(next(checkpoints.at_or_before(db, position)))
+    assert records is not None
+    records[next(iter(records))].title = "forged"
+    forged = checkpoints.snapshot_of(position, records)
+    copy = copy_of(served, tmp_path)
+    with closing(sqlite3.connect(copy)) as db:
+        db.execute(
+            "UPDATE checkpoints SET digest = ?, snapshot = ? WHERE position = ?",
+            (forged.digest, forged.snapshot, position),
+        )
+        db.commit()
+    found = cli("verify", db=copy, check=False)
+    assert found.returncode == 1
+    assert f"at position {position}: checkpoint differs from the tickets replayed" in found.stdout
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("generated") / "log.db"
+    build_log(path, 6_000, check=True, checkpoint_every=1_000)
+    return path
+
+
+def test_the_checkpoint_command_stores_one_at_the_end_of_the_log(
+    served: Path, tmp_path: Path
+) -> None:
+    bare = copy_of(served, tmp_path, "DELETE FROM checkpoints")
+    with closing(connect_sync(bare)) as db:
+        last, tickets = events.last_position(db), len(state_at(db, 2**62))
+    made = cli("checkpoint", db=bare)
+    assert f"checkpoint: stored at position {last}: {tickets} tickets" in made.stdout
+    assert checkpoint_positions(bare) == [last]
+    assert "already stored" in cli("checkpoint", db=bare).stdout
+    assert "OK" in cli("verify", db=bare).stdout
+
+
+def test_a_generated_log_rewinds_alike_from_checkpoints_and_genesis(generated: Path) -> None:
+    assert checkpoint_positions(generated) == list(range(1_000, 6_001, 1_000))
+    with closing(connect_sync(generated)) as db:
+        for position in (0, 999, 1_000, 1_001, 2_500, 4_999, 6_000):
+            expected = shown(by_rules(db, position))
+            assert shown(state_at(db, position)) == expected, position
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        [],
+        ["UPDATE events SET payload = replace(payload, '98%', '9%') WHERE position = 2100"],
+        ["DELETE FROM events WHERE position = 3000"],
+        ["UPDATE events SET outcome = 'duplicate' WHERE position = 4004"],
+        ["UPDATE tickets SET state = 'open' WHERE ncentral_ticket_id = '100001'"],
+    ],
+    ids=["lawful", "edited", "deleted", "outcome", "tickets-row"],
+)
+def test_verify_in_worker_processes_finds_what_one_process_finds(
+    generated: Path, tmp_path: Path, statements: list[str]
+) -> None:
+    copy = copy_of(
+        generated,
+        tmp_path,
+        "DROP TRIGGER events_refuse_update",
+        "DROP TRIGGER events_refuse_delete",
+        *statements,
+    )
+    with closing(connect_sync(copy)) as db:
+        alone = verify(db)
+        together = verify(db, workers=2, parallel_from=0)
+    assert together == alone
+    assert alone.ok == (not statements)
