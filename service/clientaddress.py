@@ -28,7 +28,8 @@ class ClientAddress:
     def of(self, peer: str | None, forwarded_for: Iterable[str]) -> str:
         """`peer` is the TCP peer; `forwarded_for` every X-Forwarded-For header it sent."""
         peer = peer or "unknown"
-        if not self._trusts(peer):
+        # Trusting no proxy is the usual case: no need to parse the peer on every request.
+        if not self.trusted or not self._trusts(peer):
             return peer
         hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
         hops = [hop for hop in hops if hop]

@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import msgspec
-from litestar.datastructures import MutableScopeHeaders
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 __all__ = ["FORMATS", "LEVELS", "AccessLog", "LogFormat", "LogLevel", "configure_logging"]
 
@@ -66,13 +65,14 @@ class AccessLog:
         started = time.perf_counter()
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        encoded_id = request_id.encode("latin-1")
         status = 500
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableScopeHeaders.from_message(message)["x-request-id"] = request_id
+                _set_header(message, b"x-request-id", encoded_id)
             await send(message)
 
         try:
@@ -135,6 +135,13 @@ def _log_access(scope: Scope, status: int, request_id: str, seconds: float) -> N
         "user": state.get("actor"),
     }
     _access.info("%s %s %d", method, path, status, extra={"fields": fields})
+
+
+def _set_header(message: HTTPResponseStartEvent, name: bytes, value: bytes) -> None:
+    """Set one header of a response start, in place of any the app set (raw: every request)."""
+    headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() != name]
+    headers.append((name, value))
+    message["headers"] = headers
 
 
 def _request_id(scope: Scope) -> str:

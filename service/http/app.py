@@ -88,6 +88,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         logging_config=None,
     )
     app.state.credentials = credentials or resolve_credentials(settings)
+    app.state.reception = reception  # for the ticketing route's fast lane
     app.state.login_throttle = LoginThrottle()
     app.state.client_address = ClientAddress(settings.trusted_networks)
     app.state.public_origin = origin_of(settings.base_url)

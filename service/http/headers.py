@@ -7,7 +7,6 @@ A header a handler set itself is kept.
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 __all__ = ["API_CSP", "PAGE_CSP", "secure_headers"]
@@ -27,17 +26,29 @@ async def secure_headers(message: Message, scope: Scope) -> None:
     """Add the security headers to the start of every HTTP answer."""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    is_page = headers.get("content-type", "").startswith("text/html")
-    defaults = {
+    # Read and extended as the raw list: this runs on every answer, and Litestar's
+    # header views decode every name on every lookup.
+    headers = message["headers"] = list(message.get("headers", ()))
+    present = {name.lower() for name, _ in headers}
+    content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+    defaults = _PAGE_DEFAULTS if content_type.startswith(b"text/html") else _API_DEFAULTS
+    headers.extend(header for header in defaults if header[0] not in present)
+
+
+def _defaults(csp: str) -> tuple[tuple[bytes, bytes], ...]:
+    values = {
         # A browser must not guess that a JSON body holding N-central's text is HTML.
         "x-content-type-options": "nosniff",
-        "content-security-policy": PAGE_CSP if is_page else API_CSP,
+        "content-security-policy": csp,
         # For browsers that predate CSP's frame-ancestors.
         "x-frame-options": "DENY",
         # Answers carry tickets and the audit log: no proxy or browser cache keeps them.
         "cache-control": "no-store",
     }
-    for name, value in defaults.items():
-        if name not in headers:
-            headers[name] = value
+    return tuple(
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in values.items()
+    )
+
+
+_PAGE_DEFAULTS = _defaults(PAGE_CSP)
+_API_DEFAULTS = _defaults(API_CSP)

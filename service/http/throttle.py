@@ -36,6 +36,8 @@ class LoginThrottle:
 
     def wait(self, address: str) -> int | None:
         """Whole seconds `address` must wait before trying again, or None if it may try."""
+        if not self._failures:
+            return None  # no failure anywhere: no need to parse the address of each request
         failures = self._failures.get(_key(address), ())
         if len(failures) < self.limit:
             return None
