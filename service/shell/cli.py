@@ -122,6 +122,7 @@ def serve(config: Path | None, **overrides: Any) -> None:
 
     settings = settings_from(config, overrides)
     configure_logging(settings.log_level, settings.log_format)
+    _open_log(settings)
     try:
         app = create_app(settings)
     except SettingsError as exc:
@@ -150,6 +151,20 @@ def serve(config: Path | None, **overrides: Any) -> None:
         # the limit: one more than the setting lets exactly max_connections be served.
         limit_concurrency=settings.max_connections + 1,
     )
+
+
+def _open_log(settings: Settings) -> None:
+    """Reach the log (and bring its schema up to date) before serving: one line if we cannot."""
+    from service.storage.backend import backend_for
+
+    backend = backend_for(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        backend.connect_sync(readonly=False).close()
+    except backend.errors as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(
+            f"cannot open the event log at {backend.display}: {reason}"
+        ) from None
 
 
 @main.command()

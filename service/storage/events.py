@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from typing import Literal
 
+from service.storage.dialects import portable
 from service.storage.rows import EVENT_COLUMNS, event_from_row
 from statemachine.events import Event
 
@@ -33,6 +34,7 @@ FILTER_COLUMNS = ("ticket_id", "action", "outcome", "actor")
 Order = Literal["asc", "desc"]
 
 
+@portable
 def select(
     db: sqlite3.Connection,
     equal: Mapping[str, str],
@@ -46,6 +48,7 @@ def select(
     return [event_from_row(row) for row in db.execute(sql, params)]
 
 
+@portable
 def explain(
     db: sqlite3.Connection, equal: Mapping[str, str], low: int, high: int, order: Order
 ) -> list[str]:
@@ -54,6 +57,7 @@ def explain(
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
+@portable
 def iter_after(db: sqlite3.Connection, after: int = 0, *, chunk: int = 5000) -> Iterator[Event]:
     """Every event after a position, in order, a chunk at a time (constant memory)."""
     while True:
@@ -65,12 +69,14 @@ def iter_after(db: sqlite3.Connection, after: int = 0, *, chunk: int = 5000) -> 
         after = rows[-1]["position"]
 
 
+@portable
 def at(db: sqlite3.Connection, position: int) -> Event | None:
     """The event at `position`, if the log has one there."""
     row = db.execute(_SELECT_AT, (position,)).fetchone()
     return event_from_row(row) if row is not None else None
 
 
+@portable
 def ticket_events(
     db: sqlite3.Connection, ticket_id: str, through: int | None = None
 ) -> Iterator[Event]:
@@ -79,21 +85,25 @@ def ticket_events(
     return (event_from_row(row) for row in rows)
 
 
+@portable
 def stream_length(db: sqlite3.Connection, ticket_id: str) -> int:
     """How many events one ticket has (its last stream_version)."""
     return int(db.execute(_STREAM_LENGTH, (ticket_id,)).fetchone()[0])
 
 
+@portable
 def stream_slice(db: sqlite3.Connection, ticket_id: str, first: int, last: int) -> Iterator[Event]:
     """One ticket's events numbered `first..last` in its stream, one at a time."""
     rows = db.execute(_SELECT_SLICE, (ticket_id, first, last))
     return (event_from_row(row) for row in rows)
 
 
+@portable
 def count(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
+@portable
 def last_position_at(db: sqlite3.Connection, moment: int | str) -> int:
     """The last position the log held at `moment`, a position or a time (0 before any)."""
     if isinstance(moment, int):
@@ -104,6 +114,7 @@ def last_position_at(db: sqlite3.Connection, moment: int | str) -> int:
     return int(found[0] or 0) if found else 0
 
 
+@portable
 def first_position_from(db: sqlite3.Connection, time: str) -> int | None:
     """The first position recorded at or after `time`; None when the log ends before it."""
     found = db.execute(_FIRST_FROM_TIME, (time,)).fetchone()

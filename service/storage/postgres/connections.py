@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row, scalar_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from service.storage.postgres.schema import migrate, migrate_async
 
@@ -29,6 +29,7 @@ __all__ = [
     "connect_sync",
     "display",
     "pool",
+    "read_pool",
     "snapshot",
 ]
 
@@ -129,6 +130,28 @@ async def pool(
     )
     await opened.open(wait=True, timeout=CONNECT_TIMEOUT)
     return opened
+
+
+def read_pool(url: str, *, max_size: int = 8) -> ConnectionPool[Connection]:
+    """Read-only connections for the read side's worker threads, checked on checkout.
+
+    Opened in the background: the first query waits for a connection at most
+    `CONNECT_TIMEOUT` seconds, so a lost server makes a read fail, not hang.
+    """
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        timeout=CONNECT_TIMEOUT,
+        check=ConnectionPool.check_connection,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "options": _READ_ONLY,
+        },
+        open=True,
+    )
 
 
 def display(url: str) -> str:
