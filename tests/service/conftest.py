@@ -5,14 +5,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import BACKENDS
 from tests.support.harness import Server
 from tests.support.ncentral_fake import FakeNcentral
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One real server per test module, on its own DB file."""
-    running = Server(Path(tmp_path_factory.mktemp("server")) / "log.db")
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One real server per test module and backend: on its own file, then its own database."""
+    folder = Path(tmp_path_factory.mktemp("server"))
+    db: Path | str = folder / "log.db"
+    if request.param == "postgresql":
+        db = request.getfixturevalue("postgres").create_database()
+    running = Server(db, log_dir=folder)
     try:
         yield running
     finally:

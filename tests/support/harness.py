@@ -28,8 +28,8 @@ PSA_LEDGER = str(Path(sys.executable).with_name("psa-ledger"))
 class Server(Service):
     """A server already up, with an HTTP client for each credential; stopped by `stop`."""
 
-    def __init__(self, db: Path) -> None:
-        super().__init__(db, log_level="warning")
+    def __init__(self, db: Path | str, log_dir: Path | None = None) -> None:
+        super().__init__(db, log_dir=log_dir, log_level="warning")
         self.start()
         self.ncentral = httpx.Client(base_url=self.url, auth=NCENTRAL, timeout=10)
         self.operator = httpx.Client(base_url=self.url, auth=OPERATOR, timeout=30)
@@ -43,7 +43,9 @@ class Server(Service):
         return super().stop()
 
 
-def cli(*args: str, db: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, db: Path | str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run `psa-ledger ARGS --db DB` as a user would."""
     command = [PSA_LEDGER, *args] + (["--db", str(db)] if db is not None else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}

@@ -21,6 +21,7 @@ import psycopg
 from service.storage.appends import Began, Loaded
 from service.storage.outbox import Statement
 from service.storage.postgres.connections import AsyncConnection
+from service.storage.postgres.nul import shield, shield_tags
 from service.storage.postgres.outbox import CHANNEL, STATEMENTS, WAKES
 from service.storage.rows import EVENT_COLUMNS, STREAM_COLUMNS, TICKET_COLUMNS
 from statemachine.events import GENESIS_HASH
@@ -46,8 +47,9 @@ MOVED: type[Exception] = psycopg.errors.UniqueViolation
 # Past this many tickets moved by other replicas, the whole cache is dropped instead.
 _MOVED_LIMIT = 10_000
 _CONTENT_COLUMNS = ("title", "details", "custom_tags")
-# Encoded by `rows.ticket_row` as bytes, which psycopg would send as bytea: sent as text.
-_JSON_AT = tuple(TICKET_COLUMNS.index(name) for name in ("custom_tags", "last_accepted"))
+_TEXT_AT = tuple(TICKET_COLUMNS.index(name) for name in ("title", "details"))
+_TAGS_AT = TICKET_COLUMNS.index("custom_tags")
+_LAST_ACCEPTED_AT = TICKET_COLUMNS.index("last_accepted")
 
 INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
@@ -134,10 +136,16 @@ def broken(db: AsyncConnection) -> bool:
 
 
 def _ticket(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A `rows.ticket_row` as PostgreSQL takes it: JSON as text (psycopg would send bytes as
+    bytea), N-central's text shielded (`nul`), the id again for the join."""
     values = list(row)
-    for index in _JSON_AT:
-        if isinstance(values[index], bytes):
-            values[index] = values[index].decode()
+    for index in _TEXT_AT:
+        if values[index] is not None:
+            values[index] = shield(values[index])
+    if values[_TAGS_AT] is not None:
+        values[_TAGS_AT] = shield_tags(values[_TAGS_AT])
+    if values[_LAST_ACCEPTED_AT] is not None:
+        values[_LAST_ACCEPTED_AT] = values[_LAST_ACCEPTED_AT].decode()
     return (*values, row[0])
 
 

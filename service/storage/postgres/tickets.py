@@ -1,10 +1,14 @@
-"""Reads of the `tickets` projection and its `ticket_tags` index, on PostgreSQL."""
+"""Reads of the `tickets` projection and its `ticket_tags` index, on PostgreSQL.
+
+N-central's text comes back as it was sent: stored shielded (`nul`), read restored.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from service.storage.postgres.connections import Connection
+from service.storage.postgres.nul import shield, unshield, unshield_tags
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 from statemachine.projection import Ticket
 
@@ -16,7 +20,7 @@ _JSON_COLUMNS = ("custom_tags", "last_accepted")
 
 def by_external_id(db: Connection, external_ticket_id: str) -> Ticket | None:
     row = db.execute(_BY_EXTERNAL_ID, (external_ticket_id,)).fetchone()
-    return None if row is None else ticket_from_row(row)
+    return None if row is None else ticket_from_row(_restored(row))
 
 
 def select(
@@ -42,24 +46,32 @@ def select(
             "ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM ticket_tags"
             " WHERE key = %s AND value = %s)"
         )
-        params += [key, value]
+        params += [shield(key), shield(value)]
     rows = db.execute(
         f"SELECT {_COLUMNS} FROM tickets WHERE {' AND '.join(clauses)}"
         " ORDER BY ncentral_ticket_id LIMIT %s",
         [*params, limit],
     )
-    return [ticket_from_row(row) for row in rows]
+    return [ticket_from_row(_restored(row)) for row in rows]
 
 
 def rows_by_ticket(db: Connection) -> dict[str, tuple[Any, ...]]:
     """Every `tickets` row in `TICKET_COLUMNS` order, as `rows.ticket_row` gives it."""
     found = {}
-    for row in db.execute(f"SELECT {_COLUMNS} FROM tickets"):
+    for stored in db.execute(f"SELECT {_COLUMNS} FROM tickets"):
+        row = _restored(stored)
         for name in _JSON_COLUMNS:
             if row[name] is not None:
                 row[name] = row[name].encode()
         found[row["ncentral_ticket_id"]] = tuple(row[name] for name in TICKET_COLUMNS)
     return found
+
+
+def _restored(row: dict[str, Any]) -> dict[str, Any]:
+    for name in ("title", "details"):
+        row[name] = unshield(row[name])
+    row["custom_tags"] = unshield_tags(row["custom_tags"])
+    return row
 
 
 _COLUMNS = ", ".join(TICKET_COLUMNS)
