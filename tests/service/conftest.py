@@ -11,15 +11,20 @@ from tests.support.ncentral_fake import FakeNcentral
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(
+def module_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+) -> Path | str:
+    """`log_db` for a whole test module: a file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return Path(tmp_path_factory.mktemp("log")) / "log.db"
+    url: str = request.getfixturevalue("postgres").create_database()
+    return url
+
+
+@pytest.fixture(scope="module")
+def server(module_db: Path | str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real server per test module and backend: on its own file, then its own database."""
-    folder = Path(tmp_path_factory.mktemp("server"))
-    db: Path | str = folder / "log.db"
-    if request.param == "postgresql":
-        db = request.getfixturevalue("postgres").create_database()
-    running = Server(db, log_dir=folder)
+    running = Server(module_db, log_dir=Path(tmp_path_factory.mktemp("server")))
     try:
         yield running
     finally:

@@ -65,7 +65,7 @@ class Clock:
         return self.now.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def write_log(path: Path, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]) -> None:
+def write_log(path: Path | str, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]) -> None:
     """Append each request through the real Ledger, the clock at `start + offset`."""
     asyncio.run(_write_log(path, steps))
 
@@ -74,7 +74,9 @@ def days_ago(days: float) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
 
 
-async def _write_log(path: Path, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]) -> None:
+async def _write_log(
+    path: Path | str, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]
+) -> None:
     clock = Clock(days_ago(30))
     start = clock.now
     ledger = Ledger(path, clock=clock)
