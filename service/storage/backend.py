@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,8 @@ from service.storage.postgres import connections as postgres
 from service.storage.postgres.outbox import CHANNEL
 
 __all__ = ["Backend", "backend_for", "is_url"]
+
+log = logging.getLogger("psa_ledger.storage")
 
 #: As `service.settings.POSTGRES_SCHEMES` (storage does not read the settings).
 _SCHEMES = ("postgresql://", "postgres://")
@@ -185,15 +188,19 @@ class PostgresBackend(Backend):
             pool.close()
 
     async def wakeups(self, wake: Callable[[], None]) -> None:
-        """LISTEN on a connection of our own (pooled ones are reset); reconnects when lost."""
+        """LISTEN on a connection of our own (pooled ones are reset); reconnects when lost.
+
+        Not a read-only session: PostgreSQL refuses LISTEN in a read-only transaction.
+        """
         while True:
             try:
-                async with await postgres.connect_readonly(self.url) as db:
+                async with await postgres.connect_listener(self.url) as db:
                     await db.execute(f"LISTEN {CHANNEL}")
                     wake()  # whatever was notified while we were not listening
                     async for _ in db.notifies():
                         wake()
-            except psycopg.Error:
+            except psycopg.Error as exc:
+                log.warning("callbacks: not listening for commits (%s); polling meanwhile", exc)
                 await asyncio.sleep(1.0)
 
     def _readers(self) -> ConnectionPool[postgres.Connection]:

@@ -25,6 +25,7 @@ __all__ = [
     "AsyncConnection",
     "Connection",
     "connect",
+    "connect_listener",
     "connect_readonly",
     "connect_sync",
     "display",
@@ -69,6 +70,13 @@ async def connect_readonly(url: str) -> AsyncConnection:
         row_factory=dict_row,
         connect_timeout=CONNECT_TIMEOUT,
         options=_READ_ONLY,
+    )
+
+
+async def connect_listener(url: str) -> AsyncConnection:
+    """An autocommit connection for LISTEN, which a read-only session may not run."""
+    return await psycopg.AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
     )
 
 
