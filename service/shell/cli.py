@@ -21,6 +21,7 @@ from service.settings import (
     load_settings,
 )
 from service.shell.callbacks import callbacks
+from service.shell.migrate import migrate
 from service.shell.options import add_log_options
 
 __all__ = ["main"]
@@ -194,6 +195,7 @@ def _add_log_options(group: click.Group) -> None:
 
 _add_audit_commands()
 main.add_command(callbacks)
+main.add_command(migrate)
 _add_log_options(main)
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ __all__ = [
     "broken",
     "load",
     "rollback",
+    "ticket_params",
     "write",
 ]
 
@@ -114,7 +115,7 @@ async def write(
         async with db.pipeline(), db.cursor() as cursor:
             await cursor.executemany(INSERT_EVENT, events)
             if tickets:
-                await cursor.executemany(UPSERT_TICKET, [_ticket(row) for row in tickets])
+                await cursor.executemany(UPSERT_TICKET, [ticket_params(row) for row in tickets])
             for name, params in statements:
                 await cursor.execute(STATEMENTS[name], params)
             if any(name in WAKES for name, _ in statements):
@@ -135,7 +136,7 @@ def broken(db: AsyncConnection) -> bool:
     return bool(db.closed or db.broken)
 
 
-def _ticket(row: tuple[Any, ...]) -> tuple[Any, ...]:
+def ticket_params(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A `rows.ticket_row` as PostgreSQL takes it: JSON as text (psycopg would send bytes as
     bytea), N-central's text shielded (`nul`), the id again for the join."""
     values = list(row)
