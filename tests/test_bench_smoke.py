@@ -61,3 +61,11 @@ def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:
     shown = capsys.readouterr().out
     assert "built 3,000 events" in shown
     assert "replay --at" in shown and "diff" in shown and "verify" in shown
+
+
+def test_postgres_benchmark_runs_one_replica_then_two(capsys) -> None:
+    from bench import postgres
+
+    result = postgres.main(["--scale", "0.03"])
+    assert result["raw"] > 0 and result["ledger"] > 0 and result["two"] > 0
+    assert "two replicas" in capsys.readouterr().out
