@@ -66,6 +66,6 @@ def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:
 def test_postgres_benchmark_runs_one_replica_then_two(capsys) -> None:
     from bench import postgres
 
-    result = postgres.main(["--scale", "0.03"])
+    result = postgres.main(["--scale", "0.03", "--http-seconds", "0"])
     assert result["raw"] > 0 and result["ledger"] > 0 and result["two"] > 0
     assert "two replicas" in capsys.readouterr().out
