@@ -28,6 +28,9 @@ ENV_PREFIX = "PSA_LEDGER_"
 #: Never flags; each may be given as `<name>_file` instead.
 SECRETS = ("password", "operator_password", "ncentral_password", "ncentral_token")
 
+#: `PSA_LEDGER_DB` values that name a PostgreSQL database rather than a SQLite file.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 #: Our own Basic passwords: at ten guesses a minute, 16 random characters are out of reach.
 MIN_PASSWORD_LENGTH = 16
 
@@ -37,7 +40,8 @@ class SettingsError(Exception):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    db: Path = Path("var/psa-ledger.db")
+    #: A SQLite file, or a `postgresql://` URL (`service.storage.backend` tells them apart).
+    db: str = "var/psa-ledger.db"
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None
@@ -79,9 +83,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return url.rstrip("/")
 
     @property
+    def on_postgres(self) -> bool:
+        return str(self.db).startswith(POSTGRES_SCHEMES)
+
+    @property
     def credentials_file(self) -> Path:
         """Generated passwords live beside the DB, readable by its owner only."""
-        return self.db.with_name(self.db.stem + ".credentials.toml")
+        path = Path(self.db)
+        return path.with_name(path.stem + ".credentials.toml")
 
     @property
     def trusted_networks(self) -> tuple[Network, ...]:
@@ -90,7 +99,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 #: What each setting means, for `psa-ledger serve --help`.
 DESCRIPTIONS = {
-    "db": "SQLite file of the event log (created with its folder)",
+    "db": "the event log: a SQLite file (created with its folder) or a postgresql:// URL",
     "host": "address to listen on",
     "port": "port to listen on",
     "public_url": "base of every ticketUrl (default http://HOST:PORT)",
@@ -141,6 +150,8 @@ def load_settings(
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(str(exc))) from None
     _check_passwords(settings)
+    if settings.on_postgres:
+        _check_shared_passwords(settings)
     _check_trusted_proxies(settings)
     if settings.ncentral_url:
         _check_ncentral_url(settings)
@@ -263,6 +274,18 @@ def _check_passwords(settings: Settings) -> None:
         raise SettingsError(
             f"{_variable('password')} and {_variable('operator_password')} are the same:"
             " N-central's password must not open the operators' pages, nor theirs N-central's"
+        )
+
+
+def _check_shared_passwords(settings: Settings) -> None:
+    """Replicas on one PostgreSQL log must share their passwords: none can be generated."""
+    missing = [
+        _variable(name) for name in ("password", "operator_password") if not getattr(settings, name)
+    ]
+    if missing:
+        raise SettingsError(
+            f"{' and '.join(missing)} must be set with a PostgreSQL log: every replica"
+            " must accept the same passwords, so none is generated beside a file"
         )
 
 

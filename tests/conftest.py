@@ -1,5 +1,5 @@
-"""Shared fixtures: an in-process app on a real SQLite file, real server processes, and a
-throwaway PostgreSQL server."""
+"""Shared fixtures: an in-process app on a real SQLite file, real server processes, a
+throwaway PostgreSQL server, and `log_db`, which runs a test once on each backend."""
 
 from __future__ import annotations
 
@@ -43,13 +43,30 @@ def server_factory() -> Iterator[Callable[[Path], Service]]:
     """Makes `Service`s (real `psa-ledger serve` processes); stops them all afterwards."""
     made: list[Service] = []
 
-    def make(db: Path, log_dir: Path | None = None, **settings: str) -> Service:
+    def make(db: Path | str, log_dir: Path | None = None, **settings: str) -> Service:
         made.append(Service(db, log_dir=log_dir, **settings))
         return made[-1]
 
     yield make
     for service in made:
         service.stop()
+
+
+#: The backends `log_db` runs a test on.
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def log_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the test's event log lives (`PSA_LEDGER_DB`): a file, then a fresh database.
+
+    A test that takes this fixture runs once on SQLite and once on PostgreSQL; without a
+    PostgreSQL server the second run fails, it is never skipped.
+    """
+    if request.param == "sqlite":
+        return tmp_path / "ledger.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -80,3 +80,11 @@ def test_memory_benchmark_samples_a_real_server_under_load(capsys) -> None:
         pytest.skip(capsys.readouterr().out.strip())
     assert samples[-1].requests >= 1500 and all(s.rss_mb > 0 for s in samples)
     assert "after warm-up" in capsys.readouterr().out
+
+
+def test_postgres_benchmark_runs_one_replica_then_two(capsys) -> None:
+    from bench import postgres
+
+    result = postgres.main(["--scale", "0.03", "--http-seconds", "0"])
+    assert result["raw"] > 0 and result["ledger"] > 0 and result["two"] > 0
+    assert "two replicas" in capsys.readouterr().out

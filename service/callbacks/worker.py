@@ -2,8 +2,11 @@
 
 It runs beside the HTTP server, started and stopped by the app's lifespan, so an answer to
 N-central never waits on a callback. Rows are leased through the ledger before a try, and a
-try is cut off well before its lease ends, so no two workers (in one process or in two on
-the same file) ever try one callback at once. Everything a try learns goes back through
+try is cut off well before its lease ends, so no two workers (in one process, in two on
+the same file, or in replicas on one PostgreSQL log, whose batches take the append lock)
+ever try one callback at once. A commit that makes a row due wakes this process's courier
+directly, and on PostgreSQL every replica's courier through LISTEN/NOTIFY; polling
+remains the fallback. Everything a try learns goes back through
 the ledger as events; after a restart the outbox simply still says what is due.
 """
 
@@ -13,22 +16,21 @@ import asyncio
 import contextlib
 import logging
 import random
-import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-
-import aiosqlite
+from typing import Any
 
 from service.callbacks.clients import Client, Delivery, Reply, make_client
 from service.ledger import outbox
 from service.ledger.outbox import AttemptRecord, Callback, Claim, RecordAttempt
 from service.ledger.writer import Batch, Ledger
 from service.settings import Settings
-from service.storage import StoreUnavailable, sqlite
+from service.storage import StoreUnavailable
 from service.storage import outbox as stored
+from service.storage.backend import backend_for
 from service.timestamps import seconds_until, utc_now
 from statemachine.events import Action, Event, Fact, Outcome
 
@@ -90,7 +92,7 @@ class Courier:
     def __init__(
         self,
         ledger: Ledger,
-        path: Path,
+        db: str | Path,
         client: Client,
         schedule: Sequence[float],
         *,
@@ -100,7 +102,8 @@ class Courier:
         busy_timeout_ms: int = 5000,
     ) -> None:
         self._ledger = ledger
-        self._path = path
+        self._backend = backend_for(db, busy_timeout_ms=busy_timeout_ms)
+        self._failures: tuple[type[Exception], ...] = (*self._backend.errors, StoreUnavailable)
         self._client = client
         self._schedule = tuple(schedule)
         # A REST try may authenticate and post twice; nothing legitimate takes longer.
@@ -113,13 +116,17 @@ class Courier:
         self._woken = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
-        self._db: aiosqlite.Connection | None = None
+        self._db: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._db = await sqlite.connect_readonly(self._path, busy_timeout_ms=self._busy_timeout_ms)
+        self._db = await self._backend.connect_reader()
         self._ledger.on_commit(self._notice)
         self._task = asyncio.create_task(self._run(), name="psa-ledger-courier")
+        self._listener = asyncio.create_task(
+            self._backend.wakeups(self._woken.set), name="psa-ledger-courier-wakeups"
+        )
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let tries in flight finish and record themselves, up to `grace`.
@@ -128,6 +135,9 @@ class Courier:
         """
         self._stopping = True
         self._woken.set()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
         if self._task is not None:
             await self._task
         if self._inflight:
@@ -149,8 +159,9 @@ class Courier:
             try:
                 await self._claim_due()
                 pause = await self._pause()
-            except (sqlite3.Error, StoreUnavailable) as exc:
+            except self._failures as exc:
                 log.warning("callbacks: cannot reach the outbox now: %s", exc)
+                await self._reconnect()
                 pause = self._poll
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), pause)
@@ -246,9 +257,18 @@ class Courier:
     async def _claimed(self, token: str) -> list[Callback]:
         return [outbox.callback_from_row(row) for row in await stored.claimed(self._read(), token)]
 
-    def _read(self) -> aiosqlite.Connection:
+    def _read(self) -> Any:
         assert self._db is not None, "Courier.start() was not awaited"
         return self._db
+
+    async def _reconnect(self) -> None:
+        """A read connection the server dropped is opened again (tried again next round)."""
+        if not self._backend.broken(self._db):
+            return
+        with contextlib.suppress(Exception):
+            await self._db.close()
+        with contextlib.suppress(*self._backend.errors):
+            self._db = await self._backend.connect_reader()
 
 
 _RETRY_AFTER_CAP = 24 * 3600.0

@@ -59,7 +59,8 @@ class Credentials(msgspec.Struct, frozen=True):
 
 def resolve_credentials(settings: Settings, *, announce: bool = True) -> Credentials:
     """Credentials from settings; a missing password is generated once and kept 0600."""
-    stored = _read_stored(settings)
+    both_given = settings.password and settings.operator_password
+    stored = {} if both_given else _read_stored(settings)
     generated: dict[str, Credential] = {}
     pairs = {}
     for role, username, password, default_user in (

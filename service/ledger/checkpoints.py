@@ -27,8 +27,8 @@ log = logging.getLogger("psa_ledger.checkpoints")
 class Checkpointer:
     """Makes a checkpoint each time the log passes a multiple of `every` events."""
 
-    def __init__(self, ledger: Ledger, path: Path, every: int) -> None:
-        self._path = path
+    def __init__(self, ledger: Ledger, db: Path | str, every: int) -> None:
+        self._db = db
         self._every = every
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -71,7 +71,7 @@ class Checkpointer:
             "service",
             "checkpoint",
             "--db",
-            str(self._path),
+            str(self._db),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -5,38 +5,40 @@ task takes everything waiting and runs each command against the projection it ke
 memory (each ticket's standing only: N-central's text, up to a megabyte a request, is
 written to the `tickets` table and not kept), then writes the batch's events, the tickets
 they touched and any other rows they owe in ONE transaction, and commits once (one fsync
-for the batch, `synchronous=FULL`). Only then does each submitter get its result, so an
-answer never promises an event that a crash could lose. One writer also means per-ticket
-order is arrival order, positions have no gaps, and no two requests race on one ticket.
+for the batch). Only then does each submitter get its result, so an answer never
+promises an event that a crash could lose. One writer also means per-ticket order is
+arrival order, positions have no gaps, and no two requests race on one ticket.
 
-Each aiosqlite call is a thread hop whose answer waits for a turn of the event loop; under
-load that turn takes milliseconds, not the 50 µs of an idle loop. So a batch makes two
-round trips however large it is: its writes queued together, then COMMIT. The positions
-we assign are the log's primary key, so if another process appended meanwhile (a CLI
-tool), the insert fails, nothing is committed, and the batch runs again on fresh state.
+The backend (`service.storage.backend`, chosen once from `PSA_LEDGER_DB`) says how a
+batch begins. On SQLite nothing is read first: the positions we assign are the log's
+primary key, so if another process appended meanwhile (a CLI tool), the insert fails,
+nothing is committed, and the batch runs again on fresh state. On PostgreSQL, where
+several replicas append to one log, the batch begins by taking the append lock and
+reading the tail; what other replicas wrote since our last batch is reloaded before
+deciding. Either way a batch makes few round trips however large it is: its writes are
+queued together, then COMMIT.
 
 A committed batch is answered once the next batch's writes are on their way to the
 database, not before: answering wakes every submitter at once, and the event loop then
 spends milliseconds sending their answers and reading their next requests while the
-writer's thread would sit idle. Answered after, that work overlaps the next batch's
-insert and fsync. When no batch follows, the answers go out at once.
+database would sit idle. Answered after, that work overlaps the next batch's insert and
+fsync. When no batch follows, or when the next must first wait for another replica's
+append lock, the answers go out at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiosqlite
 import msgspec
 
-from service.storage import StoreUnavailable, appends, rows, sqlite
+from service.storage import StoreUnavailable, rows
+from service.storage.backend import backend_for
 from service.timestamps import utc_now
 from statemachine.events import GENESIS_HASH, Event, TicketRequest, chain_hash
 from statemachine.projection import Stream, evolve
@@ -121,9 +123,10 @@ class Batch:
             self.streams[ticket_id] = evolve(stream, event, request)
         return event
 
-    def execute(self, sql: str, params: tuple[Any, ...]) -> None:
-        """Another write owed in the same transaction (an outbox row, say)."""
-        self.statements.append((sql, params))
+    def execute(self, statement: str, params: tuple[Any, ...]) -> None:
+        """Another write owed in the same transaction (an outbox row, say), by its name in
+        the backend's statements (`storage.outbox.STATEMENTS`)."""
+        self.statements.append((statement, params))
 
 
 class Ledger:
@@ -131,7 +134,7 @@ class Ledger:
 
     def __init__(
         self,
-        path: Path,
+        db: str | Path,
         *,
         busy_timeout_ms: int = 5000,
         batch_limit: int = 512,
@@ -140,8 +143,8 @@ class Ledger:
         cache_limit: int = 10_000,
         clock: Callable[[], str] = utc_now,
     ) -> None:
-        self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
+        self.backend = backend_for(db, busy_timeout_ms=busy_timeout_ms)
+        self._appends = self.backend.appends
         self._batch_limit = batch_limit
         self._cache_limit = cache_limit
         self._clock = clock
@@ -151,7 +154,7 @@ class Ledger:
         )
         self._streams: dict[str, Stream] = {}
         self._tail: Tail | None = None
-        self._db: aiosqlite.Connection | None = None
+        self._db: Any = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Batch], None]] = []
         self._owed: Callable[[], None] | None = None
@@ -164,9 +167,7 @@ class Ledger:
         self._listeners.append(listener)
 
     async def open(self) -> None:
-        self._db = await sqlite.connect(
-            self.path, busy_timeout_ms=self._busy_timeout_ms, writer=True
-        )
+        self._db = await self.backend.connect_writer()
         self._task = asyncio.create_task(self._run(), name="psa-ledger-writer")
 
     async def close(self) -> None:
@@ -211,17 +212,23 @@ class Ledger:
     async def _write(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         for _ in range(_ATTEMPTS):
             try:
-                batch, results = await self._prepare(work)
-                await self._persist(batch)
-            except sqlite3.IntegrityError as exc:
-                # Another process appended since we cached the tail: start again from the file.
+                db = await self._connection()
+                if self._appends.BEGIN_WAITS:
+                    self._answer()  # not held up by another replica's append lock
+                began = await self._appends.begin(db, self._tail.position if self._tail else None)
+                self._follow(began)
+                batch, results = await self._prepare(db, work)
+                await self._persist(db, batch)
+            except self._appends.MOVED as exc:
+                # Another process appended since we cached the tail: start again from the log.
                 log.info("log moved under the writer (%s); retrying the batch", exc)
+                await self._appends.rollback(self._db)
                 self._forget()
                 continue
             except Exception as exc:
                 # Whatever went wrong, the writer lives on: this batch is refused (503).
                 log.error("write failed, batch of %d refused: %r", len(work), exc)
-                self._forget()
+                await self._abandon()
                 self._answer()
                 return _fail(work, StoreUnavailable(str(exc)))
             self._commit(batch)
@@ -237,55 +244,65 @@ class Ledger:
         if owed is not None:
             owed()
 
+    async def _connection(self) -> Any:
+        """The writer's connection, opened again if the server dropped the last one."""
+        if self._db is None:
+            self._db = await self.backend.connect_writer()
+            log.info("writer connected again to %s", self.backend.display)
+        return self._db
+
+    async def _abandon(self) -> None:
+        """After a failed batch: nothing of it stays, nor anything cached from before it."""
+        self._forget()
+        if self._db is None:
+            return
+        await self._appends.rollback(self._db)
+        if self._appends.broken(self._db):
+            db, self._db = self._db, None
+            await db.close()
+
+    def _follow(self, began: Any) -> None:
+        """Inside the append lock: forget what other writers changed since our last batch."""
+        if began.tail is None:
+            return  # nothing read: the primary key catches a moved log
+        tail = Tail(began.tail["position"], began.tail["hash"], began.tail["recorded_at"])
+        if self._tail == tail:
+            return
+        if began.moved is None or self._tail is None:
+            self._streams.clear()
+        else:
+            for ticket_id in began.moved:
+                self._streams.pop(ticket_id, None)
+        self._tail = tail
+
     async def _prepare(
-        self, work: list[tuple[Command, asyncio.Future[Any]]]
+        self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]]
     ) -> tuple[Batch, list[Any]]:
         """Run the commands against the cached projection, loading what is missing first.
 
-        Reads happen outside the write transaction: if the file moves on meanwhile, our
-        first event's position is taken and `_persist` fails with IntegrityError.
+        On SQLite the reads happen outside the write transaction: if the file moves on
+        meanwhile, our first event's position is taken and `_persist` fails with `MOVED`.
         """
-        assert self._db is not None
         ticket_ids = {cmd.ticket_id for cmd, _ in work if cmd.ticket_id is not None}
         missing = {tid for tid in ticket_ids if tid not in self._streams}
         if self._tail is None or missing:
-            tail, streams = await _load(self._db, missing, with_tail=self._tail is None)
+            tail, streams = await _load(self._appends, db, missing, with_tail=self._tail is None)
             self._tail = tail or self._tail
             self._streams.update(streams)
         assert self._tail is not None
         batch = Batch(self._streams, self._tail, self._clock)
         return batch, [_run_one(batch, cmd) for cmd, _ in work]
 
-    async def _persist(self, batch: Batch) -> None:
-        """All of the batch's writes in one round trip, then COMMIT only if every one held.
-
-        The connection opens `BEGIN IMMEDIATE` itself before the first write, so no write can
-        ever land outside the transaction; the statements are queued together because each
-        separate await waits for a turn of a busy event loop.
-        """
-        assert self._db is not None
-        db = self._db
+    async def _persist(self, db: Any, batch: Batch) -> None:
+        """All of the batch's writes at once, then COMMIT only if every one held."""
         last_position = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
         tickets = [
             rows.ticket_row(tid, stream, last_position[tid])
             for tid, stream in batch.streams.items()
             if stream.ticket is not None
         ]
-        writes = [db.executemany(appends.INSERT_EVENT, [rows.event_row(e) for e in batch.events])]
-        if tickets:
-            writes.append(db.executemany(appends.UPSERT_TICKET, tickets))
-        writes += [db.execute(sql, params) for sql, params in batch.statements]
-        queued = asyncio.gather(*writes, return_exceptions=True)
-        self._answer()  # the previous batch's answers: after ours, in the loop's queue
-        outcomes = await queued
-        try:
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            await db.commit()
-        except BaseException:
-            await _rollback(db)
-            raise
+        events = [rows.event_row(e) for e in batch.events]
+        await self._appends.write(db, events, tickets, batch.statements, queued=self._answer)
 
     def _forget(self) -> None:
         self._streams.clear()
@@ -336,13 +353,8 @@ def _resolve(work: list[tuple[Command, asyncio.Future[Any]]], results: list[Any]
             future.set_result(result)
 
 
-async def _rollback(db: aiosqlite.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        await db.rollback()
-
-
 async def _load(
-    db: aiosqlite.Connection, ticket_ids: set[str], *, with_tail: bool
+    appends: Any, db: Any, ticket_ids: set[str], *, with_tail: bool
 ) -> tuple[Tail | None, dict[str, Stream]]:
     """The tail (when asked) and the streams of `ticket_ids`, in one round trip."""
     loaded = await appends.load(db, ticket_ids, with_tail=with_tail)

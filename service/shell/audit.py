@@ -1,18 +1,16 @@
 """The auditor's shell tools: events, replay, diff, verify, export.
 
-They open the DB file read-only with plain sqlite3, so they work while the service runs
-(WAL), and each runs inside one read transaction: a long export or verify sees the log
-as of one moment, not a mixture of before and after the writer's next batch.
+They open the log read-only (a SQLite file, or a PostgreSQL database), so they work while
+the service runs, and each runs inside one read transaction: a long export or verify sees
+the log as of one moment, not a mixture of before and after the writer's next batch.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
@@ -35,7 +33,7 @@ from service.shell import output
 from service.shell.options import db_option
 from service.shell.output import Column
 from service.storage import checkpoints
-from service.storage.sqlite import connect_sync, snapshot
+from service.storage.backend import backend_for
 
 __all__ = ["COMMANDS"]
 
@@ -108,7 +106,7 @@ _CHANGE_COLUMNS = [
 @db_option
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table")
-def events(db: Path, fmt: str, **filters: str | None) -> None:
+def events(db: str, fmt: str, **filters: str | None) -> None:
     """The log, filtered, oldest first."""
     with _reading(db) as conn:
         rows = (event_view(e) for e in iter_matching(conn, _event_filter(filters)))
@@ -125,7 +123,7 @@ def events(db: Path, fmt: str, **filters: str | None) -> None:
     help="CSV: write every cell as logged; by default a cell starting with = + - @ TAB or CR"
     " gets a leading ' so a spreadsheet cannot run it as a formula",
 )
-def export(db: Path, fmt: str, raw: bool, **filters: str | None) -> None:
+def export(db: str, fmt: str, raw: bool, **filters: str | None) -> None:
     """The log, filtered, streamed as JSON lines or CSV (constant memory).
 
     JSON lines are always exactly what the log holds; so is CSV with --raw.
@@ -146,7 +144,7 @@ def export(db: Path, fmt: str, raw: bool, **filters: str | None) -> None:
 @click.option("--ticket", default=None, help="only this ncentralTicketId (window mode)")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
 def replay(
-    db: Path,
+    db: str,
     start: str | None,
     end: str | None,
     at: str | None,
@@ -178,7 +176,7 @@ def replay(
 @click.argument("first")
 @click.argument("second")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
-def diff(db: Path, first: str, second: str, fmt: str) -> None:
+def diff(db: str, first: str, second: str, fmt: str) -> None:
     """What changed in the tickets between two moments (ISO-8601 times or positions)."""
     with _reading(db) as conn:
         one = last_position_at(conn, _moment("FIRST", first))
@@ -197,7 +195,7 @@ def diff(db: Path, first: str, second: str, fmt: str) -> None:
     show_default=True,
     help="report progress every N events",
 )
-def verify(db: Path, every: int) -> None:
+def verify(db: str, every: int) -> None:
     """Walk the hash chain and re-derive every state and outcome; non-zero on the first flaw."""
 
     def progress(done: int, total: int) -> None:
@@ -217,20 +215,23 @@ def verify(db: Path, every: int) -> None:
 
 @click.command()
 @db_option
-def checkpoint(db: Path) -> None:
+def checkpoint(db: str) -> None:
     """Store a checkpoint of every ticket now, for time travel to start from.
 
     The service makes one every PSA_LEDGER_CHECKPOINT_EVERY events by running this; run it
     by hand on a log that has none. Derived data only: the log itself is not written.
     """
-    try:
-        made = checkpoints.current(db)
-    except (FileNotFoundError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot read {db}: {exc}") from None
+    with _reading(db, snapshot=False) as conn:
+        made = checkpoints.current(conn)
     if made is None:
         click.echo("checkpoint: the log is empty")
         return
-    stored = checkpoints.store(db, made)
+    backend = backend_for(db)
+    writer = backend.connect_sync(readonly=False)
+    try:
+        stored = checkpoints.store(writer, made)
+    finally:
+        writer.close()
     what = "stored" if stored else "already stored"
     click.echo(
         f"checkpoint: {what} at position {made.position}: {made.tickets} tickets,"
@@ -242,14 +243,19 @@ COMMANDS = [events, replay, diff, verify, export, checkpoint]
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection inside one snapshot, with a clear message when it cannot open."""
+def _reading(db: str, *, snapshot: bool = True) -> Iterator[Any]:
+    """A read-only connection (inside one snapshot unless told otherwise), with a clear
+    message when it cannot open."""
+    backend = backend_for(db)
     try:
-        conn = connect_sync(path, readonly=True)
-    except (FileNotFoundError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot read {path}: {exc}") from None
+        conn = backend.connect_sync(readonly=True)
+    except backend.refusals as exc:
+        raise click.ClickException(f"cannot read {backend.display}: {exc}") from None
     try:
-        with snapshot(conn):
+        if not snapshot:
+            yield conn
+            return
+        with backend.snapshot(conn):
             yield conn
     finally:
         conn.close()
@@ -284,7 +290,7 @@ def _moment(flag: str, text: str) -> int | str:
         raise click.BadParameter(str(exc), param_hint=flag) from None
 
 
-def _window_start(conn: sqlite3.Connection, start: str | None) -> int:
+def _window_start(conn: Any, start: str | None) -> int:
     if start is None:
         return 1
     moment = _moment("--from", start)

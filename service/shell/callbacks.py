@@ -1,8 +1,9 @@
 """`psa-ledger callbacks`: the outbox from a shell, also while the service runs.
 
-Listing reads the file read-only. A retry writes through the same `Ledger` as the server:
-`BEGIN IMMEDIATE` serialises it with a running server, whose writer notices the foreign
-append by its tail check, and whose worker sees the row fall due at its next poll.
+Listing reads the log read-only. A retry writes through the same `Ledger` as the server:
+on SQLite `BEGIN IMMEDIATE` serialises it with a running server, whose writer notices the
+foreign append by its primary key; on PostgreSQL it takes the append lock as a replica
+does. Couriers see the row fall due at their next poll (on PostgreSQL, at once).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import sqlite3
-from pathlib import Path
 
 import click
 import msgspec
@@ -20,7 +19,7 @@ from service.callbacks.retry import AlreadyDelivered, NoCallback, listed, retry_
 from service.ledger.outbox import Callback, Status
 from service.ledger.writer import Ledger
 from service.shell.options import db_option
-from service.storage import sqlite
+from service.storage.backend import backend_for
 from service.storage.readpool import ReadPool
 
 __all__ = ["callbacks"]
@@ -37,12 +36,13 @@ def callbacks() -> None:
     "--status", type=click.Choice([Status.PENDING.value, Status.DEAD.value]), default=None
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def list_callbacks(db: Path, status: str | None, fmt: str) -> None:
+def list_callbacks(db: str, status: str | None, fmt: str) -> None:
     """Pending and dead-lettered callbacks, with their last error and next attempt."""
+    backend = backend_for(db)
     try:
-        with contextlib.closing(sqlite.connect_sync(db)) as connection:
+        with contextlib.closing(backend.connect_sync()) as connection:
             found = listed(connection, Status(status) if status else None)
-    except (FileNotFoundError, sqlite3.Error) as exc:
+    except backend.refusals as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
         click.echo(msgspec.json.encode({"callbacks": found}))
@@ -54,18 +54,21 @@ def list_callbacks(db: Path, status: str | None, fmt: str) -> None:
 @db_option
 @click.argument("tickets", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="retry every dead-lettered callback")
-def retry(db: Path, tickets: tuple[str, ...], all_dead: bool) -> None:
+def retry(db: str, tickets: tuple[str, ...], all_dead: bool) -> None:
     """Try callbacks again now, on a fresh schedule: TICKET... (ncentralTicketId) or --all-dead."""
     if bool(tickets) == all_dead:
         raise click.UsageError("name the tickets to retry, or pass --all-dead (not both)")
-    if not db.exists():
-        raise click.ClickException(f"no event log at {db}")
+    backend = backend_for(db)
+    try:
+        backend.connect_sync().close()
+    except backend.refusals as exc:
+        raise click.ClickException(str(exc)) from None
     failed = asyncio.run(_retry(db, tickets, all_dead=all_dead, actor=_actor()))
     if failed:
         raise SystemExit(1)
 
 
-async def _retry(db: Path, tickets: tuple[str, ...], *, all_dead: bool, actor: str) -> int:
+async def _retry(db: str, tickets: tuple[str, ...], *, all_dead: bool, actor: str) -> int:
     """Retries through a ledger of our own; returns how many could not be retried."""
     ledger = Ledger(db)
     await ledger.open()

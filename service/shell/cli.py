@@ -21,6 +21,7 @@ from service.settings import (
     load_settings,
 )
 from service.shell.callbacks import callbacks
+from service.shell.migrate import migrate
 from service.shell.options import add_log_options
 
 __all__ = ["main"]
@@ -122,6 +123,7 @@ def serve(config: Path | None, **overrides: Any) -> None:
 
     settings = settings_from(config, overrides)
     configure_logging(settings.log_level, settings.log_format)
+    _open_log(settings)
     try:
         app = create_app(settings)
     except SettingsError as exc:
@@ -152,6 +154,20 @@ def serve(config: Path | None, **overrides: Any) -> None:
     )
 
 
+def _open_log(settings: Settings) -> None:
+    """Reach the log (and bring its schema up to date) before serving: one line if we cannot."""
+    from service.storage.backend import backend_for
+
+    backend = backend_for(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        backend.connect_sync(readonly=False).close()
+    except backend.errors as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(
+            f"cannot open the event log at {backend.display}: {reason}"
+        ) from None
+
+
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["markdown", "mermaid"]), default="markdown")
 def states(fmt: str) -> None:
@@ -179,6 +195,7 @@ def _add_log_options(group: click.Group) -> None:
 
 _add_audit_commands()
 main.add_command(callbacks)
+main.add_command(migrate)
 _add_log_options(main)
 
 if __name__ == "__main__":

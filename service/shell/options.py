@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,11 +16,11 @@ __all__ = ["add_log_options", "db_option"]
 #: setting only `serve` needs.
 db_option = click.option(
     "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=str,
     envvar=f"{ENV_PREFIX}DB",
     default=Settings().db,
     show_default=True,
-    help=f"the event log [{ENV_PREFIX}DB]",
+    help=f"the event log: a SQLite file or a postgresql:// URL [{ENV_PREFIX}DB]",
 )
 
 

@@ -12,6 +12,7 @@ import sqlite3
 
 import msgspec
 
+from service.storage.dialects import portable
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 from statemachine.projection import Ticket
 
@@ -31,6 +32,7 @@ class ActivityRow(msgspec.Struct, frozen=True, kw_only=True):
     callback: str | None
 
 
+@portable
 def recent(
     db: sqlite3.Connection,
     *,
@@ -56,18 +58,21 @@ def recent(
     ]
 
 
+@portable
 def explain_recent(db: sqlite3.Connection, **where: object) -> list[str]:
     """SQLite's plan for `recent`: the proof that the order comes from an index."""
     sql, params = _recent(50, ("9999", 2**62), **where)  # type: ignore[arg-type]
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
+@portable
 def state_counts(db: sqlite3.Connection) -> dict[str, int]:
     """How many tickets are in each state (covering-index reads only)."""
     rows = db.execute("SELECT state, COUNT(*) AS n FROM tickets GROUP BY state")
     return {row["state"]: int(row["n"]) for row in rows}
 
 
+@portable
 def head_position(db: sqlite3.Connection) -> int:
     """The log's last position (0 when empty): the end of the primary key."""
     return int(db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])

@@ -1,20 +1,43 @@
-"""What the single writer writes, and what it reads back before deciding a batch.
+"""What the single writer writes, and what it reads back before deciding a batch (SQLite).
 
 A batch's writes are queued on the writer's connection together (see
-`service.ledger.writer`), so these are statements and parameters, not calls that wait.
+`service.ledger.writer`) and awaited once. On SQLite no lock is taken before deciding:
+the positions the writer assigns are the log's primary key, so if another process
+appended meanwhile the insert fails with `MOVED` and the batch runs again.
+`service.storage.postgres.appends` has the same names for PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import aiosqlite
 
+from service.storage.outbox import STATEMENTS, Statement
 from service.storage.rows import EVENT_COLUMNS, STREAM_COLUMNS, TICKET_COLUMNS
 
-__all__ = ["INSERT_EVENT", "UPSERT_TICKET", "Loaded", "load"]
+__all__ = [
+    "BEGIN_WAITS",
+    "INSERT_EVENT",
+    "MOVED",
+    "UPSERT_TICKET",
+    "Began",
+    "Loaded",
+    "begin",
+    "broken",
+    "load",
+    "rollback",
+    "write",
+]
+
+#: Raised by `write` when another process appended since the writer read the tail.
+MOVED: type[Exception] = sqlite3.IntegrityError
+#: Whether `begin` may wait on another writer (an append lock): SQLite's does not.
+BEGIN_WAITS = False
 
 _CONTENT_COLUMNS = ("title", "details", "custom_tags")
 
@@ -33,6 +56,62 @@ UPSERT_TICKET = (
     + " FROM (SELECT ?1 AS id) AS incoming"
     " LEFT JOIN tickets AS stored ON stored.ncentral_ticket_id = incoming.id"
 )
+
+
+class Began(NamedTuple):
+    """What `begin` learnt: the log's tail, and the tickets whose events came after `after`.
+
+    `tail` is None when nothing was read (SQLite); `moved` is None when every cached
+    ticket must be read again.
+    """
+
+    tail: Any | None
+    moved: set[str] | None
+
+
+async def begin(db: aiosqlite.Connection, after: int | None) -> Began:
+    """Nothing to do before deciding on SQLite: the primary key catches a moved log."""
+    return Began(None, set())
+
+
+async def write(
+    db: aiosqlite.Connection,
+    events: Sequence[tuple[Any, ...]],
+    tickets: Sequence[tuple[Any, ...]],
+    statements: Sequence[Statement],
+    queued: Callable[[], None] = lambda: None,
+) -> None:
+    """The batch's writes queued together, then COMMIT only if every one held.
+
+    The writer's connection opens `BEGIN IMMEDIATE` itself before the first write, so no
+    write can land outside the transaction; the statements are queued together because
+    each separate await waits for a turn of a busy event loop.
+    """
+    writes = [db.executemany(INSERT_EVENT, events)]
+    if tickets:
+        writes.append(db.executemany(UPSERT_TICKET, tickets))
+    writes += [db.execute(STATEMENTS[name], params) for name, params in statements]
+    gathered = asyncio.gather(*writes, return_exceptions=True)
+    queued()  # runs while the writes are on their way (see the writer's docstring)
+    outcomes = await gathered
+    try:
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        await db.commit()
+    except BaseException:
+        await rollback(db)
+        raise
+
+
+async def rollback(db: aiosqlite.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        await db.rollback()
+
+
+def broken(db: aiosqlite.Connection) -> bool:
+    """Whether the connection must be opened again: never, for a file."""
+    return False
 
 
 class Loaded(NamedTuple):

@@ -11,21 +11,23 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
 
-from service.storage.sqlite import connect_sync, snapshot
+from service.storage.dialects import portable
+from service.storage.sqlite import snapshot
 from service.timestamps import utc_now
 from statemachine.projection import Record
 from statemachine.ticket import State
 
 __all__ = [
     "INSERT_CHECKPOINT",
+    "TICKET_SNAPSHOT_COLUMNS",
     "Checkpoint",
     "at_or_before",
     "current",
+    "encode_records",
     "every",
     "latest_position",
     "records_of",
@@ -65,58 +67,57 @@ def records_of(checkpoint: Checkpoint) -> dict[str, Record] | None:
     return records if len(records) == checkpoint.tickets else None
 
 
-def current(path: Path) -> Checkpoint | None:
-    """The checkpoint of the log at `path` as it stands: its `tickets` rows, read in one
-    snapshot with the last position (the writer changes both in one transaction).
+@portable
+def current(db: sqlite3.Connection) -> Checkpoint | None:
+    """The checkpoint of the log as it stands: its `tickets` rows, read in one snapshot
+    with the last position (the writer changes both in one transaction).
 
-    None on an empty log. Runs on a read-only connection of its own, off the writer, and
-    encodes a chunk of rows at a time, so that the service never holds every ticket as
-    Python objects at once: only the snapshot's bytes.
+    None on an empty log. Meant for a read-only connection of its own, off the writer; it
+    encodes a chunk of rows at a time, so that no process ever holds every ticket as Python
+    objects at once: only the snapshot's bytes.
     """
-    db = connect_sync(path, readonly=True)
-    try:
-        with snapshot(db):
-            position = int(db.execute(_LAST_EVENT).fetchone()[0])
-            count = int(db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0])
-            buffer = bytearray(_MAP32 + count.to_bytes(4, "big"))
-            cursor = db.cursor()
-            cursor.row_factory = None
-            cursor.arraysize = 1000
-            cursor.execute(_TICKETS)
-            while rows := cursor.fetchmany():
-                for row in rows:
-                    _encoder.encode_into(row[0], buffer, -1)
-                    _encoder.encode_into(_record(row), buffer, -1)
-    finally:
-        db.close()
+    with snapshot(db):
+        position = int(db.execute(_LAST_EVENT).fetchone()[0])
+        count = int(db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0])
+        cursor = db.cursor()
+        cursor.row_factory = None
+        cursor.arraysize = 1000
+        cursor.execute(_TICKETS)
+        data = encode_records(count, (row for rows in iter(cursor.fetchmany, []) for row in rows))
     if position == 0:
         return None
-    data = bytes(buffer)
     return Checkpoint(position, count, hashlib.sha256(data).hexdigest(), data)
 
 
-def store(path: Path, checkpoint: Checkpoint) -> bool:
-    """Write `checkpoint` to the log at `path` in a transaction of its own; False if the
-    log had one at that position already. One INSERT: it holds the write lock for as long
-    as writing the snapshot's pages takes, and the service's writer waits that long."""
-    db = connect_sync(path, readonly=False)
+@portable
+def store(db: sqlite3.Connection, checkpoint: Checkpoint) -> bool:
+    """Write `checkpoint` in a transaction of its own; False if the log had one at that
+    position already. One INSERT: it holds the write lock for as long as writing the
+    snapshot's pages takes, and the service's writer waits that long."""
+    db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            added = db.execute(INSERT_CHECKPOINT, (*checkpoint, utc_now())).rowcount
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-    finally:
-        db.close()
-    return added == 1
+        added = db.execute(INSERT_CHECKPOINT, (*checkpoint, utc_now())).rowcount
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return bool(added == 1)
+
+
+def encode_records(count: int, rows: Iterator[tuple[Any, ...]]) -> bytes:
+    """`count` tickets rows (`TICKET_SNAPSHOT_COLUMNS` order) as a snapshot, row by row."""
+    buffer = bytearray(_MAP32 + count.to_bytes(4, "big"))
+    for row in rows:
+        _encoder.encode_into(row[0], buffer, -1)
+        _encoder.encode_into(_record(row), buffer, -1)
+    return bytes(buffer)
 
 
 def _record(row: tuple[Any, ...]) -> Record:
     return Record(row[1], State(row[2]), row[3], row[4], _decode_tags(row[5]), row[6], row[7])
 
 
+@portable
 def at_or_before(db: sqlite3.Connection, position: int) -> Iterator[Checkpoint]:
     """Checkpoints at or before `position`, nearest first, read one at a time."""
     cursor = db.cursor()
@@ -125,6 +126,7 @@ def at_or_before(db: sqlite3.Connection, position: int) -> Iterator[Checkpoint]:
     yield from (Checkpoint(*row) for row in cursor)
 
 
+@portable
 def every(db: sqlite3.Connection) -> Iterator[Checkpoint]:
     """Every checkpoint, in position order, one at a time."""
     cursor = db.cursor()
@@ -133,12 +135,24 @@ def every(db: sqlite3.Connection) -> Iterator[Checkpoint]:
     yield from (Checkpoint(*row) for row in cursor)
 
 
+@portable
 def latest_position(db: Any, at_most: int = 2**62) -> int:
     """The position of the last checkpoint at or before `at_most` (0 when there is none)."""
     row = db.execute(_LATEST, (at_most,)).fetchone()
     return int(row[0])
 
 
+#: The `tickets` columns a snapshot is made of, in the order `encode_records` reads them.
+TICKET_SNAPSHOT_COLUMNS = (
+    "ncentral_ticket_id",
+    "external_ticket_id",
+    "state",
+    "title",
+    "details",
+    "custom_tags",
+    "created_at",
+    "updated_at",
+)
 _TICKETS = (
     "SELECT ncentral_ticket_id, external_ticket_id, state, title, details, custom_tags,"
     " created_at, updated_at FROM tickets"

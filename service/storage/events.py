@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+from service.storage.dialects import portable
 from service.storage.rows import EVENT_COLUMNS, event_from_row, event_from_values
 from statemachine.events import Event
 from statemachine.projection import RewindRow
@@ -38,6 +39,7 @@ FILTER_COLUMNS = ("ticket_id", "action", "outcome", "actor")
 Order = Literal["asc", "desc"]
 
 
+@portable
 def select(
     db: sqlite3.Connection,
     equal: Mapping[str, str],
@@ -51,6 +53,7 @@ def select(
     return [event_from_row(row) for row in db.execute(sql, params)]
 
 
+@portable
 def explain(
     db: sqlite3.Connection, equal: Mapping[str, str], low: int, high: int, order: Order
 ) -> list[str]:
@@ -59,6 +62,7 @@ def explain(
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
+@portable
 def iter_after(
     db: sqlite3.Connection, after: int = 0, through: int = 2**62, *, chunk: int = 5000
 ) -> Iterator[Event]:
@@ -71,6 +75,7 @@ def iter_after(
         yield from map(event_from_values, rows)
 
 
+@portable
 def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
     """Every event, in order, with only the columns the rules read (`RULE_COLUMNS`).
 
@@ -100,6 +105,7 @@ def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
             )
 
 
+@portable
 def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
     """The rows at positions `after+1..through` as stored: plain tuples, `EVENT_COLUMNS`."""
     cursor = db.cursor()
@@ -110,11 +116,13 @@ def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple
         yield from rows
 
 
+@portable
 def last_position(db: sqlite3.Connection) -> int:
     """The position of the last event (0 on an empty log)."""
     return int(db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
 
 
+@portable
 def rewind_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[RewindRow]:
     """What time travel folds of the events at positions `after+1..through`, in order.
 
@@ -129,12 +137,14 @@ def rewind_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[Re
         yield from rows
 
 
+@portable
 def at(db: sqlite3.Connection, position: int) -> Event | None:
     """The event at `position`, if the log has one there."""
     row = db.execute(_SELECT_AT, (position,)).fetchone()
     return event_from_row(row) if row is not None else None
 
 
+@portable
 def ticket_events(
     db: sqlite3.Connection, ticket_id: str, through: int | None = None
 ) -> Iterator[Event]:
@@ -143,21 +153,25 @@ def ticket_events(
     return (event_from_row(row) for row in rows)
 
 
+@portable
 def stream_length(db: sqlite3.Connection, ticket_id: str) -> int:
     """How many events one ticket has (its last stream_version)."""
     return int(db.execute(_STREAM_LENGTH, (ticket_id,)).fetchone()[0])
 
 
+@portable
 def stream_slice(db: sqlite3.Connection, ticket_id: str, first: int, last: int) -> Iterator[Event]:
     """One ticket's events numbered `first..last` in its stream, one at a time."""
     rows = db.execute(_SELECT_SLICE, (ticket_id, first, last))
     return (event_from_row(row) for row in rows)
 
 
+@portable
 def count(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
+@portable
 def last_position_at(db: sqlite3.Connection, moment: int | str) -> int:
     """The last position the log held at `moment`, a position or a time (0 before any)."""
     if isinstance(moment, int):
@@ -168,6 +182,7 @@ def last_position_at(db: sqlite3.Connection, moment: int | str) -> int:
     return int(found[0] or 0) if found else 0
 
 
+@portable
 def first_position_from(db: sqlite3.Connection, time: str) -> int | None:
     """The first position recorded at or after `time`; None when the log ends before it."""
     found = db.execute(_FIRST_FROM_TIME, (time,)).fetchone()

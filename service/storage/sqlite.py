@@ -15,6 +15,7 @@ from pathlib import Path
 import aiosqlite
 
 from service.storage import files
+from service.storage.dialects import is_postgres
 from service.storage.schema import PRAGMAS, migration_script
 
 __all__ = ["connect", "connect_readonly", "connect_sync", "file_of", "snapshot"]
@@ -68,7 +69,10 @@ def connect_sync(path: Path, *, readonly: bool = True) -> sqlite3.Connection:
 
 
 def file_of(db: sqlite3.Connection) -> Path | None:
-    """The file a connection reads (None in memory), for another process to open it too."""
+    """The file a connection reads (None in memory, or on PostgreSQL), for another process
+    to open it too."""
+    if is_postgres(db):
+        return None
     name = db.execute("PRAGMA database_list").fetchone()[2]
     return Path(name) if name else None
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from service.storage.dialects import portable
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 from statemachine.projection import Ticket
 
 __all__ = ["by_external_id", "names", "rows_by_ticket", "select"]
 
 
+@portable
 def by_external_id(db: sqlite3.Connection, external_ticket_id: str) -> Ticket | None:
     row = db.execute(_BY_EXTERNAL_ID, (external_ticket_id,)).fetchone()
     return None if row is None else ticket_from_row(row)
 
 
+@portable
 def select(
     db: sqlite3.Connection,
     *,
@@ -51,6 +54,7 @@ def select(
     return [ticket_from_row(row) for row in rows]
 
 
+@portable
 def rows_by_ticket(db: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
     """Every `tickets` row as plain values in `TICKET_COLUMNS` order, by ncentralTicketId.
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import msgspec
 
+from service.storage.dialects import portable
+
 __all__ = [
     "Mark",
     "explain_marks",
@@ -35,6 +37,7 @@ class Mark(msgspec.Struct, frozen=True, array_like=True):
     state_after: str | None
 
 
+@portable
 def marks(db: sqlite3.Connection, low: int, high: int, *, chunk: int = 5000) -> Iterator[Mark]:
     """Every event at positions `low..high`, in log order, a chunk at a time."""
     while low <= high:
@@ -46,6 +49,7 @@ def marks(db: sqlite3.Connection, low: int, high: int, *, chunk: int = 5000) -> 
         low = rows[-1][0] + 1
 
 
+@portable
 def net_entered(db: sqlite3.Connection, low: int, high: int, states: frozenset[str]) -> int:
     """How many more tickets are in `states` after the events at `low..high` than before.
 
@@ -57,22 +61,26 @@ def net_entered(db: sqlite3.Connection, low: int, high: int, states: frozenset[s
     return int(row[0] or 0)
 
 
+@portable
 def version_at(db: sqlite3.Connection, ticket_id: str, position: int) -> int:
     """How many of one ticket's events the log held at `position` (its stream version then)."""
     row = db.execute(_VERSION_AT, (ticket_id, position)).fetchone()
     return int(row[0] or 0)
 
 
+@portable
 def stream_step(db: sqlite3.Connection, ticket_id: str, version: int) -> int | None:
     """The position of one ticket's `version`-th event; None when it has no such event."""
     row = db.execute(_STEP, (ticket_id, version)).fetchone()
     return None if row is None else int(row[0])
 
 
+@portable
 def explain_marks(db: sqlite3.Connection) -> list[str]:
     return _plan(db, _MARKS, (1, 2, 3))
 
 
+@portable
 def explain_net_entered(db: sqlite3.Connection) -> list[str]:
     return _plan(db, _NET_ENTERED.format(marks="?"), ("open", "open", 1, 2))
 

@@ -28,8 +28,8 @@ PSA_LEDGER = str(Path(sys.executable).with_name("psa-ledger"))
 class Server(Service):
     """A server already up, with an HTTP client for each credential; stopped by `stop`."""
 
-    def __init__(self, db: Path) -> None:
-        super().__init__(db, log_level="warning")
+    def __init__(self, db: Path | str, log_dir: Path | None = None) -> None:
+        super().__init__(db, log_dir=log_dir, log_level="warning")
         self.start()
         self.ncentral = httpx.Client(base_url=self.url, auth=NCENTRAL, timeout=10)
         self.operator = httpx.Client(base_url=self.url, auth=OPERATOR, timeout=30)
@@ -43,7 +43,9 @@ class Server(Service):
         return super().stop()
 
 
-def cli(*args: str, db: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, db: Path | str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run `psa-ledger ARGS --db DB` as a user would."""
     command = [PSA_LEDGER, *args] + (["--db", str(db)] if db is not None else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
@@ -63,7 +65,7 @@ class Clock:
         return self.now.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def write_log(path: Path, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]) -> None:
+def write_log(path: Path | str, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]) -> None:
     """Append each request through the real Ledger, the clock at `start + offset`."""
     asyncio.run(_write_log(path, steps))
 
@@ -72,7 +74,9 @@ def days_ago(days: float) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
 
 
-async def _write_log(path: Path, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]) -> None:
+async def _write_log(
+    path: Path | str, steps: Iterable[tuple[timedelta, dict[str, Any] | bytes]]
+) -> None:
     clock = Clock(days_ago(30))
     start = clock.now
     ledger = Ledger(path, clock=clock)

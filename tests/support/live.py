@@ -1,13 +1,14 @@
-"""A real `psa-ledger serve` process on a free port with a real DB file, and ways to wait on it."""
+"""A real `psa-ledger serve` process on a free port with a real log (a SQLite file or a
+PostgreSQL database), ways to wait on it, and the log read as an auditor would."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -16,7 +17,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from service.storage import events, sqlite
+from service.storage import events
+from service.storage.backend import backend_for, is_url
 from statemachine.events import GENESIS_HASH, chain_hash
 from statemachine.projection import Projection
 
@@ -46,11 +48,14 @@ def free_port() -> int:
 class Service:
     """One psa-ledger process; `start` again after `kill` to restart it on the same file."""
 
-    def __init__(self, db: Path, *, log_dir: Path | None = None, **settings: str) -> None:
+    def __init__(self, db: Path | str, *, log_dir: Path | None = None, **settings: str) -> None:
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (log_dir or db.parent) / f"{db.stem}.{self.port}.log"
+        if isinstance(db, Path):
+            self.log = (log_dir or db.parent) / f"{db.stem}.{self.port}.log"
+        else:
+            self.log = (log_dir or Path(tempfile.gettempdir())) / f"psa-ledger.{self.port}.log"
         self.env = {
             **os.environ,
             "PSA_LEDGER_DB": str(db),
@@ -131,56 +136,58 @@ class Service:
             return False
 
 
-class Log:
-    """The event log and its projections, read the way an auditor would: sqlite3, read-only."""
+def read(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """The rows of `sql` (`?` placeholders) as dicts, read-only, on either backend."""
+    with closing(backend_for(db).connect_sync()) as conn:
+        rows = conn.execute(sql.replace("?", "%s") if is_url(db) else sql, params)
+        return [dict(row) for row in rows]
 
-    def __init__(self, db: Path) -> None:
+
+class Log:
+    """The event log and its projections, read the way an auditor would: read-only SQL."""
+
+    def __init__(self, db: Path | str) -> None:
         self.db = db
 
-    def events(self, ticket_id: str) -> list[sqlite3.Row]:
-        with closing(self._connect()) as db:
-            return db.execute(
-                "SELECT action, outcome, state_before, state_after, actor, payload"
-                " FROM events WHERE ticket_id = ? ORDER BY position",
-                (ticket_id,),
-            ).fetchall()
+    def events(self, ticket_id: str) -> list[dict[str, Any]]:
+        return read(
+            self.db,
+            "SELECT action, outcome, state_before, state_after, actor, payload"
+            " FROM events WHERE ticket_id = ? ORDER BY position",
+            (ticket_id,),
+        )
 
     def actions(self, ticket_id: str) -> list[str]:
         return [row["action"] for row in self.events(ticket_id)]
 
     def state(self, ticket_id: str) -> str | None:
-        with closing(self._connect()) as db:
-            row = db.execute(
-                "SELECT state FROM tickets WHERE ncentral_ticket_id = ?", (ticket_id,)
-            ).fetchone()
-        return row["state"] if row else None
+        rows = read(self.db, "SELECT state FROM tickets WHERE ncentral_ticket_id = ?", (ticket_id,))
+        return rows[0]["state"] if rows else None
 
-    def callback(self, ticket_id: str) -> sqlite3.Row | None:
-        with closing(self._connect()) as db:
-            return db.execute(
-                "SELECT * FROM callbacks WHERE ncentral_ticket_id = ?", (ticket_id,)
-            ).fetchone()
+    def states(self) -> dict[str, str]:
+        """Every ticket's state in the tickets table."""
+        rows = read(self.db, "SELECT ncentral_ticket_id, state FROM tickets")
+        return {row["ncentral_ticket_id"]: row["state"] for row in rows}
+
+    def callback(self, ticket_id: str) -> dict[str, Any] | None:
+        rows = read(self.db, "SELECT * FROM callbacks WHERE ncentral_ticket_id = ?", (ticket_id,))
+        return rows[0] if rows else None
+
+    def positions(self) -> list[int]:
+        return [row["position"] for row in read(self.db, "SELECT position FROM events ORDER BY 1")]
 
     def replay_problems(self) -> list[str]:
         """Replaying the whole log must keep the hash chain, derive every recorded state,
         and give the tickets table."""
         projection, prev, problems = Projection(), GENESIS_HASH, []
-        db = sqlite.connect_sync(self.db)
-        try:
+        with closing(backend_for(self.db).connect_sync()) as db:
             for event in events.iter_after(db):
                 problems += projection.apply(event)
                 if event.prev_hash != prev or chain_hash(event, prev) != event.hash:
                     problems.append(f"hash chain broken at position {event.position}")
                 prev = event.hash
-            recorded = dict(db.execute("SELECT ncentral_ticket_id, state FROM tickets"))
-        finally:
-            db.close()
+        recorded = self.states()
         derived = {tid: t.state.value for tid, t in projection.tickets().items()}
         if derived != recorded:
             problems.append(f"tickets table {recorded} but replay derives {derived}")
         return problems
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        db.row_factory = sqlite3.Row
-        return db

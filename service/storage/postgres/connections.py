@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row, scalar_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from service.storage.postgres.schema import migrate, migrate_async
 
@@ -25,10 +25,12 @@ __all__ = [
     "AsyncConnection",
     "Connection",
     "connect",
+    "connect_listener",
     "connect_readonly",
     "connect_sync",
     "display",
     "pool",
+    "read_pool",
     "snapshot",
 ]
 
@@ -68,6 +70,13 @@ async def connect_readonly(url: str) -> AsyncConnection:
         row_factory=dict_row,
         connect_timeout=CONNECT_TIMEOUT,
         options=_READ_ONLY,
+    )
+
+
+async def connect_listener(url: str) -> AsyncConnection:
+    """An autocommit connection for LISTEN, which a read-only session may not run."""
+    return await psycopg.AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
     )
 
 
@@ -129,6 +138,28 @@ async def pool(
     )
     await opened.open(wait=True, timeout=CONNECT_TIMEOUT)
     return opened
+
+
+def read_pool(url: str, *, max_size: int = 8) -> ConnectionPool[Connection]:
+    """Read-only connections for the read side's worker threads, checked on checkout.
+
+    Opened in the background: the first query waits for a connection at most
+    `CONNECT_TIMEOUT` seconds, so a lost server makes a read fail, not hang.
+    """
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        timeout=CONNECT_TIMEOUT,
+        check=ConnectionPool.check_connection,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "options": _READ_ONLY,
+        },
+        open=True,
+    )
 
 
 def display(url: str) -> str:

@@ -10,7 +10,7 @@ def test_schedule_takes_fractional_seconds_and_db_takes_a_path() -> None:
         environ={"PSA_LEDGER_CALLBACK_SCHEDULE": "0.2, 1.5,30", "PSA_LEDGER_DB": "var/x.db"}
     )
     assert settings.callback_schedule == (0.2, 1.5, 30.0)
-    assert settings.db.name == "x.db"
+    assert settings.db == "var/x.db"
 
 
 @pytest.mark.parametrize("text", [" , ", "1,-2", "1,nan", "soon"])

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.cookbook import blocks as cookbook
-from tests.support.live import Log, Service, wait_for
+from tests.support.cookbook import for_log as cookbook
+from tests.support.live import Log, Service, read, wait_for
 from tests.support.ncentral_fake import LEGACY_PREFIX, FakeNcentral, Reply, basic_auth
 
 pytestmark = pytest.mark.slow
@@ -27,9 +25,19 @@ TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
-def service(fake: FakeNcentral, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def fake(module_db: Path | str) -> Iterator[FakeNcentral]:
+    """A fake N-central of its own for each backend's run of this module."""
+    with FakeNcentral().running() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def service(
+    fake: FakeNcentral, module_db: Path | str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     service = Service(
-        tmp_path_factory.mktemp("legacy") / "ledger.db",
+        module_db,
+        log_dir=tmp_path_factory.mktemp("legacy"),
         create_mode="async",
         ncentral_url=fake.url,
         ncentral_username=fake.username,
@@ -134,8 +142,9 @@ def test_the_schedule_spent_dead_letters_the_callback(
     row = log.callback("1005")
     assert (row["status"], row["last_error"], row["next_attempt_at"]) == ("dead", "HTTP 502", None)
     assert _metric(service, 'psa_ledger_callbacks{status="dead"}') >= 1
-    with closing(sqlite3.connect(f"file:{service.db}?mode=ro", uri=True)) as db:
-        owed = db.execute(cookbook()["callbacks-owed"]).fetchall()
+    owed = [
+        tuple(found.values()) for found in read(service.db, cookbook(service.db)["callbacks-owed"])
+    ]
     assert ("1005", row["external_ticket_id"], "dead", len(SCHEDULE) + 1, None, "HTTP 502") in owed
 
 

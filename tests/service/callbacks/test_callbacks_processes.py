@@ -1,4 +1,5 @@
-"""Callbacks across process lifetimes: a SIGKILL mid-schedule, two servers on one file."""
+"""Callbacks across process lifetimes: a SIGKILL mid-schedule, two servers on one log (a
+file, then a PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from tests.support.ncentral_fake import FakeNcentral, Reply
 pytestmark = pytest.mark.slow
 
 
-def test_a_callback_pending_at_sigkill_is_delivered_once_after_restart(tmp_path: Path) -> None:
+def test_a_callback_pending_at_sigkill_is_delivered_once_after_restart(
+    log_db: Path | str, tmp_path: Path
+) -> None:
     with FakeNcentral().running() as fake:
         fake.script("4001", *[Reply(503)] * 20)
-        service = _service(fake, tmp_path / "ledger.db", schedule="1.5,1.5,1.5,1.5").start()
+        service = _service(fake, log_db, tmp_path, schedule="1.5,1.5,1.5,1.5").start()
         log = Log(service.db)
         try:
             assert service.ticket("CREATE", "4001").status_code == 202
@@ -34,14 +37,16 @@ def test_a_callback_pending_at_sigkill_is_delivered_once_after_restart(tmp_path:
     assert log.replay_problems() == []
 
 
-def test_two_servers_on_one_file_never_send_one_callback_twice(tmp_path: Path) -> None:
+def test_two_servers_on_one_log_never_send_one_callback_twice(
+    log_db: Path | str, tmp_path: Path
+) -> None:
     """After a first 503, every retry falls due at once in both servers: they race for it."""
     tickets = [str(5000 + n) for n in range(12)]
     with FakeNcentral().running() as fake:
         for ticket_id in tickets:
             fake.script(ticket_id, Reply(503), Reply(200, delay=0.2))
-        first = _service(fake, tmp_path / "ledger.db").start()
-        second = _service(fake, tmp_path / "ledger.db").start()
+        first = _service(fake, log_db, tmp_path).start()
+        second = _service(fake, log_db, tmp_path).start()
         log = Log(first.db)
         try:
             for n, ticket_id in enumerate(tickets):
@@ -66,9 +71,12 @@ def _between_tries(log: Log, ticket_id: str) -> bool:
     return seconds_until(row["next_attempt_at"]) > 0.5
 
 
-def _service(fake: FakeNcentral, db: Path, *, schedule: str = "0.2,0.2,0.2") -> Service:
+def _service(
+    fake: FakeNcentral, db: Path | str, logs: Path, *, schedule: str = "0.2,0.2,0.2"
+) -> Service:
     return Service(
         db,
+        log_dir=logs,
         create_mode="async",
         ncentral_url=fake.url,
         ncentral_username=fake.username,

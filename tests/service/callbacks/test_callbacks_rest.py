@@ -15,8 +15,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def service(fake: FakeNcentral, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = _rest_service(fake, tmp_path_factory.mktemp("rest") / "ledger.db").start()
+def fake(module_db: Path | str) -> Iterator[FakeNcentral]:
+    """A fake N-central of its own for each backend's run of this module."""
+    with FakeNcentral().running() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def service(fake: FakeNcentral, module_db: Path | str) -> Iterator[Service]:
+    service = _rest_service(fake, module_db).start()
     yield service
     service.stop()
     assert Log(service.db).replay_problems() == []
@@ -100,7 +107,7 @@ def test_an_unexpected_error_in_a_try_is_recorded_and_dead_lettered(tmp_path: Pa
     assert log.replay_problems() == []
 
 
-def _rest_service(fake: FakeNcentral, db: Path) -> Service:
+def _rest_service(fake: FakeNcentral, db: Path | str) -> Service:
     return Service(
         db,
         create_mode="async",

@@ -7,7 +7,6 @@ log can tell them apart.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 import msgspec
 
 from tests.support.harness import Server
-from tests.support.live import NCENTRAL
+from tests.support.live import NCENTRAL, read
 
 
 def body(action: str, ticket: str, **extra: Any) -> bytes:
@@ -37,12 +36,13 @@ def put(server: Server, content: bytes, *, sized: bool, request_id: str) -> http
 
 
 def recorded(server: Server, request_id: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(server.db) as db:
-        return db.execute(
-            "SELECT ticket_id, action, outcome, actor FROM events WHERE request_id = ?"
-            " ORDER BY position",
-            (request_id,),
-        ).fetchall()
+    rows = read(
+        server.db,
+        "SELECT ticket_id, action, outcome, actor FROM events WHERE request_id = ?"
+        " ORDER BY position",
+        (request_id,),
+    )
+    return [tuple(row.values()) for row in rows]
 
 
 def test_sized_and_chunked_requests_get_the_same_answers_and_events(server: Server) -> None:

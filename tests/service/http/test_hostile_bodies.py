@@ -9,9 +9,7 @@ could no longer read them as an object.
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import uuid
-from contextlib import closing
 from typing import Any
 
 import msgspec
@@ -19,6 +17,7 @@ import pytest
 
 from statemachine.events import MAX_DEPTH
 from tests.support.harness import Server, cli
+from tests.support.live import read
 
 PROBLEM = "application/problem+json"
 _numbers = itertools.count(7000)
@@ -65,14 +64,13 @@ def send(server: Server, body: bytes) -> tuple[Any, dict[str, Any]]:
 
 
 def event_of(server: Server, request_id: str) -> dict[str, Any]:
-    with closing(sqlite3.connect(f"file:{server.db}?mode=ro", uri=True)) as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(
-            "SELECT * FROM events WHERE request_id = ? AND action != 'identity_delivered'",
-            (request_id,),
-        ).fetchall()
+    rows = read(
+        server.db,
+        "SELECT * FROM events WHERE request_id = ? AND action <> 'identity_delivered'",
+        (request_id,),
+    )
     assert len(rows) == 1, f"expected one event for request {request_id}, found {len(rows)}"
-    return dict(rows[0])
+    return rows[0]
 
 
 UNREADABLE = {

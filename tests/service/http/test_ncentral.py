@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
 from tests.conftest import NCENTRAL, OPERATOR, basic
+from tests.support.live import read
 
 AUTH = basic(NCENTRAL)
 PROBLEM = "application/problem+json"
@@ -35,18 +38,30 @@ async def send(client: AsyncTestClient, body: Any, *, method: str = "PUT", **kw:
     return await client.request(method, "/ncentral/tickets", json=body, headers=AUTH, **kw)
 
 
+@pytest.fixture
+def settings(log_db: Path | str) -> Settings:
+    """The endpoint's tests run on each backend."""
+    return Settings(db=str(log_db), public_url="https://psa.example.test")
+
+
 def log(settings: Settings) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(settings.db) as db:
-        return db.execute(
-            "SELECT ticket_id, action, outcome, state_after FROM events ORDER BY position"
-        ).fetchall()
+    rows = read(
+        settings.db, "SELECT ticket_id, action, outcome, state_after FROM events ORDER BY position"
+    )
+    return [tuple(row.values()) for row in rows]
 
 
 def state(settings: Settings, ticket: str = "1001") -> str:
-    with sqlite3.connect(settings.db) as db:
-        return db.execute(
-            "SELECT state FROM tickets WHERE ncentral_ticket_id = ?", (ticket,)
-        ).fetchone()[0]
+    rows = read(settings.db, "SELECT state FROM tickets WHERE ncentral_ticket_id = ?", (ticket,))
+    return str(rows[0]["state"])
+
+
+def count_tickets(settings: Settings) -> int:
+    return len(read(settings.db, "SELECT ncentral_ticket_id FROM tickets"))
+
+
+def payloads(settings: Settings) -> list[dict[str, Any]]:
+    return [json.loads(row["payload"]) for row in read(settings.db, "SELECT payload FROM events")]
 
 
 @pytest.mark.parametrize("method", ["PUT", "POST"])
@@ -95,8 +110,7 @@ async def test_create_again_with_another_body_answers_the_existing_identity(
     again = await send(client, create(title="Disk C: 99% full"))
     assert (again.status_code, again.json()) == (200, identity)
     assert log(settings)[-1] == ("1001", "CREATE", "existing", "open")
-    with sqlite3.connect(settings.db) as db:
-        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 1
+    assert count_tickets(settings) == 1
 
 
 async def test_connection_test_answers_identity_and_creates_nothing(client, settings) -> None:
@@ -112,8 +126,7 @@ async def test_connection_test_answers_identity_and_creates_nothing(client, sett
     assert response.status_code == 200
     assert set(response.json()) == {"externalTicketId", "ticketUrl"}
     assert log(settings) == [("TEST_NC_TICKET_ID_9", "CREATE", "connection_test", None)]
-    with sqlite3.connect(settings.db) as db:
-        assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 0
+    assert count_tickets(settings) == 0
     # The ticketUrl answered to the test opens a page listing the tests that arrived.
     path = response.json()["ticketUrl"].removeprefix("https://psa.example.test")
     page = await client.get(path, headers=basic(OPERATOR))
@@ -155,10 +168,8 @@ async def test_malformed_json_is_400_and_logged_as_a_description(client, setting
     response = await send(client, b'{"action": "CREATE", ')
     assert response.status_code == 400
     assert response.headers["content-type"].startswith(PROBLEM)
-    with sqlite3.connect(settings.db) as db:
-        action, outcome, payload = db.execute(
-            "SELECT action, outcome, json_extract(payload, '$.sample') FROM events"
-        ).fetchone()
+    [(_, action, outcome, _)] = log(settings)
+    payload = payloads(settings)[0]["sample"]
     assert (action, outcome, payload) == ("invalid_request", "invalid", '{"action": "CREATE", ')
 
 
@@ -193,9 +204,7 @@ async def test_missing_or_ill_typed_field_is_422_naming_it(client, settings, bod
 
 async def test_unknown_keys_are_kept_in_the_payload(client, settings) -> None:
     await send(client, create(severity="critical"))
-    with sqlite3.connect(settings.db) as db:
-        kept = db.execute("SELECT json_extract(payload, '$.severity') FROM events").fetchone()
-    assert kept == ("critical",)
+    assert payloads(settings)[0]["severity"] == "critical"
 
 
 async def test_body_over_one_mebibyte_is_413(client, settings) -> None:

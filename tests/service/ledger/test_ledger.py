@@ -1,4 +1,5 @@
-"""The writer on its own: another process appending to the same file, and group commit."""
+"""The writer on its own, on each backend: another writer appending to the same log, and
+group commit."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from service.audit.verify import verify
 from service.ledger.intake import Intake, Received
 from service.ledger.writer import Ledger
-from service.storage.sqlite import connect_sync
-from tests.support.live import Log
+from service.storage.backend import backend_for
+from tests.support.live import Log, read
 
 INTAKE = Intake(base_url="http://psa.test")
 
@@ -28,16 +29,14 @@ def sent(**body: object) -> Received:
     return Received(INTAKE, msgspec.json.encode(body), actor="test", request_id="r")
 
 
-def replay(db: Path) -> tuple[list[str], dict[str, str]]:
+def replay(db: Path | str) -> tuple[list[str], dict[str, str]]:
     """What replay finds wrong, and the states the tickets table holds."""
     log = Log(db)
-    with closing(connect_sync(db)) as conn:
-        live = dict(conn.execute("SELECT ncentral_ticket_id, state FROM tickets").fetchall())
-    return log.replay_problems(), live
+    return log.replay_problems(), log.states()
 
 
-async def test_two_writers_on_one_file_keep_one_gapless_chain(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
+async def test_two_writers_on_one_log_keep_one_gapless_chain(log_db: Path | str) -> None:
+    db = log_db
     server, tool = Ledger(db), Ledger(db)
     await server.open()
     await tool.open()
@@ -57,8 +56,8 @@ async def test_two_writers_on_one_file_keep_one_gapless_chain(tmp_path: Path) ->
     assert live == {"1": "closed"}
 
 
-async def test_concurrent_requests_share_transactions(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+async def test_concurrent_requests_share_transactions(log_db: Path | str) -> None:
+    ledger = Ledger(log_db)
     commits: list[int] = []
     ledger.on_commit(lambda batch: commits.append(len(batch.events)))
     await ledger.open()
@@ -71,11 +70,11 @@ async def test_concurrent_requests_share_transactions(tmp_path: Path) -> None:
         await ledger.close()
     assert {a.status for a in answers} == {200}
     assert sum(commits) == 202 and len(commits) < 50, commits
-    assert replay(tmp_path / "ledger.db")[0] == []
+    assert replay(log_db)[0] == []
 
 
-async def test_more_requests_than_the_queue_holds_all_complete(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db", batch_limit=2)  # a queue of 32
+async def test_more_requests_than_the_queue_holds_all_complete(log_db: Path | str) -> None:
+    ledger = Ledger(log_db, batch_limit=2)  # a queue of 32
     await ledger.open()
     try:
         await ledger.submit(request("CREATE", "9"))
@@ -85,15 +84,15 @@ async def test_more_requests_than_the_queue_holds_all_complete(tmp_path: Path) -
     finally:
         await ledger.close()
     assert [a.status for a in answers] == [200] * 300
-    assert replay(tmp_path / "ledger.db")[0] == []
+    assert replay(log_db)[0] == []
 
 
 @pytest.mark.parametrize("first_id", [1000, "t"], ids=["accepted", "refused"])
 async def test_the_writer_keeps_no_ticket_text_between_batches(
-    tmp_path: Path, first_id: int | str
+    log_db: Path | str, first_id: int | str
 ) -> None:
     """Neither accepted CREATEs nor refused ones (an id that is not N-central's) stay held."""
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = Ledger(log_db)
     await ledger.open()
     try:
         await ledger.submit(request("CREATE", "warm-up"))
@@ -118,8 +117,8 @@ async def test_the_writer_keeps_no_ticket_text_between_batches(
     assert held < 4_000_000, f"{held:,} bytes still held after 40 MB of details"
 
 
-async def test_content_the_writer_dropped_stays_in_the_tickets_table(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
+async def test_content_the_writer_dropped_stays_in_the_tickets_table(log_db: Path | str) -> None:
+    db = log_db
     tags = {"site": "Leeds"}
     ledger = Ledger(db)
     await ledger.open()
@@ -137,13 +136,14 @@ async def test_content_the_writer_dropped_stays_in_the_tickets_table(tmp_path: P
         await restarted.submit(sent(action="UPDATE", ncentralTicketId="5"))
     finally:
         await restarted.close()
-    with closing(connect_sync(db)) as conn:
-        row = conn.execute(
-            "SELECT state, title, details, CAST(custom_tags AS TEXT) FROM tickets"
-            " WHERE ncentral_ticket_id = '5'"
-        ).fetchone()
-        tag_rows = conn.execute("SELECT key, value FROM ticket_tags").fetchall()
+    row = read(
+        db,
+        "SELECT state, title, details, CAST(custom_tags AS TEXT) AS tags FROM tickets"
+        " WHERE ncentral_ticket_id = '5'",
+    )[0]
+    tag_rows = read(db, "SELECT key, value FROM ticket_tags")
+    with closing(backend_for(db).connect_sync()) as conn:
         report = verify(conn)
-    assert tuple(row) == ("reopened", "T", "B", '{"site":"Leeds"}')
-    assert [tuple(tag) for tag in tag_rows] == [("site", "Leeds")]
+    assert tuple(row.values()) == ("reopened", "T", "B", '{"site":"Leeds"}')
+    assert [tuple(tag.values()) for tag in tag_rows] == [("site", "Leeds")]
     assert report.ok, report.findings

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from litestar.testing import TestClient
 from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import CREDENTIALS, NCENTRAL, basic
-from tests.support.live import Log
+from tests.support.live import Log, read
 
 AUTH = basic(NCENTRAL)
 ACTIONS = ["CREATE", "UPDATE", "RESOLVE", "REOPEN", "CLOSE"]
@@ -41,7 +40,7 @@ class TicketTraffic(RuleBasedStateMachine):
     """Each example gets fresh ticket IDs on one long-lived app and DB file."""
 
     client: TestClient
-    db: Path
+    db: Path | str
     mode: str
 
     @initialize()
@@ -88,20 +87,19 @@ class TicketTraffic(RuleBasedStateMachine):
 
     @invariant()
     def states_match_the_model(self) -> None:
-        with sqlite3.connect(self.db) as db:
-            stored = dict(
-                db.execute(
-                    "SELECT ncentral_ticket_id, state FROM tickets WHERE ncentral_ticket_id LIKE ?",
-                    (f"{self.run}__",),
-                ).fetchall()
-            )
+        rows = read(
+            self.db,
+            "SELECT ncentral_ticket_id, state FROM tickets WHERE ncentral_ticket_id LIKE ?",
+            (f"{self.run}__",),
+        )
+        stored = {row["ncentral_ticket_id"]: row["state"] for row in rows}
         assert stored == {tid: known[0] for tid, known in self.tickets.items()}
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_random_traffic_agrees_with_the_reference_model(tmp_path: Path, mode: str) -> None:
+def test_random_traffic_agrees_with_the_reference_model(log_db: Path | str, mode: str) -> None:
     settings = Settings(
-        db=tmp_path / "model.db",
+        db=str(log_db),
         create_mode=mode,  # type: ignore[arg-type]
         # Nothing listens on port 9: every callback fails, so tickets stay pending.
         ncentral_url="http://127.0.0.1:9" if mode == "async" else None,

@@ -1,4 +1,5 @@
-"""The shell tools as subprocesses on real DB files, one of them served while they read."""
+"""The shell tools as subprocesses on real logs (a file, then a PostgreSQL database), one of
+them served while they read."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import msgspec
+import psycopg
 import pytest
 
+from service.storage.backend import backend_for
 from tests.support.harness import PSA_LEDGER, Server, cli, write_log
+from tests.support.live import read
+from tests.support.postgres import Postgres
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +105,12 @@ def test_verify_passes_on_the_live_log(history: Server) -> None:
     assert "verify: 3/" in done.stderr
 
 
-def tampered(source: Path, tmp_path: Path, *statements: str) -> Path:
+def tampered(
+    source: Path | str, tmp_path: Path, *statements: str, request: pytest.FixtureRequest
+) -> Path | str:
     """A copy of the log with the append-only triggers dropped, then `statements` run."""
+    if isinstance(source, str):
+        return _tampered_postgres(source, request.getfixturevalue("postgres"), statements)
     copy = tmp_path / "tampered.db"
     with sqlite3.connect(source) as src, sqlite3.connect(copy) as dst:
         src.backup(dst)
@@ -111,6 +120,27 @@ def tampered(source: Path, tmp_path: Path, *statements: str) -> Path:
         + ";".join(statements)
     )
     db.close()
+    return copy
+
+
+def _tampered_postgres(source: str, server: Postgres, statements: tuple[str, ...]) -> str:
+    copy = server.create_database()
+    backend_for(copy).connect_sync(readonly=False).close()  # the schema
+    with psycopg.connect(copy, autocommit=True) as db:
+        for table in ("events", "tickets", "callbacks"):
+            rows = read(source, f"SELECT * FROM {table}")
+            if rows:
+                columns = ", ".join(rows[0])
+                marks = ", ".join("%s" for _ in rows[0])
+                with db.cursor() as cursor:
+                    cursor.executemany(
+                        f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                        [tuple(row.values()) for row in rows],
+                    )
+        db.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_update")
+        db.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_delete")
+        for statement in statements:
+            db.execute(statement)
     return copy
 
 
@@ -134,15 +164,22 @@ def tampered(source: Path, tmp_path: Path, *statements: str) -> Path:
     ids=["edited-payload", "deleted-row", "reordered-rows"],
 )
 def test_verify_names_the_first_bad_position(
-    history: Server, tmp_path: Path, statements: list[str], position: int
+    history: Server,
+    tmp_path: Path,
+    statements: list[str],
+    position: int,
+    request: pytest.FixtureRequest,
 ) -> None:
-    done = cli("verify", db=tampered(history.db, tmp_path, *statements), check=False)
+    copy = tampered(history.db, tmp_path, *statements, request=request)
+    done = cli("verify", db=copy, check=False)
     assert done.returncode != 0
     assert f"FAILED at position {position}:" in done.stdout
 
 
-def test_verify_catches_a_projection_row_that_lies(history: Server, tmp_path: Path) -> None:
-    copy = tampered(history.db, tmp_path, "UPDATE tickets SET state = 'open'")
+def test_verify_catches_a_projection_row_that_lies(
+    history: Server, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    copy = tampered(history.db, tmp_path, "UPDATE tickets SET state = 'open'", request=request)
     done = cli("verify", db=copy, check=False)
     assert done.returncode != 0
     assert "tickets row" in done.stdout

@@ -1,0 +1,104 @@
+"""The console's front page on PostgreSQL: `service.storage.activity`, statement for statement.
+
+PostgreSQL's tables have no rowid, so the keyset's second half is `last_position`: the
+position of a ticket's last event, unique to it and ordered like its activity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.storage.activity import ActivityRow
+from service.storage.postgres.connections import Connection
+from service.storage.postgres.nul import shield
+from service.storage.postgres.tickets import restored
+from service.storage.rows import TICKET_COLUMNS, ticket_from_row
+
+__all__ = ["explain_recent", "head_position", "recent", "state_counts"]
+
+
+def recent(
+    db: Connection,
+    *,
+    limit: int,
+    before: tuple[str, int] | None = None,
+    state: str | None = None,
+    tags: tuple[tuple[str, str], ...] = (),
+    ncentral_ticket_id: str | None = None,
+    text: str | None = None,
+) -> list[ActivityRow]:
+    """Up to `limit` tickets, newest activity first, after the keyset `before` when given."""
+    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text)
+    return [_activity(row) for row in db.execute(sql, params)]
+
+
+def explain_recent(db: Connection, **where: Any) -> list[str]:
+    """PostgreSQL's plan for `recent`, a line a node."""
+    sql, params = _recent(50, ("9999", 2**62), **where)
+    return [next(iter(row.values())) for row in db.execute("EXPLAIN " + sql, params)]
+
+
+def state_counts(db: Connection) -> dict[str, int]:
+    rows = db.execute("SELECT state, COUNT(*) AS n FROM tickets GROUP BY state")
+    return {row["state"]: int(row["n"]) for row in rows}
+
+
+def head_position(db: Connection) -> int:
+    row = db.execute("SELECT COALESCE(MAX(position), 0) AS n FROM events").fetchone()
+    return int(row["n"]) if row is not None else 0
+
+
+def _activity(row: dict[str, Any]) -> ActivityRow:
+    return ActivityRow(
+        ticket=ticket_from_row(restored(row)),
+        updated_at=row["updated_at"],
+        rowid=row["row_number"],
+        last_action=row["last_action"],
+        last_outcome=row["last_outcome"],
+        callback=row["callback"],
+    )
+
+
+def _recent(
+    limit: int,
+    before: tuple[str, int] | None,
+    state: str | None = None,
+    tags: tuple[tuple[str, str], ...] = (),
+    ncentral_ticket_id: str | None = None,
+    text: str | None = None,
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if before is not None:
+        clauses.append("(t.updated_at, t.last_position) < (%s, %s)")
+        params += list(before)
+    if state is not None:
+        clauses.append("t.state = %s")
+        params.append(state)
+    if ncentral_ticket_id is not None:
+        clauses.append("t.ncentral_ticket_id = %s")
+        params.append(ncentral_ticket_id)
+    for key, value in tags:
+        clauses.append(
+            "t.ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM ticket_tags"
+            " WHERE key = %s AND value = %s)"
+        )
+        params += [shield(key), shield(value)]
+    if text is not None:
+        # strpos, not LIKE: `%` and `_` in what the operator typed are plain characters.
+        clauses.append("(strpos(lower(t.title), %s) > 0 OR strpos(lower(t.details), %s) > 0)")
+        params += [shield(text.lower()), shield(text.lower())]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = (
+        f"SELECT {_COLUMNS}, t.last_position AS row_number, e.action AS last_action,"
+        " e.outcome AS last_outcome, c.status AS callback"
+        " FROM tickets AS t"
+        " LEFT JOIN events AS e ON e.position = t.last_position"
+        " LEFT JOIN callbacks AS c ON c.ncentral_ticket_id = t.ncentral_ticket_id"
+        " AND c.status IN ('pending', 'dead')"
+        f" {where} ORDER BY t.updated_at DESC, t.last_position DESC LIMIT %s"
+    )
+    return sql, [*params, limit]
+
+
+_COLUMNS = ", ".join(f"t.{column}" for column in TICKET_COLUMNS)

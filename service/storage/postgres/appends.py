@@ -1,0 +1,171 @@
+"""What the writer writes on PostgreSQL, and what it reads inside the append lock.
+
+Several replicas append to one log, so each batch's transaction starts by taking a
+transaction-scoped advisory lock (`begin`): batches of all replicas run one after
+another, the lock is released by COMMIT or ROLLBACK and never outlives them. Inside the
+lock the writer reads the tail; if it is not the one this replica last wrote, `begin`
+also names the tickets whose events came since, so the writer reloads exactly those
+before deciding. Positions are still assigned by the writer (a sequence would leave gaps
+on rollback), so commit order is position order and the hash chain is one.
+`service.storage.appends` has the same names for SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from service.storage.appends import Began, Loaded
+from service.storage.outbox import Statement
+from service.storage.postgres.connections import AsyncConnection
+from service.storage.postgres.nul import shield, shield_tags
+from service.storage.postgres.outbox import CHANNEL, STATEMENTS, WAKES
+from service.storage.rows import EVENT_COLUMNS, STREAM_COLUMNS, TICKET_COLUMNS
+from statemachine.events import GENESIS_HASH
+
+__all__ = [
+    "APPEND_LOCK",
+    "BEGIN_WAITS",
+    "INSERT_EVENT",
+    "MOVED",
+    "UPSERT_TICKET",
+    "begin",
+    "broken",
+    "load",
+    "rollback",
+    "ticket_params",
+    "write",
+]
+
+# The advisory lock key of appends: the bytes of "psa-appd" (the migrations hold "psa-migr").
+APPEND_LOCK = int.from_bytes(b"psa-appd", "big")
+
+#: Another writer got the position first: only possible from a writer that skips the lock.
+MOVED: type[Exception] = psycopg.errors.UniqueViolation
+#: Whether `begin` may wait on another writer: it takes the append lock other replicas hold.
+BEGIN_WAITS = True
+
+# Past this many tickets moved by other replicas, the whole cache is dropped instead.
+_MOVED_LIMIT = 10_000
+_CONTENT_COLUMNS = ("title", "details", "custom_tags")
+_TEXT_AT = tuple(TICKET_COLUMNS.index(name) for name in ("title", "details"))
+_TAGS_AT = TICKET_COLUMNS.index("custom_tags")
+_LAST_ACCEPTED_AT = TICKET_COLUMNS.index("last_accepted")
+
+INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('%s' for _ in EVENT_COLUMNS)})"
+)
+# The whole row; a content column given as NULL keeps the stored value. The row is built
+# by a SELECT joined to the stored one, since NOT NULL is checked before ON CONFLICT.
+UPSERT_TICKET = (
+    f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)}) SELECT "
+    + ", ".join(
+        f"COALESCE(%s, stored.{name})" if name in _CONTENT_COLUMNS else "%s"
+        for name in TICKET_COLUMNS
+    )
+    + " FROM (SELECT %s::text AS id) AS incoming"
+    " LEFT JOIN tickets AS stored ON stored.ncentral_ticket_id = incoming.id"
+    " ON CONFLICT (ncentral_ticket_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in TICKET_COLUMNS[1:])
+)
+
+
+async def begin(db: AsyncConnection, after: int | None) -> Began:
+    """Take the append lock, then read the tail and what moved after position `after`.
+
+    One round trip: the statements are pipelined, and PostgreSQL runs them in order, so
+    the reads (read committed: a snapshot per statement) see every batch committed before
+    the lock was ours.
+    """
+    async with db.pipeline():
+        await db.execute(_LOCK, (APPEND_LOCK,))
+        tail_read = await db.execute(_TAIL)
+        moved_read = None if after is None else await db.execute(_MOVED, (after, _MOVED_LIMIT + 1))
+    tail = await tail_read.fetchone() or _EMPTY_TAIL
+    if moved_read is None:
+        return Began(tail, None)
+    moved = {row["ticket_id"] for row in await moved_read.fetchall()}
+    return Began(tail, moved if len(moved) <= _MOVED_LIMIT else None)
+
+
+async def load(db: AsyncConnection, ticket_ids: Iterable[str], *, with_tail: bool) -> Loaded:
+    """The standing and last stream version of `ticket_ids`; the tail if asked."""
+    ids = sorted(ticket_ids)
+    async with db.pipeline():
+        tickets = await db.execute(_STREAMS, (ids,))
+        versions = await db.execute(_VERSIONS, (ids,))
+        tail_read = await db.execute(_TAIL) if with_tail else None
+    tail = await tail_read.fetchone() if tail_read is not None else None
+    return Loaded(
+        tail,
+        await tickets.fetchall(),
+        {row["ticket_id"]: row["version"] for row in await versions.fetchall()},
+    )
+
+
+async def write(
+    db: AsyncConnection,
+    events: Sequence[tuple[Any, ...]],
+    tickets: Sequence[tuple[Any, ...]],
+    statements: Sequence[Statement],
+    queued: Callable[[], None] = lambda: None,
+) -> None:
+    """The batch's writes pipelined, then COMMIT; a callback made due wakes every courier."""
+    try:
+        async with db.pipeline(), db.cursor() as cursor:
+            await cursor.executemany(INSERT_EVENT, events)
+            if tickets:
+                await cursor.executemany(UPSERT_TICKET, [ticket_params(row) for row in tickets])
+            for name, params in statements:
+                await cursor.execute(STATEMENTS[name], params)
+            if any(name in WAKES for name, _ in statements):
+                await cursor.execute(_NOTIFY, (CHANNEL,))
+            queued()  # runs while the writes are on their way (see the writer's docstring)
+        await db.commit()
+    except BaseException:
+        await rollback(db)
+        raise
+
+
+async def rollback(db: AsyncConnection) -> None:
+    with contextlib.suppress(psycopg.Error):
+        await db.rollback()
+
+
+def broken(db: AsyncConnection) -> bool:
+    """Whether the server or the network dropped the connection, so it must be reopened."""
+    return bool(db.closed or db.broken)
+
+
+def ticket_params(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A `rows.ticket_row` as PostgreSQL takes it: JSON as text (psycopg would send bytes as
+    bytea), N-central's text shielded (`nul`), the id again for the join."""
+    values = list(row)
+    for index in _TEXT_AT:
+        if values[index] is not None:
+            values[index] = shield(values[index])
+    if values[_TAGS_AT] is not None:
+        values[_TAGS_AT] = shield_tags(values[_TAGS_AT])
+    if values[_LAST_ACCEPTED_AT] is not None:
+        values[_LAST_ACCEPTED_AT] = values[_LAST_ACCEPTED_AT].decode()
+    return (*values, row[0])
+
+
+_EMPTY_TAIL = {"position": 0, "hash": GENESIS_HASH, "recorded_at": ""}
+_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_TAIL = "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+_MOVED = (
+    "SELECT DISTINCT ticket_id FROM ("
+    " SELECT ticket_id FROM events WHERE position > %s AND ticket_id IS NOT NULL) AS later"
+    " LIMIT %s"
+)
+_STREAMS = f"SELECT {', '.join(STREAM_COLUMNS)} FROM tickets WHERE ncentral_ticket_id = ANY(%s)"
+_VERSIONS = (
+    "SELECT ticket_id, MAX(stream_version) AS version FROM events"
+    " WHERE ticket_id = ANY(%s) GROUP BY ticket_id"
+)
+_NOTIFY = "SELECT pg_notify(%s, '')"

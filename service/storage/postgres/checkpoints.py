@@ -1,0 +1,87 @@
+"""Checkpoints on PostgreSQL: `service.storage.checkpoints`, statement for statement."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from service.storage.checkpoints import (
+    TICKET_SNAPSHOT_COLUMNS,
+    Checkpoint,
+    encode_records,
+)
+from service.storage.postgres.connections import Connection, snapshot
+from service.storage.postgres.nul import unshield, unshield_tags
+from service.timestamps import utc_now
+
+__all__ = ["at_or_before", "current", "every", "latest_position", "store"]
+
+
+def current(db: Connection) -> Checkpoint | None:
+    """The checkpoint of the log as it stands, read in one snapshot (see SQLite's twin)."""
+    with snapshot(db):
+        position = int(_one(db, _LAST_EVENT, ()))
+        count = int(_one(db, "SELECT COUNT(*) AS n FROM tickets", ()))
+        data = encode_records(count, _ticket_rows(db))
+    if position == 0:
+        return None
+    return Checkpoint(position, count, hashlib.sha256(data).hexdigest(), data)
+
+
+def store(db: Connection, checkpoint: Checkpoint) -> bool:
+    """Write `checkpoint` in a transaction of its own; False if one was at that position."""
+    with db.transaction():
+        added = db.execute(_INSERT, (*checkpoint, utc_now())).rowcount
+    return bool(added == 1)
+
+
+def at_or_before(db: Connection, position: int) -> Iterator[Checkpoint]:
+    """Checkpoints at or before `position`, nearest first, read one at a time."""
+    for row in db.execute(_AT_OR_BEFORE, (position,)):
+        yield _checkpoint(row)
+
+
+def every(db: Connection) -> Iterator[Checkpoint]:
+    """Every checkpoint, in position order, one at a time."""
+    for row in db.execute(_EVERY):
+        yield _checkpoint(row)
+
+
+def latest_position(db: Connection, at_most: int = 2**62) -> int:
+    """The position of the last checkpoint at or before `at_most` (0 when there is none)."""
+    return int(_one(db, _LATEST, (at_most,)))
+
+
+def _ticket_rows(db: Connection) -> Iterator[tuple[Any, ...]]:
+    """The tickets as SQLite's twin reads them: NUL restored, tags as the writer made them."""
+    with db.cursor() as cursor:
+        cursor.execute(_TICKETS)
+        while rows := cursor.fetchmany(1000):
+            for row in rows:
+                row["title"], row["details"] = unshield(row["title"]), unshield(row["details"])
+                row["custom_tags"] = unshield_tags(row["custom_tags"])
+                yield tuple(row[column] for column in TICKET_SNAPSHOT_COLUMNS)
+
+
+def _one(db: Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    """The one value of a statement that always answers one row."""
+    row = db.execute(sql, params).fetchone()
+    assert row is not None
+    return row["n"]
+
+
+def _checkpoint(row: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(row["position"], row["tickets"], row["digest"], bytes(row["snapshot"]))
+
+
+_TICKETS = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets"
+_COLUMNS = "position, tickets, digest, snapshot"
+_INSERT = (
+    "INSERT INTO checkpoints (position, tickets, digest, snapshot, created_at)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (position) DO NOTHING"
+)
+_AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= %s ORDER BY position DESC"
+_LATEST = "SELECT COALESCE(MAX(position), 0) AS n FROM checkpoints WHERE position <= %s"
+_EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
+_LAST_EVENT = "SELECT COALESCE(MAX(position), 0) AS n FROM events"

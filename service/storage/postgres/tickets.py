@@ -1,0 +1,84 @@
+"""Reads of the `tickets` projection and its `ticket_tags` index, on PostgreSQL.
+
+N-central's text comes back as it was sent: stored shielded (`nul`), read restored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.storage.postgres.connections import Connection
+from service.storage.postgres.nul import shield, unshield, unshield_tags
+from service.storage.rows import TICKET_COLUMNS, ticket_from_row
+from statemachine.projection import Ticket
+
+__all__ = [
+    "by_external_id",
+    "restored",
+    "rows_by_ticket",
+    "select",
+]
+
+#: Stored as JSON text; `rows.ticket_row` holds them as the encoder's bytes.
+_JSON_COLUMNS = ("custom_tags", "last_accepted")
+
+
+def by_external_id(db: Connection, external_ticket_id: str) -> Ticket | None:
+    row = db.execute(_BY_EXTERNAL_ID, (external_ticket_id,)).fetchone()
+    return None if row is None else ticket_from_row(restored(row))
+
+
+def select(
+    db: Connection,
+    *,
+    after: str,
+    limit: int,
+    state: str | None = None,
+    updated_since: str | None = None,
+    tags: tuple[tuple[str, str], ...] = (),
+) -> list[Ticket]:
+    """Up to `limit` tickets after the ncentralTicketId `after`, in that order, filtered."""
+    clauses = ["ncentral_ticket_id > %s"]
+    params: list[object] = [after]
+    if state is not None:
+        clauses.append("state = %s")
+        params.append(state)
+    if updated_since is not None:
+        clauses.append("updated_at >= %s")
+        params.append(updated_since)
+    for key, value in tags:
+        clauses.append(
+            "ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM ticket_tags"
+            " WHERE key = %s AND value = %s)"
+        )
+        params += [shield(key), shield(value)]
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM tickets WHERE {' AND '.join(clauses)}"
+        " ORDER BY ncentral_ticket_id LIMIT %s",
+        [*params, limit],
+    )
+    return [ticket_from_row(restored(row)) for row in rows]
+
+
+def rows_by_ticket(db: Connection) -> dict[str, tuple[Any, ...]]:
+    """Every `tickets` row in `TICKET_COLUMNS` order, as `rows.ticket_row` gives it."""
+    found = {}
+    for stored in db.execute(f"SELECT {_COLUMNS} FROM tickets"):
+        row = restored(stored)
+        for name in _JSON_COLUMNS:
+            if row[name] is not None:
+                row[name] = row[name].encode()
+        found[row["ncentral_ticket_id"]] = tuple(row[name] for name in TICKET_COLUMNS)
+    return found
+
+
+def restored(row: dict[str, Any]) -> dict[str, Any]:
+    """A `tickets` row with N-central's text as it was sent (see `nul`)."""
+    for name in ("title", "details"):
+        row[name] = unshield(row[name])
+    row["custom_tags"] = unshield_tags(row["custom_tags"])
+    return row
+
+
+_COLUMNS = ", ".join(TICKET_COLUMNS)
+_BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = %s"

@@ -1,0 +1,39 @@
+"""Couriers on every replica wake when another replica's batch makes a callback due."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from service.ledger.intake import Intake, Received
+from service.ledger.writer import Ledger
+from service.storage.backend import backend_for
+
+ASYNC = Intake(base_url="http://psa.test", create_mode="async")
+
+
+def received(action: str, ticket: str) -> Received:
+    body = {"action": action, "ncentralTicketId": ticket, "title": "t", "details": "d"}
+    return Received(ASYNC, msgspec.json.encode(body), actor="test", request_id=ticket)
+
+
+async def test_a_commit_that_owes_a_callback_notifies_listeners_and_no_other_does(
+    postgres_url: str,
+) -> None:
+    woken = asyncio.Event()
+    listening = asyncio.create_task(backend_for(postgres_url).wakeups(woken.set))
+    other_replica = Ledger(postgres_url)
+    await other_replica.open()
+    try:
+        await asyncio.wait_for(woken.wait(), 10)  # listening: it wakes once to look around
+        woken.clear()
+        assert (await other_replica.submit(received("CREATE", "1"))).status == 202
+        await asyncio.wait_for(woken.wait(), 5)
+        woken.clear()
+        assert (await other_replica.submit(received("UPDATE", "1"))).status == 200
+        await asyncio.sleep(0.5)
+        assert not woken.is_set(), "an UPDATE owes no callback, so it must not wake couriers"
+    finally:
+        listening.cancel()
+        await other_replica.close()
