@@ -16,7 +16,7 @@ process like the tools, so process start counts on both sides:
 
 Time travel is also timed in this process: every ticket at a moment from the nearest
 checkpoint (the tools' way) against the same fold from genesis, half an interval after a
-checkpoint (the average) and just before one (the worst).
+checkpoint (the average) and one event before the next (the worst).
 
 The log comes from `bench.biglog` (`--db PATH` keeps it for the next run). Rounds
 alternate the commands so that a change in the machine's load falls on all of them; the
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             "verify": [*tool, "verify", "--db", str(db)],
         }
         every = Settings().checkpoint_every
-        moments = {"average": late // every * every + every // 2, "worst": late // every * every}
+        checkpoint = late // every * every
+        moments = {"average": checkpoint + every // 2, "worst": checkpoint + every - 1}
         moments = {name: min(max(p, 1), count) for name, p in moments.items()}
         times: dict[str, list[float]] = {name: [] for name in [*commands, "as_of"]}
         with servers.psa_ledger(db) as port:

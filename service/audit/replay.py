@@ -19,7 +19,7 @@ from service.audit.events import EventFilter, iter_matching
 from service.storage import checkpoints
 from service.storage import events as stored
 from statemachine.events import Event
-from statemachine.projection import Projection, Rewind, Ticket
+from statemachine.projection import Projection, Record, Rewind, Ticket
 
 __all__ = [
     "Change",
@@ -97,17 +97,17 @@ def timeline(
 def changes_between(db: sqlite3.Connection, first: int, second: int) -> list[Change]:
     """What differs between the tickets at `first` and at `second` (first <= second).
 
-    The second moment is reached from the first by folding what lies between, unless a
-    checkpoint after the first is nearer.
+    The second moment is reached from its own nearest checkpoint when one lies after the
+    first, else by folding on from the first. Only tickets whose records differ are
+    compared field by field.
     """
     then = rewind(db, first)
-    before = then.tickets()
     if checkpoints.latest_position(db, second) > first:
-        now = rewind(db, second)
-    else:
-        then.fold(stored.rewind_rows(db, then.position, second), second)
-        now = then
-    return _compare(before, now.tickets())
+        return _compare(then.records, rewind(db, second).records)
+    # The fold changes records in place: keep copies of the first moment's.
+    before = {tid: msgspec.structs.replace(record) for tid, record in then.records.items()}
+    then.fold(stored.rewind_rows(db, then.position, second), second)
+    return _compare(before, then.records)
 
 
 _FIELDS = ("state", "title", "details", "custom_tags")
@@ -146,10 +146,11 @@ def _step(event: Event, before: str | None, after: str | None, projection: Proje
     )
 
 
-def _compare(then: dict[str, Ticket], now: dict[str, Ticket]) -> list[Change]:
+def _compare(then: dict[str, Record], now: dict[str, Record]) -> list[Change]:
+    changed = sorted(tid for tid, record in now.items() if then.get(tid) != record)
     changes = []
-    for ticket_id, ticket in sorted(now.items()):
-        old = then.get(ticket_id)
+    for ticket_id in changed:
+        ticket, old = now[ticket_id], then.get(ticket_id)
         for field in _FIELDS:
             before = _text(getattr(old, field)) if old is not None else None
             after = _text(getattr(ticket, field))

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from bench.biglog import build_log
-from service.audit.replay import rewind, state_at
+from service.audit import replay
+from service.audit.replay import changes_between, rewind, state_at
 from service.audit.verify import verify
 from service.storage import checkpoints, events
 from service.storage.sqlite import connect_sync
-from statemachine.projection import Projection, Ticket
+from statemachine.projection import Projection, Record, Ticket
 from tests.support.harness import cli
 from tests.support.live import Service, wait_for
 
@@ -203,3 +204,21 @@ def test_verify_in_worker_processes_finds_what_one_process_finds(
         together = verify(db, workers=2, parallel_from=0)
     assert together == alone
     assert alone.ok == (not statements)
+
+
+def test_diff_gives_the_rules_answer_from_checkpoints_or_not(served: Path, tmp_path: Path) -> None:
+    bare = copy_of(served, tmp_path, "DELETE FROM checkpoints")
+    with closing(connect_sync(served)) as db, closing(connect_sync(bare)) as without:
+        last = events.last_position(db)
+        for first, second in [(0, last), (3, 9), (5, 6), (9, 9), (2, last - 1), (13, 27)]:
+
+            def records(position: int) -> dict[str, Record]:
+                projection = Projection()
+                for event in events.iter_after(db, 0, position):
+                    projection.apply(event)
+                return projection.records()
+
+            expected = replay._compare(records(first), records(second))
+            assert expected or first == second or second < 5, (first, second)
+            assert changes_between(db, first, second) == expected, (first, second)
+            assert changes_between(without, first, second) == expected, (first, second)
