@@ -68,6 +68,7 @@ _COLUMNS = ", ".join(TICKET_COLUMNS)
 _BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = ?"
 
 
+@portable
 def names(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[str, str]]:
     """(externalTicketId, title) of each ticket in `ticket_ids`, by ncentralTicketId."""
     found: dict[str, tuple[str, str]] = {}

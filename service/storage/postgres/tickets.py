@@ -14,6 +14,7 @@ from statemachine.projection import Ticket
 
 __all__ = [
     "by_external_id",
+    "names",
     "restored",
     "rows_by_ticket",
     "select",
@@ -72,6 +73,15 @@ def rows_by_ticket(db: Connection) -> dict[str, tuple[Any, ...]]:
     return found
 
 
+def names(db: Connection, ticket_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """(externalTicketId, title) of each ticket in `ticket_ids`, by ncentralTicketId."""
+    rows = db.execute(_NAMES, (ticket_ids,))
+    return {
+        row["ncentral_ticket_id"]: (row["external_ticket_id"], unshield(row["title"]))
+        for row in rows
+    }
+
+
 def restored(row: dict[str, Any]) -> dict[str, Any]:
     """A `tickets` row with N-central's text as it was sent (see `nul`)."""
     for name in ("title", "details"):
@@ -81,4 +91,8 @@ def restored(row: dict[str, Any]) -> dict[str, Any]:
 
 
 _COLUMNS = ", ".join(TICKET_COLUMNS)
+_NAMES = (
+    "SELECT ncentral_ticket_id, external_ticket_id, title FROM tickets"
+    " WHERE ncentral_ticket_id = ANY(%s)"
+)
 _BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = %s"
