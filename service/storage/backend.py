@@ -45,7 +45,7 @@ def is_url(db: str | Path) -> bool:
 
 def backend_for(db: str | Path, *, busy_timeout_ms: int = 5000) -> Backend:
     if is_url(db):
-        return PostgresBackend(str(db))
+        return PostgresBackend(str(db), busy_timeout_ms)
     return SqliteBackend(Path(db), busy_timeout_ms)
 
 
@@ -149,14 +149,19 @@ class SqliteBackend(Backend):
             db.close()
 
 
+#: How long a writer may sit inside a batch's transaction without a word to the server.
+_STALLED_MS = 30_000
+
+
 class PostgresBackend(Backend):
     name = "postgresql"
     appends = postgres_appends
     errors = (psycopg.Error,)
     unreachable = (psycopg.OperationalError, PoolTimeout)
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int = 5000) -> None:
         self.url = url
+        self._busy_timeout_ms = busy_timeout_ms
         self.display = postgres.display(url)
         self._pool: ConnectionPool[postgres.Connection] | None = None
         self._lock = threading.Lock()
@@ -165,6 +170,12 @@ class PostgresBackend(Backend):
         db = await postgres.connect(self.url, writer=True)
         # Each statement after the append lock must see what the lock's last holder committed.
         await db.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+        # A batch waits for the append lock as SQLite's writer waits for its file lock, then
+        # is refused (503); and a replica stalled inside a batch (frozen, cut off) loses its
+        # session, and with it the lock, instead of stopping every other replica's writes.
+        await db.execute(f"SET lock_timeout = {int(self._busy_timeout_ms)}")
+        await db.execute(f"SET idle_in_transaction_session_timeout = {_STALLED_MS}")
+        await db.commit()
         return db
 
     async def connect_reader(self) -> Any:

@@ -1,14 +1,19 @@
-"""Couriers on every replica wake when another replica's batch makes a callback due."""
+"""Replicas on one log: couriers wake when another replica's batch makes a callback due,
+and a batch waits for the append lock only so long."""
 
 from __future__ import annotations
 
 import asyncio
 
 import msgspec
+import psycopg
+import pytest
 
 from service.ledger.intake import Intake, Received
 from service.ledger.writer import Ledger
+from service.storage import StoreUnavailable
 from service.storage.backend import backend_for
+from service.storage.postgres.appends import APPEND_LOCK
 
 ASYNC = Intake(base_url="http://psa.test", create_mode="async")
 
@@ -37,3 +42,19 @@ async def test_a_commit_that_owes_a_callback_notifies_listeners_and_no_other_doe
     finally:
         listening.cancel()
         await other_replica.close()
+
+
+async def test_a_batch_waits_for_the_append_lock_then_is_refused_not_stuck(
+    postgres_url: str,
+) -> None:
+    ledger = Ledger(postgres_url, busy_timeout_ms=300)
+    await ledger.open()
+    try:
+        with psycopg.connect(postgres_url) as stalled:  # a replica frozen inside its batch
+            stalled.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+            with pytest.raises(StoreUnavailable):
+                await ledger.submit(received("CREATE", "2"))
+            stalled.rollback()
+        assert (await ledger.submit(received("CREATE", "2"))).status == 202
+    finally:
+        await ledger.close()
