@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from bench import traffic
-from service.ledger.intake import Intake, Received
+from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Ledger
 
-INTAKE = Intake(base_url="http://bench")
+POLICY = AnswerPolicy(base_url="http://bench")
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -41,7 +41,7 @@ async def _measure(db: Path, count: int, *, concurrency: int) -> float:
 
     async def send(body: bytes) -> None:
         async with gate:
-            await ledger.submit(Received(INTAKE, body, actor="bench", request_id="-"))
+            await ledger.submit(RecordRequest(POLICY, body, actor="bench", request_id="-"))
 
     await asyncio.gather(*(send(traffic.create(n)) for n in range(traffic.TICKETS)))
     started = time.perf_counter()

@@ -24,14 +24,14 @@ from typing import Any
 import psycopg
 
 from bench import ingest, servers, traffic, wrk
-from service.ledger.intake import Intake, Received
+from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Batch, Ledger
 from service.storage import rows
 from service.storage.postgres.appends import INSERT_EVENT, UPSERT_TICKET, ticket_params
 from service.storage.postgres.connections import connect_sync
 from tests.support.postgres import throwaway_postgres
 
-INTAKE = Intake(base_url="http://bench")
+POLICY = AnswerPolicy(base_url="http://bench")
 Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
@@ -76,7 +76,9 @@ async def _ledger(url: str, count: int, in_flight: int, replicas: int, kept: lis
 
     async def send(n: int, body: bytes) -> None:
         async with gate:
-            await writers[n % replicas].submit(Received(INTAKE, body, actor="b", request_id="-"))
+            await writers[n % replicas].submit(
+                RecordRequest(POLICY, body, actor="b", request_id="-")
+            )
 
     await asyncio.gather(*(send(n, traffic.create(n)) for n in range(traffic.TICKETS)))
     kept.append(([], []))  # the timed batches start after this mark

@@ -24,7 +24,7 @@ from service.http.pages import TicketPages
 from service.http.templating import template_config
 from service.http.throttle import LoginThrottle
 from service.ledger.checkpoints import Checkpointer
-from service.ledger.intake import MAX_BODY, Intake, Reception
+from service.ledger.intake import MAX_BODY, AnswerPolicy, Intake
 from service.ledger.writer import Ledger
 from service.logs import AccessLog
 from service.settings import Settings
@@ -37,8 +37,8 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     """An app serving `settings.db`; credentials default to the settings' (or generated)."""
     ledger = Ledger(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
     reads = ReadPool(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
-    reception = Reception(
-        ledger, Intake(base_url=settings.base_url, create_mode=settings.create_mode)
+    intake = Intake(
+        ledger, AnswerPolicy(base_url=settings.base_url, create_mode=settings.create_mode)
     )
     metrics = Metrics()
     ledger.on_commit(metrics.count)
@@ -74,7 +74,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         dependencies={
             "ledger": Provide(lambda: ledger, sync_to_thread=False),
             "reads": Provide(lambda: reads, sync_to_thread=False),
-            "reception": Provide(lambda: reception, sync_to_thread=False),
+            "intake": Provide(lambda: intake, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
         },
@@ -88,7 +88,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         logging_config=None,
     )
     app.state.credentials = credentials or resolve_credentials(settings)
-    app.state.reception = reception  # for the ticketing route's fast lane
+    app.state.intake = intake  # for the ticketing route's fast lane
     app.state.login_throttle = LoginThrottle()
     app.state.client_address = ClientAddress(settings.trusted_networks)
     app.state.public_origin = origin_of(settings.base_url)

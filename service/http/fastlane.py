@@ -5,13 +5,13 @@ turning an answer into a Response costs more than recording the event (a quarter
 millisecond a request, measured in bench/results.md). This route middleware sits in front
 of the ticketing handler and answers the request that needs none of it: N-central's own
 credential, from an address that may try, announcing a body within the limit. It reads
-the body, hands it to the reception and sends the answer as `respond` would.
+the body, hands it to the intake and sends the answer as `respond` would.
 
 Everything else goes on to the handler, which answers it as it always has: the guard
 refuses, counts and logs a wrong credential (401, then 429), Litestar refuses a body over
 the limit, a body sent without its length is read by Litestar. Nothing here decides: the
 checks are the guard's, made without their side effects, and the answer is the
-reception's. The route's OpenAPI description is the handler's, unchanged.
+intake's. The route's OpenAPI description is the handler's, unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from litestar.types import (
 )
 
 from service.http.auth import admitted_ncentral
-from service.ledger.intake import MAX_BODY, Reception
+from service.ledger.intake import MAX_BODY, Intake
 
 __all__ = ["FastLane"]
 
@@ -50,8 +50,8 @@ class FastLane:
         body = await _read_body(receive)
         state = scope["state"]
         state["actor"] = actor  # for the access log, as the guard sets it
-        reception: Reception = scope["litestar_app"].state.reception
-        answer = await reception.receive(body, actor=actor, request_id=state["request_id"])
+        intake: Intake = scope["litestar_app"].state.intake
+        answer = await intake.receive(body, actor=actor, request_id=state["request_id"])
         content = answer.content()
         headers = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -86,7 +86,7 @@ def _announced_length(scope: Scope) -> int | None:
 
 
 async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body; None if it grew past the limit, which `Received` answers with 413."""
+    """The whole body; None if it grew past the limit, which `RecordRequest` answers with 413."""
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -15,7 +15,7 @@ from service.http import openapi
 from service.http.auth import ncentral_guard
 from service.http.fastlane import FastLane
 from service.http.responses import respond
-from service.ledger.intake import MAX_BODY, Reception
+from service.ledger.intake import MAX_BODY, Intake
 
 __all__ = ["NcentralController"]
 
@@ -35,9 +35,7 @@ class NcentralController(Controller):
         operation_class=openapi.documented(body=openapi.TICKETING_BODY),
         middleware=[FastLane],
     )
-    async def receive(
-        self, request: Request[Any, Any, Any], reception: Reception
-    ) -> Response[bytes]:
+    async def receive(self, request: Request[Any, Any, Any], intake: Intake) -> Response[bytes]:
         try:
             body: bytes | None = await request.body()
         except ClientException as exc:
@@ -45,5 +43,5 @@ class NcentralController(Controller):
                 raise
             body = None
         request_id = request.state.request_id  # the access log's, see service.logs
-        answer = await reception.receive(body, actor=request.state.actor, request_id=request_id)
+        answer = await intake.receive(body, actor=request.state.actor, request_id=request_id)
         return respond(answer)

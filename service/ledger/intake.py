@@ -28,44 +28,47 @@ from statemachine.events import (
 )
 from statemachine.projection import Decision, Stream, decide, delivery, external_id_for
 
-__all__ = ["CONNECTION_TEST_ID", "MAX_BODY", "Intake", "Received", "Reception"]
+__all__ = ["CONNECTION_TEST_ID", "MAX_BODY", "AnswerPolicy", "Intake", "RecordRequest"]
 
 MAX_BODY = 1024 * 1024
 CONNECTION_TEST_ID = "PSA-TEST"
 
 
-class Intake(msgspec.Struct, frozen=True):
+class AnswerPolicy(msgspec.Struct, frozen=True):
     """How requests are answered: where tickets live, and whether CREATE waits for a callback."""
 
     base_url: str
     create_mode: Literal["sync", "async"] = "sync"
 
 
-class Reception:
-    """Takes a request's bytes to the ledger and brings back the answer.
+class Intake:
+    """N-central's requests in: a request's bytes to the ledger, and its answer back.
 
     The controller's one dependency: Litestar resolves two or more dependencies of a
     handler in an anyio task group, which costs more than the rest of the request here.
     """
 
-    def __init__(self, ledger: Ledger, intake: Intake) -> None:
+    def __init__(self, ledger: Ledger, policy: AnswerPolicy) -> None:
         self.ledger = ledger
-        self.intake = intake
+        self.policy = policy
 
     async def receive(self, body: bytes | None, *, actor: str, request_id: str) -> Answer:
         """Record the request and decide its answer; returns once both are durable."""
-        received = Received(self.intake, body, actor=actor, request_id=request_id)
-        answer: Answer = await self.ledger.submit(received)
+        command = RecordRequest(self.policy, body, actor=actor, request_id=request_id)
+        answer: Answer = await self.ledger.submit(command)
         return answer
 
 
-class Received:
-    """One request from N-central, parsed on arrival and applied by the writer."""
+class RecordRequest:
+    """The ledger command for one request from N-central: parsed on arrival, applied (its
+    event recorded and its answer decided) by the writer."""
 
-    __slots__ = ("actor", "body", "error", "intake", "request", "request_id", "ticket_id")
+    __slots__ = ("actor", "body", "error", "policy", "request", "request_id", "ticket_id")
 
-    def __init__(self, intake: Intake, body: bytes | None, *, actor: str, request_id: str) -> None:
-        self.intake = intake
+    def __init__(
+        self, policy: AnswerPolicy, body: bytes | None, *, actor: str, request_id: str
+    ) -> None:
+        self.policy = policy
         self.body = body
         self.actor = actor
         self.request_id = request_id
@@ -114,13 +117,13 @@ class Received:
     def _answer(
         self, decision: Decision, stream: Stream, request: TicketRequest, position: int
     ) -> Answer:
-        base = self.intake.base_url
+        base = self.policy.base_url
         ticket = stream.ticket
         match decision.outcome:
             case Outcome.CONNECTION_TEST:
                 return Answer(200, identity(CONNECTION_TEST_ID, base))
             case Outcome.ACCEPTED if request.action == Action.CREATE:
-                if self.intake.create_mode == "async":
+                if self.policy.create_mode == "async":
                     return Answer(202)
                 return Answer(200, identity(external_id_for(position), base))
             case Outcome.DUPLICATE:
@@ -167,9 +170,9 @@ class Received:
         assert ticket_id is not None
         ticket = batch.stream(ticket_id).ticket
         assert ticket is not None
-        if self.intake.create_mode == "async":
+        if self.policy.create_mode == "async":
             external = ticket.external_ticket_id
-            url = identity(external, self.intake.base_url)["ticketUrl"]
+            url = identity(external, self.policy.base_url)["ticketUrl"]
             outbox.enqueue(batch, create, external_ticket_id=external, ticket_url=url)
             return
         before, after = delivery(ticket)
@@ -207,7 +210,7 @@ class Received:
         return answer
 
     def __repr__(self) -> str:
-        return f"Received(request_id={self.request_id!r}, ticket_id={self.ticket_id!r})"
+        return f"RecordRequest(request_id={self.request_id!r}, ticket_id={self.ticket_id!r})"
 
 
 def _describe(body: bytes | None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from service.ledger.intake import Intake, Received
+from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Ledger
 from tests.support.live import NCENTRAL, OPERATOR, Service
 
@@ -80,12 +80,14 @@ async def _write_log(
     clock = Clock(days_ago(30))
     start = clock.now
     ledger = Ledger(path, clock=clock)
-    intake = Intake(base_url="http://psa.example")
+    policy = AnswerPolicy(base_url="http://psa.example")
     await ledger.open()
     try:
         for number, (offset, body) in enumerate(steps):
             clock.now = start + offset
             raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
-            await ledger.submit(Received(intake, raw, actor="ncentral", request_id=f"r{number}"))
+            await ledger.submit(
+                RecordRequest(policy, raw, actor="ncentral", request_id=f"r{number}")
+            )
     finally:
         await ledger.close()

@@ -12,21 +12,21 @@ import msgspec
 import pytest
 
 from service.audit.verify import verify
-from service.ledger.intake import Intake, Received
+from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Ledger
 from service.storage.backend import backend_for
 from tests.support.live import Log, read
 
-INTAKE = Intake(base_url="http://psa.test")
+POLICY = AnswerPolicy(base_url="http://psa.test")
 
 
-def request(action: str, ticket: str, note: str = "") -> Received:
+def request(action: str, ticket: str, note: str = "") -> RecordRequest:
     body = {"action": action, "ncentralTicketId": ticket, "title": "t", "details": note}
-    return Received(INTAKE, msgspec.json.encode(body), actor="test", request_id=note)
+    return RecordRequest(POLICY, msgspec.json.encode(body), actor="test", request_id=note)
 
 
-def sent(**body: object) -> Received:
-    return Received(INTAKE, msgspec.json.encode(body), actor="test", request_id="r")
+def sent(**body: object) -> RecordRequest:
+    return RecordRequest(POLICY, msgspec.json.encode(body), actor="test", request_id="r")
 
 
 def replay(db: Path | str) -> tuple[list[str], dict[str, str]]:

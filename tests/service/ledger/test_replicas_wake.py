@@ -9,18 +9,18 @@ import msgspec
 import psycopg
 import pytest
 
-from service.ledger.intake import Intake, Received
+from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Ledger
 from service.storage import StoreUnavailable
 from service.storage.backend import backend_for
 from service.storage.postgres.appends import APPEND_LOCK
 
-ASYNC = Intake(base_url="http://psa.test", create_mode="async")
+ASYNC = AnswerPolicy(base_url="http://psa.test", create_mode="async")
 
 
-def received(action: str, ticket: str) -> Received:
+def received(action: str, ticket: str) -> RecordRequest:
     body = {"action": action, "ncentralTicketId": ticket, "title": "t", "details": "d"}
-    return Received(ASYNC, msgspec.json.encode(body), actor="test", request_id=ticket)
+    return RecordRequest(ASYNC, msgspec.json.encode(body), actor="test", request_id=ticket)
 
 
 async def test_a_commit_that_owes_a_callback_notifies_listeners_and_no_other_does(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from service.ledger.intake import Intake, Received
+from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Ledger
 from service.storage import tickets
 from service.storage.backend import backend_for
@@ -35,11 +35,11 @@ def a_sqlite_log(path: Path) -> None:
     async def owe_a_callback() -> None:
         ledger = Ledger(path)
         await ledger.open()
-        intake = Intake(base_url="http://psa.example", create_mode="async")
+        policy = AnswerPolicy(base_url="http://psa.example", create_mode="async")
         body = {"action": "CREATE", "ncentralTicketId": "3", "title": "t", "details": "d"}
         try:
             await ledger.submit(
-                Received(intake, msgspec.json.encode(body), actor="nc", request_id="x")
+                RecordRequest(policy, msgspec.json.encode(body), actor="nc", request_id="x")
             )
         finally:
             await ledger.close()
@@ -82,7 +82,9 @@ def test_the_log_goes_on_from_where_the_file_ended(tmp_path: Path, postgres_url:
         body = msgspec.json.encode({"action": "REOPEN", "ncentralTicketId": "1"})
         try:
             answer = await ledger.submit(
-                Received(Intake(base_url="http://psa.example"), body, actor="nc", request_id="y")
+                RecordRequest(
+                    AnswerPolicy(base_url="http://psa.example"), body, actor="nc", request_id="y"
+                )
             )
         finally:
             await ledger.close()
