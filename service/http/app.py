@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, get
 from litestar.di import Provide
 
+from service.audit.activity import StateCounts
 from service.callbacks.worker import courier_for
 from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
@@ -40,6 +41,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         ledger, Intake(base_url=settings.base_url, create_mode=settings.create_mode)
     )
     metrics = Metrics()
+    counts = StateCounts()
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
 
@@ -73,6 +75,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             "reception": Provide(lambda: reception, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
+            "counts": Provide(lambda: counts, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
