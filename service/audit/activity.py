@@ -8,19 +8,23 @@ them; a person opening the console wants what moved last at the top. Both read t
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import msgspec
 
 from service.audit.cursors import BadCursor, decode_cursor, encode_cursor
 from service.digits import NotAWholeNumber, whole_number
 from service.storage import activity as stored
+from service.storage import window as stored_window
 from service.storage.activity import ActivityRow
 
 __all__ = [
     "ActivityFilter",
     "ActivityPage",
     "ActivityRow",
+    "StateCounts",
     "activity_cursor",
+    "carry_counts",
     "explain_activity",
     "head_position",
     "recent_activity",
@@ -29,6 +33,55 @@ __all__ = [
 
 head_position = stored.head_position
 state_counts = stored.state_counts
+
+
+class StateCounts:
+    """Tickets by state, carried along the log from the last count instead of counted again.
+
+    Counting 100,000 tickets by state reads the whole `tickets_by_state` index. Each
+    event since the last count moved at most one ticket from `state_before` to
+    `state_after`, so a page asked for moments later reads those few events instead.
+    Each call answers for its own read snapshot (its head position), before or after the
+    one remembered; past `recount_after` events away, counting again is cheaper.
+    """
+
+    def __init__(self, *, recount_after: int = 20_000) -> None:
+        self._recount_after = recount_after
+        self._lock = threading.Lock()
+        self._known: tuple[int, dict[str, int]] | None = None
+
+    def __call__(self, db: sqlite3.Connection) -> dict[str, int]:
+        head = stored.head_position(db)
+        with self._lock:
+            known = self._known
+        if known is not None and abs(head - known[0]) <= self._recount_after:
+            counts = carry_counts(db, known[1], known[0], head)
+        else:
+            counts = stored.state_counts(db)
+        with self._lock:
+            if self._known is None or head > self._known[0]:
+                self._known = (head, counts)
+        return dict(counts)
+
+
+def carry_counts(
+    db: sqlite3.Connection, counts: dict[str, int], start: int, end: int
+) -> dict[str, int]:
+    """`counts` as of log position `start`, moved to position `end` (either side of it)."""
+    carried = dict(counts)
+    sign = 1 if end >= start else -1
+    for mark in stored_window.marks(db, min(start, end) + 1, max(start, end)):
+        before, after = mark.state_before, mark.state_after
+        if before == after or before is None or after is None:
+            continue
+        for state, step in ((after, sign), (before, -sign)):
+            if state != _NEVER_A_ROW:
+                carried[state] = carried.get(state, 0) + step
+    return {state: n for state, n in carried.items() if n}
+
+
+#: The state of a ticket that does not exist: it has no row in `tickets` to count.
+_NEVER_A_ROW = "new"
 
 
 class ActivityFilter(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import msgspec
@@ -117,14 +118,23 @@ class Review(msgspec.Struct, frozen=True, kw_only=True):
         return [t for t in self.tickets if t.before != t.after]
 
 
-def review(db: sqlite3.Connection, since: str, until: str) -> Review:
-    """The window `since`..`until` (ISO-8601 UTC as the log writes it, both inclusive)."""
+def review(
+    db: sqlite3.Connection,
+    since: str,
+    until: str,
+    *,
+    counts: Callable[[sqlite3.Connection], dict[str, int]] = stored_activity.state_counts,
+) -> Review:
+    """The window `since`..`until` (ISO-8601 UTC as the log writes it, both inclusive).
+
+    `counts` gives today's tickets by state (`activity.StateCounts` carries them along).
+    """
     first = first_position_from(db, since)
     last = last_position_at(db, until)
     if first is None:
         first = last + 1
     starts = _bucket_starts(since, until)
-    counts: list[Counter[str]] = [Counter() for _ in starts]
+    tallies: list[Counter[str]] = [Counter() for _ in starts]
     moved = [0] * len(starts)
     ends: dict[str, list[str | None]] = {}
     reopened: set[str] = set()
@@ -132,7 +142,7 @@ def review(db: sqlite3.Connection, since: str, until: str) -> Review:
     for mark in stored.marks(db, first, last):
         events += 1
         index = max(bisect_right(starts, mark.recorded_at) - 1, 0)
-        counts[index][mark.outcome] += 1
+        tallies[index][mark.outcome] += 1
         before, after = mark.state_before, mark.state_after
         if mark.ticket_id is None or before is None or after is None:
             continue
@@ -141,13 +151,13 @@ def review(db: sqlite3.Connection, since: str, until: str) -> Review:
         seen[1] = after
         if before == "closed" and after == "reopened":
             reopened.add(mark.ticket_id)
-    start_count = open_at(db, first - 1)
+    start_count = open_at(db, first - 1, counts=counts)
     buckets, running = [], start_count
     for index, start in enumerate(starts):
         running += moved[index]
         end = starts[index + 1] if index + 1 < len(starts) else until
         buckets.append(
-            Bucket(start=start, end=end, outcomes=dict(counts[index]), open_after=running)
+            Bucket(start=start, end=end, outcomes=dict(tallies[index]), open_after=running)
         )
     tickets = [
         TicketChange(
@@ -172,18 +182,24 @@ def review(db: sqlite3.Connection, since: str, until: str) -> Review:
     )
 
 
-def open_at(db: sqlite3.Connection, position: int) -> int:
+def open_at(
+    db: sqlite3.Connection,
+    position: int,
+    *,
+    counts: Callable[[sqlite3.Connection], dict[str, int]] = stored_activity.state_counts,
+) -> int:
     """How many tickets were open once the first `position` events were in.
 
     Today's count less what every event since `position` did; when that is the longer
     way (a window early in the log), what every event up to `position` did, from nothing.
     """
     head = stored_activity.head_position(db)
-    if position >= head:
-        return _open_now(db)
     if position < head - position:
         return stored.net_entered(db, 1, position, OPEN_STATES)
-    return _open_now(db) - stored.net_entered(db, position + 1, head, OPEN_STATES)
+    now = sum(n for state, n in counts(db).items() if state in OPEN_STATES)
+    if position >= head:
+        return now
+    return now - stored.net_entered(db, position + 1, head, OPEN_STATES)
 
 
 def bucket_size(since: str, until: str) -> timedelta:
@@ -208,11 +224,6 @@ def _bucket_starts(since: str, until: str) -> list[str]:
             break
         starts.append(format_utc(moment))
     return starts
-
-
-def _open_now(db: sqlite3.Connection) -> int:
-    counts = stored_activity.state_counts(db)
-    return sum(n for state, n in counts.items() if state in OPEN_STATES)
 
 
 def _opened(before: str, after: str) -> int:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, get
 from litestar.di import Provide
 
+from service.audit.activity import StateCounts
 from service.callbacks.worker import courier_for
 from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
@@ -41,6 +42,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         ledger, AnswerPolicy(base_url=settings.base_url, create_mode=settings.create_mode)
     )
     metrics = Metrics()
+    counts = StateCounts()
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
     checkpointer = Checkpointer(ledger, settings.db, settings.checkpoint_every)
@@ -77,6 +79,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             "intake": Provide(lambda: intake, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
+            "counts": Provide(lambda: counts, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

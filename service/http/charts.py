@@ -56,7 +56,6 @@ class Charts(msgspec.Struct, frozen=True, kw_only=True):
     action_ticks: list[tuple[float, int]]
     outcomes: list[str]
     left: int
-    bottom: float
 
 
 def charts(review: Review) -> Charts:
@@ -101,7 +100,6 @@ def charts(review: Review) -> Charts:
         ],
         outcomes=[o for o in _stacked(dict.fromkeys(present, 1))],
         left=_LEFT,
-        bottom=HEIGHT - _BOTTOM,
     )
 
 

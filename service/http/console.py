@@ -21,9 +21,9 @@ from litestar.response import Redirect, Response, Stream, Template
 from service.audit.activity import (
     ActivityFilter,
     ActivityPage,
+    StateCounts,
     head_position,
     recent_activity,
-    state_counts,
 )
 from service.audit.cursors import BadCursor
 from service.audit.events import (
@@ -86,7 +86,7 @@ class Console(Controller):
         operation_class=openapi.documented(parameters=openapi.CONSOLE_PARAMETERS),
     )
     async def tickets_now(
-        self, request: Request[Any, Any, Any], reads: ReadPool
+        self, request: Request[Any, Any, Any], reads: ReadPool, counts: StateCounts
     ) -> Template | Response[Any]:
         try:
             p = Params(
@@ -105,7 +105,7 @@ class Console(Controller):
         except BadParameter as exc:
             return exc.response()
         try:
-            found, counts, head = await reads.run(_tickets_now, where, cursor)
+            found, by_state, head = await reads.run(_tickets_now, where, cursor, counts)
         except BadCursor as exc:
             return BadParameter("cursor", f"cursor: {exc}").response()
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
@@ -116,8 +116,8 @@ class Console(Controller):
             where=where,
             tag_text=" ".join(f"{k}:{v}" for k, v in where.tags),
             states=_STATES,
-            counts=counts,
-            total=sum(counts.values()),
+            counts=by_state,
+            total=sum(by_state.values()),
             rows=found.rows,
             next_link=_link("/", query, found.next),
         )
@@ -130,13 +130,13 @@ class Console(Controller):
         operation_class=openapi.documented(parameters=openapi.REVIEW_PARAMETERS),
     )
     async def review_window(
-        self, request: Request[Any, Any, Any], reads: ReadPool
+        self, request: Request[Any, Any, Any], reads: ReadPool, counts: StateCounts
     ) -> Template | Response[Any]:
         try:
             query = _WindowQuery.parse(request.query_params, paged=True)
         except BadParameter as exc:
             return exc.response()
-        window: _Window = await reads.run(_review, query)
+        window: _Window = await reads.run(_review, query, counts)
         keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
         bounds = urlencode({"from": query.since, "to": query.until})
         now = datetime.now(UTC)
@@ -297,14 +297,14 @@ class _Window(msgspec.Struct, frozen=True):
 
 
 def _tickets_now(
-    db: sqlite3.Connection, where: ActivityFilter, cursor: str | None
+    db: sqlite3.Connection, where: ActivityFilter, cursor: str | None, counts: StateCounts
 ) -> tuple[ActivityPage, dict[str, int], int]:
     found = recent_activity(db, where, limit=TICKETS_PER_PAGE, cursor=cursor)
-    return found, state_counts(db), head_position(db)
+    return found, counts(db), head_position(db)
 
 
-def _review(db: sqlite3.Connection, query: _WindowQuery) -> _Window:
-    window = review(db, query.since, query.until)
+def _review(db: sqlite3.Connection, query: _WindowQuery, counts: StateCounts) -> _Window:
+    window = review(db, query.since, query.until, counts=counts)
     page: Page = search(db, query.where, limit=EVENTS_PER_PAGE, cursor=query.cursor)
     wanted = {e.ticket_id for e in page.events if e.ticket_id}
     wanted |= {t.ticket_id for t in window.tickets[:_CHANGES_SHOWN]}

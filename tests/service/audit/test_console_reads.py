@@ -8,13 +8,21 @@ the numbers.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.biglog import build_log
-from service.audit.activity import ActivityFilter, explain_activity, recent_activity
+from service.audit.activity import (
+    ActivityFilter,
+    StateCounts,
+    carry_counts,
+    explain_activity,
+    recent_activity,
+    state_counts,
+)
 from service.audit.replay import changes_between, state_at
 from service.audit.window import OPEN_STATES, open_at, review
 from service.storage import window as stored
@@ -105,3 +113,23 @@ def test_one_pass_over_a_window_says_what_diff_says(
     assert window.buckets[-1].open_after == sum(
         1 for t in end.values() if t.state.value in OPEN_STATES
     )
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 20_000), (12_345, 20_000), (20_000, 7_000), (5, 6)])
+def test_counts_carried_along_the_log_are_counts(
+    db: sqlite3.Connection, start: int, end: int
+) -> None:
+    def counted(position: int) -> dict[str, int]:
+        return dict(Counter(t.state.value for t in state_at(db, position).values()))
+
+    assert carry_counts(db, counted(start), start, end) == counted(end)
+
+
+def test_a_count_is_carried_from_the_last_one(db: sqlite3.Connection) -> None:
+    counts = StateCounts()
+    fresh = counts(db)
+    assert fresh == state_counts(db)
+    # As if the last page had been rendered at position 15,000: the same answer, carried.
+    past = dict(Counter(t.state.value for t in state_at(db, 15_000).values()))
+    counts._known = (15_000, past)
+    assert counts(db) == fresh

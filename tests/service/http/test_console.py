@@ -9,6 +9,7 @@ are hostile throughout.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections import deque
 from collections.abc import Iterator
@@ -357,6 +358,18 @@ def test_the_list_filters_and_flags_callbacks(console: Console) -> None:
     flagged = console.operator.get("/", params={"ncentral": "7777"}).text
     assert "callback dead" in flagged
     assert console.operator.get("/", params={"text": "backup JOB"}).text.count("/tickets/PSA-") == 1
+    # The counts are carried along the log between pages: after new events, still true.
+    console.service.ticket("CREATE", "8888")
+    console.service.ticket("RESOLVE", "8888")
+    shown = dict(
+        (state, int(n))
+        for n, state in re.findall(
+            r"<strong>(\d+)</strong>(\w+)</a>", console.operator.get("/").text
+        )
+    )
+    for state in ("pending", "open", "closed", "reopened"):
+        listed = console.operator.get("/api/tickets", params={"state": state, "limit": 1000})
+        assert shown[state] == len(listed.json()["tickets"]), state
     refused = console.operator.get("/", params={"tag": "York"})
     assert refused.status_code == 400 and refused.json()["parameter"] == "tag"
 
