@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from service.storage.dialects import portable
+from service.storage.rows import TICKET_COLUMNS
 from service.storage.sqlite import snapshot
 from service.timestamps import utc_now
 from statemachine.projection import Record
@@ -142,21 +143,10 @@ def latest_position(db: Any, at_most: int = 2**62) -> int:
     return int(row[0])
 
 
-#: The `tickets` columns a snapshot is made of, in the order `encode_records` reads them.
-TICKET_SNAPSHOT_COLUMNS = (
-    "ncentral_ticket_id",
-    "external_ticket_id",
-    "state",
-    "title",
-    "details",
-    "custom_tags",
-    "created_at",
-    "updated_at",
-)
-_TICKETS = (
-    "SELECT ncentral_ticket_id, external_ticket_id, state, title, details, custom_tags,"
-    " created_at, updated_at FROM tickets"
-)
+#: The `tickets` columns a snapshot is made of, in the order `encode_records` reads them:
+#: what a ticket shows, without the writer's bookkeeping (version, position, last request).
+TICKET_SNAPSHOT_COLUMNS = TICKET_COLUMNS[: TICKET_COLUMNS.index("stream_version")]
+_TICKETS = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets"
 _COLUMNS = "position, tickets, digest, snapshot"
 _AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= ? ORDER BY position DESC"
 _LATEST = "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE position <= ?"

@@ -108,12 +108,7 @@ def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
 @portable
 def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
     """The rows at positions `after+1..through` as stored: plain tuples, `EVENT_COLUMNS`."""
-    cursor = db.cursor()
-    cursor.row_factory = None
-    cursor.arraysize = 5000
-    cursor.execute(_SELECT_RANGE, (after, through))
-    while rows := cursor.fetchmany():
-        yield from rows
+    return _tuples(db, _SELECT_RANGE, (after, through), 5000)
 
 
 @portable
@@ -129,12 +124,7 @@ def rewind_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[Re
     Only the events that can change what a ticket shows (accepted requests, deliveries),
     as plain tuples of the few columns `Rewind` reads: SQLite skips the rest.
     """
-    cursor = db.cursor()
-    cursor.row_factory = None
-    cursor.arraysize = 2000
-    cursor.execute(_REWIND_ROWS, (after, through))
-    while rows := cursor.fetchmany():
-        yield from rows
+    return _tuples(db, _REWIND_ROWS, (after, through), 2000)
 
 
 @portable
@@ -187,6 +177,16 @@ def first_position_from(db: sqlite3.Connection, time: str) -> int | None:
     """The first position recorded at or after `time`; None when the log ends before it."""
     found = db.execute(_FIRST_FROM_TIME, (time,)).fetchone()
     return None if found is None else int(found[0])
+
+
+def _tuples(db: sqlite3.Connection, sql: str, params: tuple[Any, ...], size: int) -> Iterator[Any]:
+    """The rows of `sql` as plain tuples, `size` at a time: no Row object per row."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.arraysize = size
+    cursor.execute(sql, params)
+    while rows := cursor.fetchmany():
+        yield from rows
 
 
 def _select(
