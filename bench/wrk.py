@@ -7,12 +7,13 @@ root, and otherwise a benchmark that needs it says so and does not run.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import msgspec
+
+from tests.support.debian import CannotInstall, apt_install
 
 __all__ = ["Result", "WrkMissing", "ensure_wrk", "run"]
 
@@ -52,13 +53,10 @@ def ensure_wrk() -> str:
     found = shutil.which("wrk")
     if found:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise WrkMissing("wrk is missing and cannot be installed (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if done.returncode != 0:
-            raise WrkMissing(f"could not install wrk: {done.stderr[-500:]}")
+    try:
+        apt_install("wrk")
+    except CannotInstall as exc:
+        raise WrkMissing(f"wrk is missing and cannot be installed: {exc}") from None
     return shutil.which("wrk") or "wrk"
 
 

@@ -6,14 +6,14 @@ and we are root; anywhere else the tests that need a browser are skipped, saying
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+from tests.support.debian import CannotInstall, apt_install
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -33,16 +33,10 @@ def ensure_chromium() -> None:
     """Install Debian's chromium and chromium-driver if needed, or skip the test."""
     if shutil.which("chromium") and shutil.which("chromedriver"):
         return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("chromium and chromium-driver are missing and cannot be installed (not root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if done.returncode != 0:
-            pytest.skip(f"could not install chromium: {done.stderr[-500:]}")
+    try:
+        apt_install("chromium", "chromium-driver")
+    except CannotInstall as exc:
+        pytest.skip(f"chromium is missing and cannot be installed: {exc}")
 
 
 @contextmanager

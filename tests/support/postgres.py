@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.debian import CannotInstall, apt_install
 from tests.support.live import free_port
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
@@ -107,19 +108,13 @@ def _installed() -> Path | None:
 
 
 def _install() -> None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
+    try:
+        apt_install("postgresql", recommends=False)
+    except CannotInstall as exc:
         pytest.fail(
-            "PostgreSQL is required to test the PostgreSQL backend and is not installed;"
-            " run as root so the tests can apt-get install postgresql, or install it yourself"
+            "PostgreSQL is required to test the PostgreSQL backend and is not installed, and"
+            f" cannot be installed here ({exc}): run as root, or install it yourself"
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"could not install PostgreSQL ({' '.join(command)}): {done.stderr[-500:]}")
 
 
 def _owner() -> pwd.struct_passwd | None:
