@@ -50,10 +50,20 @@ class Postgres:
     def url_of(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        """A new, empty database (copied from `template1`); its URL."""
+    def create_database(self, *, icu_locale: str | None = None) -> str:
+        """A new, empty database (copied from `template1`); its URL.
+
+        With `icu_locale` (such as "en-US") it sorts text by that ICU collation, as an
+        administrator's database often does, instead of the cluster's C.UTF-8.
+        """
         name = f"test_{next(self._names)}"
-        self.psql(f'CREATE DATABASE "{name}"')
+        if icu_locale is None:
+            self.psql(f'CREATE DATABASE "{name}"')
+        else:
+            self.psql(
+                f'CREATE DATABASE "{name}" TEMPLATE template0'
+                f" LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
+            )
         return self.url_of(name)
 
     def psql(self, sql: str, *, database: str = "postgres") -> str:

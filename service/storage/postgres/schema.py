@@ -159,6 +159,32 @@ MIGRATIONS = [
         created_at  TEXT NOT NULL
     );
     """,
+    # Text compares byte for byte, as in SQLite, whatever collation the database was
+    # created with: ticket pages, their cursors and every range on text mean one order on
+    # both backends. Altering the columns rebuilds their indexes; the tags trigger names
+    # two of the columns in its WHEN, so it is made again around the change.
+    """
+    DROP TRIGGER tickets_tags_change ON tickets;
+    DO $$
+    DECLARE
+        col record;
+    BEGIN
+        FOR col IN
+            SELECT table_name, column_name FROM information_schema.columns
+            WHERE table_schema = current_schema() AND data_type = 'text'
+              AND table_name IN ('events', 'tickets', 'ticket_tags', 'callbacks', 'checkpoints')
+        LOOP
+            EXECUTE format('ALTER TABLE %I ALTER COLUMN %I TYPE text COLLATE "C"',
+                           col.table_name, col.column_name);
+        END LOOP;
+    END
+    $$;
+    CREATE TRIGGER tickets_tags_change AFTER UPDATE ON tickets
+        FOR EACH ROW
+        WHEN (OLD.custom_tags IS DISTINCT FROM NEW.custom_tags
+              OR OLD.ncentral_ticket_id IS DISTINCT FROM NEW.ncentral_ticket_id)
+        EXECUTE FUNCTION tickets_tags_follow();
+    """,
 ]
 
 # Read committed, set explicitly: each statement after the lock must see what the replica
