@@ -1,4 +1,5 @@
-"""Moving house: a SQLite log copied into an empty PostgreSQL database.
+"""Moving house: a SQLite log copied into an empty PostgreSQL database
+(`storage.copy` is the way back).
 
 Every event is copied as it is, position and hash included (COPY, in position order,
 streamed a chunk at a time), and the projections are made again on the target: the
@@ -10,13 +11,13 @@ the append lock: a replica started early waits, and a failed copy leaves nothing
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
 from service.storage import events, rows
-from service.storage.outbox import CALLBACK_COLUMNS
+from service.storage.copy import COPIED_CALLBACK_COLUMNS, NotEmpty, owed_callbacks
 from service.storage.postgres.appends import APPEND_LOCK, UPSERT_TICKET, ticket_params
 from service.storage.postgres.connections import CONNECT_TIMEOUT, connect_sync
 from statemachine.projection import Projection
@@ -24,13 +25,7 @@ from statemachine.projection import Projection
 __all__ = ["NotEmpty", "copy_log"]
 
 
-class NotEmpty(Exception):
-    """The target already holds a log (or psa-ledger's schema): nothing was copied."""
-
-
-def copy_log(
-    source: sqlite3.Connection, url: str, *, progress: Callable[[int], None] | None = None
-) -> int:
+def copy_log(source: Any, url: str, *, progress: Callable[[int], None] | None = None) -> int:
     """Copy the log read from `source` into the empty database at `url`; how many events.
 
     Raises `NotEmpty` when the target is not a database psa-ledger has never used.
@@ -47,7 +42,7 @@ def copy_log(
 
 
 def _copy(
-    source: sqlite3.Connection,
+    source: Any,
     target: psycopg.Connection[dict[str, object]],
     progress: Callable[[int], None] | None,
 ) -> int:
@@ -71,9 +66,9 @@ def _copy(
         ]
         if tickets:
             cursor.executemany(UPSERT_TICKET, tickets)
-        owed = source.execute(_CALLBACKS).fetchall()
+        owed = owed_callbacks(source)
         if owed:
-            cursor.executemany(_INSERT_CALLBACK, [tuple(row) for row in owed])
+            cursor.executemany(_INSERT_CALLBACK, owed)
     return count
 
 
@@ -88,8 +83,7 @@ def _refuse_used(url: str) -> None:
 
 
 _USED = "SELECT to_regclass('events') IS NOT NULL OR to_regclass('schema_version') IS NOT NULL"
-_COPIED = (*CALLBACK_COLUMNS, "create_position")
-_CALLBACKS = f"SELECT {', '.join(_COPIED)} FROM callbacks ORDER BY create_position"
 _INSERT_CALLBACK = (
-    f"INSERT INTO callbacks ({', '.join(_COPIED)}) VALUES ({', '.join('%s' for _ in _COPIED)})"
+    f"INSERT INTO callbacks ({', '.join(COPIED_CALLBACK_COLUMNS)})"
+    f" VALUES ({', '.join('%s' for _ in COPIED_CALLBACK_COLUMNS)})"
 )

@@ -1,8 +1,10 @@
-"""`psa-ledger migrate --to URL`: a SQLite log moved into an empty PostgreSQL database."""
+"""`psa-ledger migrate --to URL|FILE`: a SQLite log moved into an empty PostgreSQL
+database, and back into a new file."""
 
 from __future__ import annotations
 
 import asyncio
+import stat
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -109,6 +111,36 @@ def test_a_target_that_is_not_empty_is_refused_and_left_alone(
     assert len(read(postgres_url, "SELECT position FROM events")) == 9
 
 
-def test_only_sqlite_to_postgresql(tmp_path: Path, postgres_url: str) -> None:
+def test_only_between_sqlite_and_postgresql(tmp_path: Path, postgres_url: str) -> None:
     wrong_way = cli("migrate", "--to", str(tmp_path / "x.db"), db=tmp_path / "y.db", check=False)
     assert wrong_way.returncode == 2 and "postgresql://" in wrong_way.stderr
+    same_kind = cli("migrate", "--to", postgres_url, db=postgres_url, check=False)
+    assert same_kind.returncode == 2 and "SQLite file" in same_kind.stderr
+
+
+def test_there_and_back_again_event_for_event(tmp_path: Path, postgres_url: str) -> None:
+    source, back = tmp_path / "ledger.db", tmp_path / "back" / "ledger.db"
+    a_sqlite_log(source)
+    cli("migrate", "--to", postgres_url, db=source)
+
+    done = cli("migrate", "--to", str(back), db=postgres_url)
+
+    assert "verify: OK: 9 events, 3 tickets; chain intact" in done.stdout
+    assert every_row(back) == every_row(source)
+    assert stat.S_IMODE(back.stat().st_mode) == 0o600, "a log file is private (security.md)"
+    assert "OK" in cli("verify", db=back).stdout
+
+
+def test_a_target_file_that_is_not_empty_is_refused_and_left_alone(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    source = tmp_path / "ledger.db"
+    a_sqlite_log(source)
+    cli("migrate", "--to", postgres_url, db=source)
+    before = source.read_bytes()
+
+    again = cli("migrate", "--to", str(source), db=postgres_url, check=False)
+
+    assert again.returncode != 0
+    assert "not empty" in again.stderr
+    assert source.read_bytes() == before
