@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
+from service.storage.backend import is_url
+from service.storage.postgres.appends import APPEND_LOCK
 from tests.conftest import NCENTRAL, OPERATOR, basic
 from tests.support.live import read
 
@@ -240,29 +245,44 @@ async def test_ncentral_credential_cannot_read_operator_pages(client) -> None:
 
 
 async def test_store_unavailable_is_503_with_retry_after_and_nothing_half_written(
-    tmp_path,
+    log_db: Path | str,
 ) -> None:
     from service.http.app import create_app
     from tests.conftest import CREDENTIALS
 
-    settings = Settings(db=tmp_path / "locked.db", busy_timeout_ms=50)
+    settings = Settings(db=str(log_db), busy_timeout_ms=50)
     async with AsyncTestClient(create_app(settings, CREDENTIALS)) as client:
         await send(client, create())
         before = log(settings)
-        blocker = sqlite3.connect(settings.db, isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        try:
+        with holding_the_log(log_db):
             response = await send(client, act("UPDATE", details="while locked"))
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         assert response.status_code == 503
         assert response.headers["retry-after"].isdigit()
         assert response.headers["content-type"].startswith(PROBLEM)
         assert log(settings) == before
+        assert state(settings) == "open"
         retried = await send(client, act("UPDATE", details="while locked"))
         assert retried.status_code == 200
         assert log(settings)[-1] == ("1001", "UPDATE", "accepted", "open")
+
+
+@contextmanager
+def holding_the_log(db: Path | str) -> Iterator[None]:
+    """Another process holds the log for longer than the busy timeout: on SQLite an
+    exclusive transaction, on PostgreSQL another session holding the replicas' append lock.
+    """
+    if not is_url(db):
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    with psycopg.connect(str(db)) as session, session.transaction():
+        session.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+        yield
 
 
 async def test_health_metrics_and_schema_need_no_credentials(client) -> None:
