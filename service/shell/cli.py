@@ -23,6 +23,7 @@ from service.settings import (
 from service.shell.callbacks import callbacks
 from service.shell.migrate import migrate
 from service.shell.options import add_log_options
+from service.storage.backend import backend_for
 
 __all__ = ["main"]
 
@@ -128,12 +129,14 @@ def serve(config: Path | None, **overrides: Any) -> None:
         app = create_app(settings)
     except SettingsError as exc:
         raise RefusedSettings(str(exc)) from None
+    # The log's display name: a URL's password stays out of the journal.
+    where = backend_for(settings.db).display
     log.info(
         "serving %s (log %s, create mode %s)",
         settings.base_url,
-        settings.db,
+        where,
         settings.create_mode,
-        extra={"fields": {"url": settings.base_url, "db": str(settings.db)}},
+        extra={"fields": {"url": settings.base_url, "db": where}},
     )
     uvicorn.run(
         app,

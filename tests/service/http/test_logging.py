@@ -6,30 +6,32 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
 import subprocess
 import sys
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.live import NCENTRAL, OPERATOR, Service
+from service.storage.backend import is_url
+from tests.support.live import NCENTRAL, OPERATOR, Service, read
 
 pytestmark = pytest.mark.slow
 
 BODY_MARKER = "body-marker-5f0c2a"
 WRONG_PASSWORD = "wrong-password-9d41e7"
 QUERY_MARKER = "query-marker-77ab10"
+URL_PASSWORD = "url-password-3c9e51"
 ACCESS_FIELDS = {"time", "level", "request_id", "route", "status", "duration_ms", "method"}
 
 
 def test_json_logs_have_one_line_per_request_and_nothing_secret(
-    server_factory: Any, tmp_path: Path
+    server_factory: Any, log_db: Path | str, tmp_path: Path
 ) -> None:
-    service = server_factory(tmp_path / "ledger.db", log_format="json", log_level="info").start()
+    """On PostgreSQL the URL carries a password (the test server trusts any), never logged."""
+    db = _with_password(log_db)
+    service = server_factory(db, log_dir=tmp_path, log_format="json", log_level="info").start()
     sent = [
         httpx.put(
             f"{service.url}/ncentral/tickets",
@@ -79,6 +81,7 @@ def test_json_logs_have_one_line_per_request_and_nothing_secret(
         OPERATOR[1],
         _basic(*NCENTRAL),
         _basic(*OPERATOR),
+        URL_PASSWORD,
     ):
         assert secret not in text
 
@@ -99,14 +102,21 @@ def test_text_logs_are_for_people_and_the_level_is_ours(
     assert "/api/events" not in quiet.log.read_text()
 
 
-def test_shell_tools_log_the_same_way(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
+def test_shell_tools_log_the_same_way(
+    log_db: Path | str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = log_db
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
-    Service(db).start().stop()
+    Service(db, log_dir=tmp_path).start().stop()
+    no_log = (
+        request.getfixturevalue("postgres").create_database()
+        if is_url(db)
+        else str(tmp_path / "missing.db")
+    )
 
     listed = _cli(["events", "--db", str(db), "--log-format", "json", "--format", "json"], env)
     from_env = _cli(["callbacks", "list", "--db", str(db)], env | _json_env())
-    failed = _cli(["verify", "--db", str(tmp_path / "missing.db"), "--log-format", "json"], env)
+    failed = _cli(["verify", "--db", no_log, "--log-format", "json"], env)
 
     for done, command, status in ((listed, "events", 0), (from_env, "callbacks", 0)):
         [line] = [json.loads(x) for x in done.stderr.splitlines()]
@@ -138,9 +148,16 @@ def _basic(username: str, password: str) -> str:
 
 
 def _request_id_recorded_for(service: Service, ticket_id: str) -> str:
-    with closing(sqlite3.connect(f"file:{service.db}?mode=ro", uri=True)) as db:
-        [(request_id,)] = db.execute(
-            "SELECT request_id FROM events WHERE ticket_id = ? AND action = 'CREATE'",
-            (ticket_id,),
-        ).fetchall()
-    return str(request_id)
+    [row] = read(
+        service.db,
+        "SELECT request_id FROM events WHERE ticket_id = ? AND action = 'CREATE'",
+        (ticket_id,),
+    )
+    return str(row["request_id"])
+
+
+def _with_password(db: Path | str) -> Path | str:
+    """A PostgreSQL URL with `URL_PASSWORD` in it, as an operator might write one."""
+    if not is_url(db):
+        return db
+    return str(db).replace("://postgres@", f"://postgres:{URL_PASSWORD}@", 1)

@@ -20,9 +20,9 @@ GUESS = "Winter2026!guess"
 
 
 def test_the_eleventh_try_in_a_minute_is_429_for_that_address_only(
-    server_factory: Callable[..., Service], tmp_path: Path
+    server_factory: Callable[..., Service], log_db: Path | str, tmp_path: Path
 ) -> None:
-    service = server_factory(tmp_path / "log.db", trusted_proxies="127.0.0.1").start()
+    service = server_factory(log_db, log_dir=tmp_path, trusted_proxies="127.0.0.1").start()
     attacker = {"X-Forwarded-For": "203.0.113.7"}
     for attempt in range(10):  # both credentials' routes count against the same address
         if attempt % 2:

@@ -53,11 +53,13 @@ def test_a_secret_given_as_a_flag_is_refused_with_where_to_put_it(
 
 
 def test_our_passwords_and_the_legacy_callbacks_come_from_files(
-    server_factory: Callable[..., Service], fake: FakeNcentral, tmp_path: Path
+    server_factory: Callable[..., Service], fake: FakeNcentral, log_db: Path | str, tmp_path: Path
 ) -> None:
+    """On PostgreSQL nothing is generated, so a start there proves the files were read."""
     inbound, operator = "inbound-from-a-file-0001", "operator-from-a-file-0001"
     service = server_factory(
-        tmp_path / "log.db",
+        log_db,
+        log_dir=tmp_path,
         password="",  # the harness's environment passwords, unset: only the files count
         operator_password="",
         password_file=secret_file(tmp_path, "inbound", inbound),
@@ -73,7 +75,7 @@ def test_our_passwords_and_the_legacy_callbacks_come_from_files(
     assert httpx.get(f"{service.url}/api/tickets", auth=("operator", operator)).status_code == 200
     wait_for(lambda: Log(service.db).state("8101") == "open", what="the callback")
     assert fake.callbacks_for("8101")[0].authorization == basic_auth(fake.username, fake.password)
-    assert not service.db.with_name("log.credentials.toml").exists(), "nothing was generated"
+    assert not list(tmp_path.glob("*.credentials.toml")), "nothing was generated"
 
 
 def test_the_rest_token_comes_from_a_file(
