@@ -9,15 +9,18 @@ import sys
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from service.settings import SECRETS, Settings, SettingsError, load_settings
 from tests.support.live import free_port
 
 
-def serve_in(folder: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+def serve_in(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
+    env = {**clean_environment(), **(env or {})}
     env["PSA_LEDGER_PORT"] = "1"  # the flag below must win over the environment
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port), *args],
@@ -37,6 +40,10 @@ def serve_in(folder: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
             subprocess.run(["sleep", "0.05"], check=True)
     process.kill()
     raise RuntimeError(process.stderr.read().decode())  # type: ignore[union-attr]
+
+
+def clean_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
 
 
 def stop(process: subprocess.Popen[bytes]) -> str:
@@ -64,6 +71,40 @@ def test_first_start_generates_credentials_once_and_keeps_them_private(tmp_path:
     finally:
         second_output = stop(process)
     assert nc_password not in second_output, "a generated password is printed only once"
+
+
+def test_a_first_start_on_postgresql_needs_the_passwords_then_creates_the_log_there(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "service", "serve", "--port", "1", "--db", postgres_url],
+        cwd=tmp_path,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("Error: PSA_LEDGER_PASSWORD and PSA_LEDGER_OPERATOR_PASS")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert _tables(postgres_url) == [], "refused before the database was touched"
+
+    passwords = {"PSA_LEDGER_PASSWORD": "n" * 16, "PSA_LEDGER_OPERATOR_PASSWORD": "o" * 16}
+    process, url = serve_in(tmp_path, "--db", postgres_url, env=passwords)
+    try:
+        body = {"action": "CREATE", "ncentralTicketId": "5", "title": "t", "details": "d"}
+        ok = httpx.put(f"{url}/ncentral/tickets", json=body, auth=("ncentral", "n" * 16))
+        assert ok.status_code == 200
+    finally:
+        stop(process)
+    assert {"events", "tickets", "callbacks"} <= set(_tables(postgres_url))
+    assert not (tmp_path / "var").exists(), "nothing is written beside it: no file, no secrets"
+
+
+def _tables(url: str) -> list[str]:
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return [name for (name,) in rows]
 
 
 def test_environment_then_flags_then_validation() -> None:
