@@ -10,7 +10,7 @@ from typing import Any
 
 from service.storage.activity import ActivityRow
 from service.storage.postgres.connections import Connection
-from service.storage.postgres.nul import shield
+from service.storage.postgres.nul import holds_nul, shield
 from service.storage.postgres.tickets import restored
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 
@@ -28,6 +28,8 @@ def recent(
     text: str | None = None,
 ) -> list[ActivityRow]:
     """Up to `limit` tickets, newest activity first, after the keyset `before` when given."""
+    if holds_nul(state, ncentral_ticket_id, *(before or ())):
+        return []
     sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text)
     return [_activity(row) for row in db.execute(sql, params)]
 

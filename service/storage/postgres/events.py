@@ -10,6 +10,7 @@ from typing import Any
 
 from service.storage.events import FILTER_COLUMNS, Order
 from service.storage.postgres.connections import Connection
+from service.storage.postgres.nul import holds_nul
 from service.storage.rows import EVENT_COLUMNS, event_from_row
 from statemachine.events import Event
 from statemachine.projection import RewindRow
@@ -36,6 +37,8 @@ def select(
     db: Connection, equal: Mapping[str, str], low: int, high: int, order: Order, limit: int
 ) -> list[Event]:
     """Up to `limit` events at positions `low..high` whose columns equal `equal`, in `order`."""
+    if holds_nul(*equal.values()):
+        return []
     sql, params = _select(equal, low, high, order, limit)
     return [event_from_row(row) for row in db.execute(sql, params)]
 

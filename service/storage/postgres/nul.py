@@ -16,12 +16,23 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["MARK", "shield", "shield_tags", "unshield", "unshield_tags"]
+__all__ = ["MARK", "holds_nul", "shield", "shield_tags", "unshield", "unshield_tags"]
 
 MARK = "\ue000"
 _MARKED = re.compile(f"{MARK}(.)", re.DOTALL)
 # What JSON text holds when a tag may need shielding: an escaped NUL, or the mark itself.
 _TAGS_NEED = (b"\\u0000", MARK.encode())
+
+
+def holds_nul(*values: object) -> bool:
+    """Whether any of `values` is text holding a NUL.
+
+    Only the shielded columns can hold one; every other text column (ids, actions,
+    states, actors) holds none on PostgreSQL, and psycopg refuses to send one. So a
+    read that would compare such a column with NUL-holding text finds nothing, as the
+    same read finds nothing on SQLite, and is not sent: a 404 or an empty page, not a 500.
+    """
+    return any(isinstance(value, str) and "\x00" in value for value in values)
 
 
 def shield(text: str) -> str:

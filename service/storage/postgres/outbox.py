@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 
 from service.storage.outbox import CALLBACK_COLUMNS
 from service.storage.postgres.connections import AsyncConnection, Connection
+from service.storage.postgres.nul import holds_nul
 
 __all__ = [
     "CHANNEL",
@@ -36,6 +37,8 @@ def listed(db: Connection, status: str | None) -> list[DictRow]:
 
 
 def one(db: Connection, ticket_id: str) -> DictRow | None:
+    if holds_nul(ticket_id):
+        return None
     return db.execute(_ONE, (ticket_id,)).fetchone()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.storage.postgres.connections import Connection
-from service.storage.postgres.nul import shield, unshield, unshield_tags
+from service.storage.postgres.nul import holds_nul, shield, unshield, unshield_tags
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 from statemachine.projection import Ticket
 
@@ -25,6 +25,8 @@ _JSON_COLUMNS = ("custom_tags", "last_accepted")
 
 
 def by_external_id(db: Connection, external_ticket_id: str) -> Ticket | None:
+    if holds_nul(external_ticket_id):
+        return None
     row = db.execute(_BY_EXTERNAL_ID, (external_ticket_id,)).fetchone()
     return None if row is None else ticket_from_row(restored(row))
 
@@ -39,8 +41,11 @@ def select(
     tags: tuple[tuple[str, str], ...] = (),
 ) -> list[Ticket]:
     """Up to `limit` tickets after the ncentralTicketId `after`, in that order, filtered."""
+    if holds_nul(state, updated_since):
+        return []
+    # No id holds NUL, so the ids after "a\0..." are exactly the ids after "a".
     clauses = ["ncentral_ticket_id > %s"]
-    params: list[object] = [after]
+    params: list[object] = [after.partition("\x00")[0]]
     if state is not None:
         clauses.append("state = %s")
         params.append(state)

@@ -42,8 +42,9 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(tmp_path_factory.mktemp("openapi") / "ledger.db", log_level="warning")
+def live(module_db: Path | str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One server per backend: generated filters, cursors and ids reach its SQL too."""
+    service = Service(module_db, log_dir=tmp_path_factory.mktemp("openapi"), log_level="warning")
     service.start()
     # A ticket in each state, so generated UPDATEs and REOPENs meet real tickets too.
     for action in ("CREATE", "RESOLVE"):
