@@ -50,21 +50,32 @@ class Postgres:
     def url_of(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, *, icu_locale: str | None = None) -> str:
+    def create_database(
+        self, *, icu_locale: str | None = None, tablespace: str | None = None
+    ) -> str:
         """A new, empty database (copied from `template1`); its URL.
 
         With `icu_locale` (such as "en-US") it sorts text by that ICU collation, as an
-        administrator's database often does, instead of the cluster's C.UTF-8.
+        administrator's database often does, instead of the cluster's C.UTF-8. With
+        `tablespace` its files live there (`create_tablespace`).
         """
         name = f"test_{next(self._names)}"
-        if icu_locale is None:
-            self.psql(f'CREATE DATABASE "{name}"')
-        else:
-            self.psql(
-                f'CREATE DATABASE "{name}" TEMPLATE template0'
-                f" LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
-            )
+        options = ""
+        if icu_locale is not None:
+            options += f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
+        if tablespace is not None:
+            options += f' TABLESPACE "{tablespace}"'
+        self.psql(f'CREATE DATABASE "{name}"{options}')
         return self.url_of(name)
+
+    def create_tablespace(self, folder: Path) -> str:
+        """A tablespace in `folder` (an empty folder the server's user may write); its name."""
+        name = f"space_{next(self._names)}"
+        owner = _owner()
+        if owner is not None:
+            os.chown(folder, owner.pw_uid, owner.pw_gid)
+        self.psql(f"CREATE TABLESPACE \"{name}\" LOCATION '{folder}'")
+        return name
 
     def psql(self, sql: str, *, database: str = "postgres") -> str:
         """Run `sql` with Debian's psql, as a person at the server would; its output."""
