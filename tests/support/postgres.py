@@ -8,10 +8,14 @@ does for Chromium. PostgreSQL refuses to run as root, so as root the cluster bel
 the `postgres` system user; its data, socket and log live in one temporary folder that is
 removed with the server. Authentication is `trust` on 127.0.0.1 only: nothing but this
 machine's tests can reach it, and it lives no longer than the test session.
+
+`replicated_postgres` starts two more such clusters, a primary and a standby streaming
+from it with synchronous replication, for the failover test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -110,6 +114,82 @@ def throwaway_postgres() -> Iterator[Postgres]:
             _stop(server)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Replicated:
+    """A primary and its streaming standby, in synchronous replication, each its own cluster."""
+
+    primary: Postgres
+    standby: Postgres
+    _primary_server: subprocess.Popen[bytes]
+    _standby_server: subprocess.Popen[bytes]
+
+    @contextmanager
+    def standby_not_receiving(self) -> Iterator[None]:
+        """The primary's WAL sender stopped (SIGSTOP), as a slow or cut link would hold
+        it: with synchronous replication the primary's commits wait for the standby;
+        without, they run ahead of it. (Stopping the standby's receiver instead would not
+        do: what was sent waits in its socket and is read after the crash.)"""
+        senders = [
+            pid
+            for pid in _children(self._primary_server.pid)
+            if b"walsender" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert senders, "the primary has no WAL sender"
+        for pid in senders:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in senders:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+    def crash_primary(self) -> None:
+        """SIGKILL the primary's postmaster and every process it started: no shutdown."""
+        children = _children(self._primary_server.pid)
+        self._primary_server.kill()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._primary_server.wait()
+
+    def promote_standby(self) -> None:
+        """Make the standby a primary; returns once it takes writes."""
+        self.standby.psql("SELECT pg_promote(wait => true, wait_seconds => 60)")
+
+
+@contextmanager
+def replicated_postgres() -> Iterator[Replicated]:
+    """A fresh primary, a standby made from it with `pg_basebackup`, streaming, and then
+    `synchronous_standby_names = '*'`: a commit returns once the standby has it."""
+    bin_dir = _binaries()
+    owner = _owner()
+    folders = [Path(tempfile.mkdtemp(prefix=f"psa-ledger-pg-{role}-")) for role in ("p", "s")]
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        for folder in folders:
+            if owner is not None:
+                os.chown(folder, owner.pw_uid, owner.pw_gid)
+        _initdb(bin_dir, folders[0], owner)
+        server, port = _start(bin_dir, folders[0], owner)
+        servers.append(server)
+        primary = Postgres(bin_dir=bin_dir, port=port, socket_dir=folders[0])
+        _base_backup(bin_dir, primary, folders[1], owner)
+        standby_server, standby_port = _start(bin_dir, folders[1], owner)
+        servers.append(standby_server)
+        standby = Postgres(bin_dir=bin_dir, port=standby_port, socket_dir=folders[1])
+        _wait_streaming(primary)
+        primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        primary.psql("SELECT pg_reload_conf()")
+        _wait_streaming(primary, state="sync")
+        yield Replicated(primary, standby, server, standby_server)
+    finally:
+        for server in servers:
+            _stop(server)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _binaries() -> Path:
@@ -225,3 +305,41 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+
+def _base_backup(
+    bin_dir: Path, primary: Postgres, folder: Path, owner: pwd.struct_passwd | None
+) -> None:
+    """The standby's data folder, copied from the running primary; `-R` makes it a standby."""
+    done = subprocess.run(
+        [
+            *(str(bin_dir / "pg_basebackup"), "-D", str(folder / "data"), "-R", "--no-sync"),
+            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **_run_as(owner),
+    )
+    if done.returncode != 0:
+        pytest.fail(f"pg_basebackup failed: {done.stderr.strip()}")
+
+
+def _wait_streaming(primary: Postgres, *, state: str = "async") -> None:
+    query = f"SELECT count(*) FROM pg_stat_replication WHERE sync_state = '{state}'"
+    deadline = time.monotonic() + START_TIMEOUT
+    while primary.psql(query).strip() != "1":
+        if time.monotonic() > deadline:
+            pytest.fail(f"the standby never reached {state} streaming")
+        time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
