@@ -1,10 +1,11 @@
-"""Moments: times and positions in, positions out, on a real SQLite log."""
+"""Moments: times and positions in, positions out, on a real log on each backend."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from service.audit.moments import (
     parse_moment,
     parse_time,
 )
-from service.storage.sqlite import connect_sync
+from service.storage.backend import backend_for, is_url
 
 TIMES = [
     "2026-01-01T10:00:00.000000Z",
@@ -26,20 +27,20 @@ TIMES = [
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    path = tmp_path / "log.db"
-    writer = connect_sync(path, readonly=False)
-    for position, recorded_at in enumerate(TIMES, start=1):
-        writer.execute(
-            "INSERT INTO events (position, action, outcome, recorded_at, actor, payload,"
-            " schema_version, prev_hash, hash)"
-            " VALUES (?, 'x', 'recorded', ?, 'a', '{}', 1, '', '')",
-            (position, recorded_at),
-        )
-    writer.close()
-    reader = connect_sync(path)
-    yield reader
-    reader.close()
+def db(log_db: Path | str) -> Iterator[Any]:
+    """A read-only connection to a log of three events at `TIMES`, on each backend."""
+    backend = backend_for(log_db)
+    mark = "%s" if is_url(log_db) else "?"
+    with closing(backend.connect_sync(readonly=False)) as writer:
+        for position, recorded_at in enumerate(TIMES, start=1):
+            writer.execute(
+                "INSERT INTO events (position, action, outcome, recorded_at, actor, payload,"
+                " schema_version, prev_hash, hash)"
+                f" VALUES ({mark}, 'x', 'recorded', {mark}, 'a', '{{}}', 1, '', '')",
+                (position, recorded_at),
+            )
+    with closing(backend.connect_sync()) as reader:
+        yield reader
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_digits_are_a_position_and_ones_past_the_log_mean_now() -> None:
     assert parse_moment("2026-01-01T10:00:00Z") == "2026-01-01T10:00:00.000000Z"
 
 
-def test_a_time_becomes_the_last_position_recorded_by_then(db: sqlite3.Connection) -> None:
+def test_a_time_becomes_the_last_position_recorded_by_then(db: Any) -> None:
     assert last_position_at(db, "2026-01-01T09:59:59.999999Z") == 0
     assert last_position_at(db, "2026-01-01T10:00:00.000000Z") == 2
     assert last_position_at(db, "2026-01-01T12:00:00.000000Z") == 3
@@ -79,7 +80,7 @@ def test_a_time_becomes_the_last_position_recorded_by_then(db: sqlite3.Connectio
     assert last_position_at(db, LAST_POSITION) == 3
 
 
-def test_since_a_time_starts_at_the_first_event_recorded_then(db: sqlite3.Connection) -> None:
+def test_since_a_time_starts_at_the_first_event_recorded_then(db: Any) -> None:
     assert first_position_from(db, "2026-01-01T10:00:00.000000Z") == 1
     assert first_position_from(db, "2026-01-01T10:00:00.000001Z") == 3
     assert first_position_from(db, "2026-01-02T00:00:00.000000Z") is None
