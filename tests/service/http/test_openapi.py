@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from service.http.app import create_app
 from service.settings import Settings
+from service.storage.backend import is_url
 from tests.conftest import CREDENTIALS
 from tests.support.live import NCENTRAL, OPERATOR, Service
 
@@ -94,13 +95,17 @@ def test_the_live_document_has_the_operations_tested_here(api: Any) -> None:
 
 @pytest.mark.parametrize(("label", "mode"), OPERATIONS)
 def test_every_operation_answers_as_the_document_says(
-    api: Any, label: str, mode: GenerationMode
+    api: Any, live: Service, label: str, mode: GenerationMode
 ) -> None:
+    """A third of the examples on PostgreSQL, to keep `make test` short: the HTTP layer
+    that most generated input stops at is the same, and what reaches the SQL (ids and
+    filters holding NUL, which this found) is pinned in test_api.py on both backends."""
     operation = api.find_operation_by_label(label)
     credential = NCENTRAL if operation.path.startswith("/ncentral/") else OPERATOR
+    examples = 10 if is_url(live.db) else 30
 
     @given(case=operation.as_strategy(mode))
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     def answers_as_documented(case: Any) -> None:
         case.call_and_validate(auth=credential, checks=CHECKS, timeout=30)
 
