@@ -63,7 +63,16 @@ class RecordRequest:
     """The ledger command for one request from N-central: parsed on arrival, applied (its
     event recorded and its answer decided) by the writer."""
 
-    __slots__ = ("actor", "body", "error", "policy", "request", "request_id", "ticket_id")
+    __slots__ = (
+        "actor",
+        "body",
+        "error",
+        "new_ticket",
+        "policy",
+        "request",
+        "request_id",
+        "ticket_id",
+    )
 
     def __init__(
         self, policy: AnswerPolicy, body: bytes | None, *, actor: str, request_id: str
@@ -75,6 +84,7 @@ class RecordRequest:
         self.request: TicketRequest | None = None
         self.error: InvalidRequest | None = None
         self.ticket_id: str | None = None
+        self.new_ticket = False
         if body is None:
             self.error = InvalidRequest(
                 f"body is larger than {MAX_BODY} bytes", field=None, malformed=False
@@ -83,6 +93,7 @@ class RecordRequest:
         try:
             self.request = admit_request(body)
             self.ticket_id = self.request.ncentral_ticket_id
+            self.new_ticket = self.request.action == Action.CREATE
         except InvalidRequest as exc:
             # Without its traceback: the frames would hold this object, whose `error` holds
             # them, a cycle that keeps a refused megabyte alive until the collector runs.

@@ -57,6 +57,11 @@ class Command(Protocol):
     @property
     def ticket_id(self) -> str | None: ...
 
+    @property
+    def new_ticket(self) -> bool:
+        """Whether the command starts its ticket (a CREATE): see `Ledger._prepare`."""
+        ...
+
     def apply(self, batch: Batch) -> Any: ...
 
 
@@ -210,6 +215,7 @@ class Ledger:
                 return
 
     async def _write(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        presume = True
         for _ in range(_ATTEMPTS):
             try:
                 db = await self._connection()
@@ -217,13 +223,15 @@ class Ledger:
                     self._answer()  # not held up by another replica's append lock
                 began = await self._appends.begin(db, self._tail.position if self._tail else None)
                 self._follow(began)
-                batch, results = await self._prepare(db, work)
+                batch, results = await self._prepare(db, work, presume=presume)
                 await self._persist(db, batch)
             except self._appends.MOVED as exc:
-                # Another process appended since we cached the tail: start again from the log.
-                log.info("log moved under the writer (%s); retrying the batch", exc)
+                # Another process appended since we cached the tail, or a ticket presumed new
+                # had events after all: start again from the log, presuming nothing.
+                log.info("the log refused the batch's positions (%s); retrying the batch", exc)
                 await self._appends.rollback(self._db)
                 self._forget()
+                presume = False
                 continue
             except Exception as exc:
                 # Whatever went wrong, the writer lives on: this batch is refused (503).
@@ -276,15 +284,27 @@ class Ledger:
         self._tail = tail
 
     async def _prepare(
-        self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]]
+        self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
     ) -> tuple[Batch, list[Any]]:
         """Run the commands against the cached projection, loading what is missing first.
 
         On SQLite the reads happen outside the write transaction: if the file moves on
         meanwhile, our first event's position is taken and `_persist` fails with `MOVED`.
+
+        With `presume`, a ticket that a CREATE starts and the cache does not hold is taken
+        to be new, without a read: the round trip to load it would cost most batches as
+        much as their writes. The presumption is checked by the log itself, whose key on
+        (ticket_id, stream_version) refuses a second first event: the batch then fails
+        with `MOVED` and is decided again with every ticket loaded.
         """
-        ticket_ids = {cmd.ticket_id for cmd, _ in work if cmd.ticket_id is not None}
-        missing = {tid for tid in ticket_ids if tid not in self._streams}
+        streams = self._streams
+        missing = {
+            cmd.ticket_id
+            for cmd, _ in work
+            if cmd.ticket_id is not None
+            and cmd.ticket_id not in streams
+            and not (presume and cmd.new_ticket)
+        }
         if self._tail is None or missing:
             tail, streams = await _load(self._appends, db, missing, with_tail=self._tail is None)
             self._tail = tail or self._tail
