@@ -27,6 +27,7 @@ from statemachine.events import (
     ticket_id_of,
 )
 from statemachine.projection import Decision, Stream, decide, delivery, external_id_for
+from statemachine.ticket import State
 
 __all__ = ["CONNECTION_TEST_ID", "MAX_BODY", "AnswerPolicy", "Intake", "RecordRequest"]
 
@@ -107,7 +108,7 @@ class RecordRequest:
         assert self.body is not None
         payload = self.body.decode()  # admit_request has checked it is UTF-8
         stream = batch.stream(ticket_id)
-        decision = decide(stream.ticket, request, digest(payload))
+        decision = decide(stream.ticket, request, digest(self.body))
         answer = self._answer(decision, stream, request, batch.tail.position + 1)
         event = batch.append(
             ticket_id=ticket_id,
@@ -242,5 +243,9 @@ def _describe(body: bytes | None) -> str:
     return msgspec.json.encode(description).decode()
 
 
-def _value(state: Any) -> str | None:
-    return state.value if state is not None else None
+def _value(state: State | None) -> str | None:
+    return _STATE_TEXT[state] if state is not None else None
+
+
+#: `state.value` by a dict lookup: the Enum property costs more than the lookup.
+_STATE_TEXT = {state: state.value for state in State}
