@@ -29,13 +29,15 @@ def utc_now(offset: float = 0.0) -> str:
     if offset:
         return format_utc(datetime.now(UTC) + timedelta(seconds=offset))
     seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
-    if seconds != _second[0]:
-        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
-    return f"{_second[1]}.{micros:06d}Z"
+    second = _second[0]  # one read of a pair, so another thread cannot mix two seconds
+    if second[0] != seconds:
+        second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _second[0] = second
+    return f"{second[1]}.{micros:06d}Z"
 
 
 #: The second `utc_now` last wrote, and its text.
-_second: list = [None, ""]
+_second: list[tuple[int, str]] = [(-1, "")]
 
 
 def seconds_until(moment: str) -> float:
