@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["ledger", "http", "ingest", "audit", "replay", "memory", "console", "postgres"]
+SUITES = ["ledger", "http", "ingest", "cpu", "audit", "replay", "memory", "console", "postgres"]
 
 
 def main(argv: list[str]) -> None:

@@ -217,6 +217,8 @@ def parse_request(body: bytes) -> TicketRequest:
         for name, value in (("title", request.title), ("details", request.details)):
             if value is None:
                 raise InvalidRequest(f"CREATE requires `{name}`", field=name, malformed=False)
+    if request.action == action.value:
+        return request
     return msgspec.structs.replace(request, action=action.value)
 
 
@@ -225,9 +227,11 @@ def is_connection_test(ticket_id: str) -> bool:
     return ticket_id.startswith(CONNECTION_TEST_PREFIX)
 
 
-def digest(payload: str) -> str:
-    """Identifies a body: a retry sends the same bytes again."""
-    return hashlib.sha256(payload.encode()).hexdigest()
+def digest(payload: str | bytes) -> str:
+    """Identifies a body: a retry sends the same bytes again. The text of a body and its
+    UTF-8 bytes have the same digest."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    return hashlib.sha256(data).hexdigest()
 
 
 def chain_hash(event: Event, prev_hash: str) -> str:

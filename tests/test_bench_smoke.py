@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from bench import http, ingest, ledger, replay, servers
+from bench import cpu, http, ingest, ledger, replay, servers
 from bench.baseline import TicketShape
 from statemachine.events import TicketRequest
 
@@ -53,6 +53,19 @@ def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only(capsys) -
     # Every CREATE, UPDATE, RESOLVE and REOPEN was answered 2xx: the mix is lawful.
     assert only.psa.errors == 0 and only.baseline.errors == 0
     assert "psa/base" in capsys.readouterr().out
+
+
+def test_cpu_benchmark_reads_each_servers_cpu_a_request(capsys) -> None:
+    pairs = cpu.main(["--quick", "--cpu-connections", "16"])
+    if pairs is None:
+        pytest.skip(capsys.readouterr().out.strip())
+    [(baseline, psa)] = pairs
+    assert baseline.requests > 0 and psa.requests > 0
+    assert baseline.per_request() > 0
+    # psa-ledger's event loop, and its SQLite writer on a thread of its own, both worked.
+    assert psa.per_request("event loop") > 0 and psa.per_request("other threads") > 0
+    assert psa.per_request() > psa.per_request("event loop")
+    assert "the baseline's CPU a request is" in capsys.readouterr().out
 
 
 def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:

@@ -27,6 +27,7 @@ from statemachine.events import (
     ticket_id_of,
 )
 from statemachine.projection import Decision, Stream, decide, delivery, external_id_for
+from statemachine.ticket import State
 
 __all__ = ["CONNECTION_TEST_ID", "MAX_BODY", "AnswerPolicy", "Intake", "RecordRequest"]
 
@@ -63,7 +64,16 @@ class RecordRequest:
     """The ledger command for one request from N-central: parsed on arrival, applied (its
     event recorded and its answer decided) by the writer."""
 
-    __slots__ = ("actor", "body", "error", "policy", "request", "request_id", "ticket_id")
+    __slots__ = (
+        "actor",
+        "body",
+        "error",
+        "new_ticket",
+        "policy",
+        "request",
+        "request_id",
+        "ticket_id",
+    )
 
     def __init__(
         self, policy: AnswerPolicy, body: bytes | None, *, actor: str, request_id: str
@@ -75,6 +85,7 @@ class RecordRequest:
         self.request: TicketRequest | None = None
         self.error: InvalidRequest | None = None
         self.ticket_id: str | None = None
+        self.new_ticket = False
         if body is None:
             self.error = InvalidRequest(
                 f"body is larger than {MAX_BODY} bytes", field=None, malformed=False
@@ -83,6 +94,7 @@ class RecordRequest:
         try:
             self.request = admit_request(body)
             self.ticket_id = self.request.ncentral_ticket_id
+            self.new_ticket = self.request.action == Action.CREATE
         except InvalidRequest as exc:
             # Without its traceback: the frames would hold this object, whose `error` holds
             # them, a cycle that keeps a refused megabyte alive until the collector runs.
@@ -96,7 +108,7 @@ class RecordRequest:
         assert self.body is not None
         payload = self.body.decode()  # admit_request has checked it is UTF-8
         stream = batch.stream(ticket_id)
-        decision = decide(stream.ticket, request, digest(payload))
+        decision = decide(stream.ticket, request, digest(self.body))
         answer = self._answer(decision, stream, request, batch.tail.position + 1)
         event = batch.append(
             ticket_id=ticket_id,
@@ -231,5 +243,9 @@ def _describe(body: bytes | None) -> str:
     return msgspec.json.encode(description).decode()
 
 
-def _value(state: Any) -> str | None:
-    return state.value if state is not None else None
+def _value(state: State | None) -> str | None:
+    return _STATE_TEXT[state] if state is not None else None
+
+
+#: `state.value` by a dict lookup: the Enum property costs more than the lookup.
+_STATE_TEXT = {state: state.value for state in State}

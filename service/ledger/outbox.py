@@ -93,6 +93,7 @@ class Claim(msgspec.Struct, frozen=True):
     now: str
     lease_until: str
     limit: int
+    new_ticket = False
 
     @property
     def ticket_id(self) -> None:
@@ -110,6 +111,7 @@ class RecordAttempt(msgspec.Struct, frozen=True):
     ticket_id: str
     record: AttemptRecord
     delivered: bool
+    new_ticket = False
 
     def apply(self, batch: Batch) -> None:
         record, tid = self.record, self.ticket_id
@@ -156,6 +158,7 @@ class RequestRetry(msgspec.Struct, frozen=True):
     ticket_id: str
     actor: str
     previous: Callback
+    new_ticket = False
 
     def apply(self, batch: Batch) -> str:
         event = _append(

@@ -40,7 +40,13 @@ import msgspec
 from service.storage import StoreUnavailable, rows
 from service.storage.backend import backend_for
 from service.timestamps import utc_now
-from statemachine.events import GENESIS_HASH, Event, TicketRequest, chain_hash
+from statemachine.events import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    Event,
+    TicketRequest,
+    chain_hash_values,
+)
 from statemachine.projection import Stream, evolve
 
 __all__ = ["OWN_ACTOR", "Batch", "Command", "Ledger"]
@@ -56,6 +62,11 @@ class Command(Protocol):
 
     @property
     def ticket_id(self) -> str | None: ...
+
+    @property
+    def new_ticket(self) -> bool:
+        """Whether the command starts its ticket (a CREATE): see `Ledger._prepare`."""
+        ...
 
     def apply(self, batch: Batch) -> Any: ...
 
@@ -101,10 +112,32 @@ class Batch:
         position = self.tail.position + 1
         # Time never runs backwards in the log, so "state as of T" has one answer.
         recorded_at = max(self._clock(), self.tail.recorded_at)
+        version = stream.version + 1 if stream is not None else None
+        prev_hash = self.tail.hash
+        # Hashed from the values themselves, in `Event` field order (`chain_hash`), so the
+        # event is built once, with its hash.
+        digest = chain_hash_values(
+            (
+                position,
+                ticket_id,
+                version,
+                action,
+                outcome,
+                state_before,
+                state_after,
+                recorded_at,
+                request_id,
+                actor,
+                payload,
+                response,
+                SCHEMA_VERSION,
+            ),
+            prev_hash,
+        )
         event = Event(
             position=position,
             ticket_id=ticket_id,
-            stream_version=stream.version + 1 if stream is not None else None,
+            stream_version=version,
             action=action,
             outcome=outcome,
             state_before=state_before,
@@ -114,11 +147,11 @@ class Batch:
             actor=actor,
             payload=payload,
             response=response,
-            prev_hash=self.tail.hash,
+            prev_hash=prev_hash,
+            hash=digest,
         )
-        event = msgspec.structs.replace(event, hash=chain_hash(event, event.prev_hash))
         self.events.append(event)
-        self.tail = Tail(position, event.hash, recorded_at)
+        self.tail = Tail(position, digest, recorded_at)
         if ticket_id is not None and stream is not None:
             self.streams[ticket_id] = evolve(stream, event, request)
         return event
@@ -210,6 +243,7 @@ class Ledger:
                 return
 
     async def _write(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        presume = True
         for _ in range(_ATTEMPTS):
             try:
                 db = await self._connection()
@@ -217,13 +251,15 @@ class Ledger:
                     self._answer()  # not held up by another replica's append lock
                 began = await self._appends.begin(db, self._tail.position if self._tail else None)
                 self._follow(began)
-                batch, results = await self._prepare(db, work)
+                batch, results = await self._prepare(db, work, presume=presume)
                 await self._persist(db, batch)
             except self._appends.MOVED as exc:
-                # Another process appended since we cached the tail: start again from the log.
-                log.info("log moved under the writer (%s); retrying the batch", exc)
+                # Another process appended since we cached the tail, or a ticket presumed new
+                # had events after all: start again from the log, presuming nothing.
+                log.info("the log refused the batch's positions (%s); retrying the batch", exc)
                 await self._appends.rollback(self._db)
                 self._forget()
+                presume = False
                 continue
             except Exception as exc:
                 # Whatever went wrong, the writer lives on: this batch is refused (503).
@@ -276,15 +312,27 @@ class Ledger:
         self._tail = tail
 
     async def _prepare(
-        self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]]
+        self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
     ) -> tuple[Batch, list[Any]]:
         """Run the commands against the cached projection, loading what is missing first.
 
         On SQLite the reads happen outside the write transaction: if the file moves on
         meanwhile, our first event's position is taken and `_persist` fails with `MOVED`.
+
+        With `presume`, a ticket that a CREATE starts and the cache does not hold is taken
+        to be new, without a read: the round trip to load it would cost most batches as
+        much as their writes. The presumption is checked by the log itself, whose key on
+        (ticket_id, stream_version) refuses a second first event: the batch then fails
+        with `MOVED` and is decided again with every ticket loaded.
         """
-        ticket_ids = {cmd.ticket_id for cmd, _ in work if cmd.ticket_id is not None}
-        missing = {tid for tid in ticket_ids if tid not in self._streams}
+        streams = self._streams
+        missing = {
+            cmd.ticket_id
+            for cmd, _ in work
+            if cmd.ticket_id is not None
+            and cmd.ticket_id not in streams
+            and not (presume and cmd.new_ticket)
+        }
         if self._tail is None or missing:
             tail, streams = await _load(self._appends, db, missing, with_tail=self._tail is None)
             self._tail = tail or self._tail

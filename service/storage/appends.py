@@ -45,16 +45,20 @@ INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
 )
-# A whole row, replaced (so the tags trigger, AFTER INSERT, follows it); a content column
-# given as NULL keeps the stored value, read in the same statement.
+# The row, updated in place when the ticket exists: an update leaves the index entries
+# of unchanged columns, and the tags (a trigger, when they change), alone. A content
+# column given as NULL keeps the stored value, read in the same statement: the row must
+# be whole before the conflict is found, since NOT NULL is checked first.
 UPSERT_TICKET = (
-    f"INSERT OR REPLACE INTO tickets ({', '.join(TICKET_COLUMNS)}) SELECT "
+    f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)}) VALUES ("
     + ", ".join(
-        f"COALESCE(?{n}, stored.{name})" if name in _CONTENT_COLUMNS else f"?{n}"
+        f"COALESCE(?{n}, (SELECT {name} FROM tickets WHERE ncentral_ticket_id = ?1))"
+        if name in _CONTENT_COLUMNS
+        else f"?{n}"
         for n, name in enumerate(TICKET_COLUMNS, start=1)
     )
-    + " FROM (SELECT ?1 AS id) AS incoming"
-    " LEFT JOIN tickets AS stored ON stored.ncentral_ticket_id = incoming.id"
+    + ") ON CONFLICT (ncentral_ticket_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in TICKET_COLUMNS[1:])
 )
 
 

@@ -59,8 +59,8 @@ class Row(Protocol):
 
 
 def event_row(event: Event) -> tuple[Any, ...]:
-    """The values of an `events` row, in `EVENT_COLUMNS` order."""
-    return tuple(getattr(event, name) for name in EVENT_COLUMNS)
+    """The values of an `events` row, in `EVENT_COLUMNS` order (the Struct's own)."""
+    return msgspec.structs.astuple(event)
 
 
 def event_from_row(row: Row) -> Event:

@@ -158,6 +158,18 @@ MIGRATIONS = [
     # PostgreSQL's version 6 makes its text columns compare byte for byte, which SQLite's
     # always do: here it changes nothing and only keeps the numbering of both dialects one.
     "SELECT 1;",
+    # The writer updates a ticket in place (an upsert) instead of replacing its row, which
+    # rewrote every index entry and the tags at each event: the tags now follow an update
+    # only when they changed, as on PostgreSQL. The insert trigger stays for new rows.
+    f"""
+    CREATE TRIGGER tickets_tags_change AFTER UPDATE OF custom_tags ON tickets
+        WHEN NEW.custom_tags IS NOT OLD.custom_tags BEGIN
+        DELETE FROM ticket_tags WHERE ncentral_ticket_id = NEW.ncentral_ticket_id;
+        INSERT INTO ticket_tags
+            SELECT NEW.ncentral_ticket_id, {_restored("key")}, {_restored("value")}
+            FROM json_each({_shielded("NEW.custom_tags")});
+    END;
+    """,
 ]
 
 

@@ -87,6 +87,50 @@ async def test_more_requests_than_the_queue_holds_all_complete(log_db: Path | st
     assert replay(log_db)[0] == []
 
 
+async def test_a_create_the_writer_has_not_cached_is_answered_by_the_log(
+    log_db: Path | str,
+) -> None:
+    """The writer presumes a CREATE's uncached ticket new, without reading it: when the log
+    holds the ticket already (from before a restart, or only refused so far), the answers
+    are still the log's and the chain stays one."""
+    first = Ledger(log_db)
+    await first.open()
+    try:
+        created = await first.submit(request("CREATE", "41"))
+        unknown = await first.submit(request("UPDATE", "42"))
+    finally:
+        await first.close()
+    restarted = Ledger(log_db)
+    await restarted.open()
+    try:
+        existing = await restarted.submit(request("CREATE", "41", "sent again, changed"))
+        await restarted.close()
+        await restarted.open()
+        retried = await restarted.submit(request("CREATE", "41"))
+        await restarted.close()
+        await restarted.open()
+        opened = await restarted.submit(request("CREATE", "42"))
+    finally:
+        await restarted.close()
+    assert unknown.status == 404
+    assert existing == retried == created
+    assert opened.status == 200 and opened.body["externalTicketId"] == "PSA-6"
+    outcomes = [
+        (e["ticket_id"], e["action"], e["outcome"])
+        for e in read(log_db, "SELECT * FROM events ORDER BY position")
+    ]
+    assert outcomes == [
+        ("41", "CREATE", "accepted"),
+        ("41", "identity_delivered", "recorded"),
+        ("42", "UPDATE", "not_found"),
+        ("41", "CREATE", "existing"),
+        ("41", "CREATE", "duplicate"),
+        ("42", "CREATE", "accepted"),
+        ("42", "identity_delivered", "recorded"),
+    ]
+    assert replay(log_db) == ([], {"41": "open", "42": "open"})
+
+
 @pytest.mark.parametrize("first_id", [1000, "t"], ids=["accepted", "refused"])
 async def test_the_writer_keeps_no_ticket_text_between_batches(
     log_db: Path | str, first_id: int | str

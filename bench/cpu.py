@@ -1,0 +1,151 @@
+"""Server CPU per request under ingest: psa-ledger's threads against the baseline app's.
+
+On a machine shared with other work, requests per second swing with what the others do;
+the CPU time a server spends per request barely does, and it is what bounds the requests
+per second once the cores are busy. So this suite runs the same wrk load as
+`bench.ingest` against each server in turn, reads every thread's user and system time
+from `/proc/<pid>/task/*/stat` before and after, and prints the microseconds of CPU each
+request cost: per thread for psa-ledger (the event loop, the SQLite writer's thread),
+in all for both, and the baseline's share of psa-ledger's (the ratio a CPU-bound quiet
+machine would approach). Linux only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgspec
+
+from bench import ingest, servers, wrk
+
+__all__ = ["Sample", "main"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Sample(msgspec.Struct, frozen=True):
+    """One wrk run: requests answered, and CPU seconds by thread name (user, system)."""
+
+    requests: int
+    threads: dict[str, tuple[float, float]]
+
+    def per_request(self, thread: str | None = None) -> float:
+        """Microseconds of CPU a request, of one thread or of all."""
+        chosen = [t for name, t in self.threads.items() if thread in (None, name)]
+        return 1e6 * sum(user + system for user, system in chosen) / self.requests
+
+
+def main(argv: list[str] | None = None) -> list[tuple[Sample, Sample]] | None:
+    options = _parse(argv or [])
+    if not Path("/proc/self/task").is_dir():
+        print("cpu: cannot run: no /proc (Linux only)")
+        return None
+    try:
+        wrk.ensure_wrk()
+    except wrk.WrkMissing as exc:
+        print(f"cpu: cannot run: {exc}")
+        return None
+    pairs: list[tuple[Sample, Sample]] = []
+    prefixes = (str(n) for n in itertools.count(1))
+    with (
+        tempfile.TemporaryDirectory(prefix="psa-ledger-cpu-") as folder,
+        _server(None) as (bare_port, bare_pid),
+        _server(Path(folder) / "cpu.db") as (psa_port, psa_pid),
+    ):
+        print(f"cpu: wrk runs of {options.seconds} s at {options.cpu_connections} connections")
+        print(f"{'round':<8} {'baseline us/req':>16} {'psa us/req':>11} {'loop':>7} {'others':>7}")
+        for number in range(options.rounds):
+            prefix = next(prefixes)
+            ingest._seed(psa_port, prefix, threads=min(2, options.cpu_connections))
+            bare = _sample(bare_pid, bare_port, prefix, options)
+            psa = _sample(psa_pid, psa_port, prefix, options)
+            pairs.append((bare, psa))
+            print(_row(f"{number + 1}", [(bare, psa)]))
+        print(_row("median", pairs))
+        share = statistics.median(b.per_request() / p.per_request() for b, p in pairs)
+        print(f"cpu: the baseline's CPU a request is {share:.2f}x psa-ledger's")
+    return pairs
+
+
+def _row(label: str, pairs: list[tuple[Sample, Sample]]) -> str:
+    def med(values: Iterator[float]) -> float:
+        return statistics.median(list(values))
+
+    return (
+        f"{label:<8} {med(b.per_request() for b, _ in pairs):>16.1f}"
+        f" {med(p.per_request() for _, p in pairs):>11.1f}"
+        f" {med(p.per_request(_LOOP) for _, p in pairs):>7.1f}"
+        f" {med(p.per_request(_OTHERS) for _, p in pairs):>7.1f}"
+    )
+
+
+#: psa-ledger's threads, as counted: the process's first thread runs the event loop; the
+#: others are the SQLite writer's (nearly all their time) and uvloop's helpers.
+_LOOP, _OTHERS = "event loop", "other threads"
+
+
+def _sample(pid: int, port: int, prefix: str, options: argparse.Namespace) -> Sample:
+    before = _cpu(pid)
+    result = ingest._load(port, prefix, options.cpu_connections, options.seconds)
+    after = _cpu(pid)
+    threads: dict[str, tuple[float, float]] = {}
+    for tid, (user, system) in after.items():
+        was_user, was_system = before.get(tid, (0.0, 0.0))
+        name = _LOOP if tid == pid else _OTHERS
+        total_user, total_system = threads.get(name, (0.0, 0.0))
+        threads[name] = (total_user + user - was_user, total_system + system - was_system)
+    return Sample(max(result.requests, 1), threads)
+
+
+def _cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """User and system seconds of each thread of `pid`."""
+    found: dict[int, tuple[float, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(task.name)] = (int(fields[11]) / _TICKS, int(fields[12]) / _TICKS)
+    return found
+
+
+@contextmanager
+def _server(db: Path | None) -> Iterator[tuple[int, int]]:
+    """psa-ledger on `db` (sync mode, as `bench.ingest` runs it), or the baseline app."""
+    port = servers.free_port()
+    if db is None:
+        command = [sys.executable, "-m", "bench.baseline", "--port", str(port)]
+        process: subprocess.Popen[bytes] = servers.start(command, port)
+    else:
+        process = servers.psa_ledger_process(db, port, create_mode="sync")
+    try:
+        yield port, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench cpu")
+    parser.add_argument("--seconds", type=int, default=6, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each server")
+    parser.add_argument("--cpu-connections", type=int, default=64, help="wrk's connections")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
+    options = parser.parse_known_args(argv)[0]
+    if options.quick:
+        options.seconds, options.rounds = 2, 1
+    return options
