@@ -194,8 +194,10 @@ def action_named(text: str) -> Action | None:
     return _ACTIONS.get(text.strip().upper())
 
 
-def parse_request(body: bytes) -> TicketRequest:
+def parse_request(body: bytes | str) -> TicketRequest:
     """Decode and check a request body; the action comes back upper-cased, CLOSE as RESOLVE.
+
+    Replay hands the stored payload as text: msgspec reads it without a copy to bytes.
 
     Raises `InvalidRequest` naming the offending field.
     """
@@ -217,6 +219,8 @@ def parse_request(body: bytes) -> TicketRequest:
         for name, value in (("title", request.title), ("details", request.details)):
             if value is None:
                 raise InvalidRequest(f"CREATE requires `{name}`", field=name, malformed=False)
+    if request.action == action.value:
+        return request
     return msgspec.structs.replace(request, action=action.value)
 
 

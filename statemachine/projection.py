@@ -221,8 +221,7 @@ class Projection:
             )
         request, derived, request_digest = None, None, None
         if event.action in _REQUEST_ACTIONS:
-            request_digest = digest(event.payload)
-            request, derived = _rederive(stream, event, request_digest)
+            request, derived, request_digest = _rederive(stream, event)
         elif event.action in _DELIVERIES and stream.ticket is not None:
             derived = Decision(Outcome.RECORDED, *delivery(stream.ticket))
         if derived is not None and (mismatch := _compare(event, derived)):
@@ -238,6 +237,12 @@ class Projection:
     def records(self) -> dict[str, Record]:
         """Every ticket as `Rewind` keeps it: what a checkpoint of this position holds."""
         return {tid: _record_of(t) for tid, t in self.tickets().items()}
+
+    def record(self, ticket_id: str) -> Record | None:
+        """One ticket as `Rewind` keeps it; None before its CREATE."""
+        stream = self.streams.get(ticket_id)
+        ticket = _ticket_of(stream) if stream is not None else None
+        return _record_of(ticket) if ticket is not None else None
 
 
 class Record(msgspec.Struct, array_like=True, gc=False):
@@ -426,14 +431,19 @@ def _written(content: Content | None, request: TicketRequest) -> Content:
     )
 
 
-def _rederive(
-    stream: Stream, event: Event, request_digest: str
-) -> tuple[TicketRequest | None, Decision]:
+def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decision, str | None]:
+    """The request, what the rules decide of it, and its digest where one was needed."""
     try:
-        request = parse_request(event.payload.encode())
+        request = parse_request(event.payload)
     except InvalidRequest:
-        return None, Decision(Outcome.INVALID)
-    return request, decide(stream.ticket, request, request_digest)
+        return None, Decision(Outcome.INVALID), None
+    # Only a repeat of the last accepted action can be a duplicate: hashing the payload of
+    # any other request would tell `decide` nothing.
+    last = stream.ticket.last_accepted if stream.ticket is not None else None
+    request_digest = (
+        digest(event.payload) if last is not None and last.action == request.action else None
+    )
+    return request, decide(stream.ticket, request, request_digest or ""), request_digest
 
 
 def _compare(event: Event, derived: Decision) -> str | None:

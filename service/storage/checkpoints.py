@@ -28,9 +28,12 @@ __all__ = [
     "Checkpoint",
     "at_or_before",
     "current",
+    "encode_record",
     "encode_records",
     "every",
     "latest_position",
+    "raw_records_of",
+    "record_of",
     "records_of",
     "snapshot_of",
     "store",
@@ -66,6 +69,30 @@ def records_of(checkpoint: Checkpoint) -> dict[str, Record] | None:
     except msgspec.DecodeError:
         return None
     return records if len(records) == checkpoint.tickets else None
+
+
+def raw_records_of(checkpoint: Checkpoint) -> dict[str, msgspec.Raw] | None:
+    """The tickets a checkpoint holds, each record still encoded; None when it is damaged.
+
+    Splitting the snapshot into its records costs a tenth of decoding them all: a reader
+    that needs only some tickets decodes those (`record_of`).
+    """
+    snapshot = bytes(checkpoint.snapshot)
+    if hashlib.sha256(snapshot).hexdigest() != checkpoint.digest:
+        return None
+    try:
+        records = _decode_raw(snapshot)
+    except msgspec.DecodeError:
+        return None
+    return records if len(records) == checkpoint.tickets else None
+
+
+def record_of(raw: msgspec.Raw) -> Record | None:
+    """One ticket's record from `raw_records_of`; None if it is not a record."""
+    try:
+        return _decode_record(raw)
+    except msgspec.DecodeError:
+        return None
 
 
 @portable
@@ -114,6 +141,11 @@ def encode_records(count: int, rows: Iterator[tuple[Any, ...]]) -> bytes:
     return bytes(buffer)
 
 
+def encode_record(record: Record) -> bytes:
+    """One ticket's record as a snapshot holds it."""
+    return _encode(record)
+
+
 def _record(row: tuple[Any, ...]) -> Record:
     return Record(row[1], State(row[2]), row[3], row[4], _decode_tags(row[5]), row[6], row[7])
 
@@ -157,4 +189,6 @@ _encode = _encoder.encode
 _MAP32 = b"\xdf"
 _LAST_EVENT = "SELECT COALESCE(MAX(position), 0) FROM events"
 _decode = msgspec.msgpack.Decoder(dict[str, Record]).decode
+_decode_raw = msgspec.msgpack.Decoder(dict[str, msgspec.Raw]).decode
+_decode_record = msgspec.msgpack.Decoder(Record).decode
 _decode_tags = msgspec.json.Decoder(dict[str, str]).decode
