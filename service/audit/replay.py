@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
@@ -19,7 +20,7 @@ from service.audit.events import EventFilter, iter_matching
 from service.storage import checkpoints
 from service.storage import events as stored
 from statemachine.events import Event
-from statemachine.projection import Projection, Record, Rewind, Ticket
+from statemachine.projection import Projection, Record, Rewind, Ticket, gc_paused
 
 __all__ = [
     "Change",
@@ -66,8 +67,9 @@ def rewind(db: sqlite3.Connection, position: int, *, from_genesis: bool = False)
 
     `from_genesis` ignores the checkpoints (what `bench.replay` compares them with).
     """
-    start = Rewind() if from_genesis else _nearest_checkpoint(db, position)
-    start.fold(stored.rewind_rows(db, start.position, position), position)
+    with gc_paused():
+        start = Rewind() if from_genesis else _nearest_checkpoint(db, position)
+        start.fold(stored.rewind_rows(db, start.position, position), position)
     return start
 
 
@@ -114,11 +116,34 @@ _FIELDS = ("state", "title", "details", "custom_tags")
 
 
 def _nearest_checkpoint(db: sqlite3.Connection, position: int) -> Rewind:
+    """A `Rewind` from the nearest checkpoint whose chain back to a full one is sound, its
+    records decoded as they are needed."""
     for checkpoint in checkpoints.at_or_before(db, position):
-        records = checkpoints.records_of(checkpoint)
-        if records is not None:
-            return Rewind(records, checkpoint.position)
+        held = _chain(db, checkpoint)
+        if held is not None:
+            return Rewind({}, checkpoint.position, held=held, decode=checkpoints.record_of)
     return Rewind()
+
+
+def _chain(db: sqlite3.Connection, checkpoint: checkpoints.Checkpoint) -> dict[str, Any] | None:
+    """The encoded records at `checkpoint`: its full base's, each delta's laid over them in
+    turn; None when a link is missing or damaged. Bases only go back, so the walk ends."""
+    layers = []
+    while True:
+        held = checkpoints.raw_records_of(checkpoint)
+        if held is None:
+            return None
+        layers.append(held.records)
+        if held.base == 0:
+            break
+        base = checkpoints.at(db, held.base)
+        if base is None:
+            return None
+        checkpoint = base
+    records = layers.pop()
+    while layers:
+        records.update(layers.pop())
+    return records
 
 
 def _state_of(projection: Projection, event: Event) -> str | None:

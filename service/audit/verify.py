@@ -200,7 +200,9 @@ class _Checkpoints:
     The replay's tickets are kept encoded as a checkpoint encodes them, each encoded again
     only when one of its events was replayed since the last checkpoint (`changed`): a
     checkpoint's record is then checked by comparing bytes, and decoded only when they
-    differ (a record encoded otherwise, or a lie).
+    differ (a record encoded otherwise, or a lie). A full checkpoint must hold exactly the
+    replayed tickets; a delta must be on the checkpoint just before it, which held, and
+    hold every ticket whose record changed since, as replayed.
     """
 
     def __init__(self, db: sqlite3.Connection, part: int, parts: int, last: int) -> None:
@@ -209,6 +211,8 @@ class _Checkpoints:
         self._every = checkpoints.every(db)
         self._part, self._parts, self._last = part, parts, last
         self._replayed: dict[str, msgspec.Raw] = {}
+        #: The last checkpoint that held, if it was the one just checked: a delta's base.
+        self._previous: tuple[int, dict[str, msgspec.Raw]] | None = None
         self._sound: tuple[int, dict[str, msgspec.Raw]] = (0, {})
         self._next()
 
@@ -224,10 +228,9 @@ class _Checkpoints:
         return findings
 
     def sound(self) -> Rewind:
-        """Time travel's start: the part's tickets in the last checkpoint that held."""
+        """Time travel's start: the part's tickets at the last checkpoint that held."""
         position, held = self._sound
-        records = {tid: checkpoints.record_of(raw) for tid, raw in held.items()}
-        return Rewind({tid: r for tid, r in records.items() if r is not None}, position)
+        return Rewind({}, position, held=dict(held), decode=checkpoints.record_of)
 
     def _next(self) -> None:
         self._checkpoint = next(self._every, None)
@@ -239,27 +242,49 @@ class _Checkpoints:
         if checkpoint.position > self._last:
             past = f"checkpoint at position {checkpoint.position} is past the log's end"
             return past if whole else None
+        changed = self._encode_changed(projection)
+        previous, self._previous = self._previous, None
         held = checkpoints.raw_records_of(checkpoint)
         if held is None:
             damaged = "checkpoint is damaged (its snapshot does not match its digest)"
             return damaged if whole else None
-        replayed = self._encoded(projection)
-        mine = {tid: raw for tid, raw in held.items() if _in(tid, self._part, self._parts)}
-        if len(mine) != len(replayed) or any(
-            replayed.get(tid) != raw and not _same(replayed.get(tid), raw)
-            for tid, raw in mine.items()
-        ):
-            return "checkpoint differs from the tickets replayed to its position"
-        self._sound = (checkpoint.position, mine)
+        mine = {t: raw for t, raw in held.records.items() if _in(t, self._part, self._parts)}
+        if held.base == 0:
+            state = mine
+            if len(mine) != len(self._replayed) or not self._agree(mine):
+                return "checkpoint differs from the tickets replayed to its position"
+        else:
+            if previous is None or previous[0] != held.base:
+                return (
+                    f"checkpoint is a delta on position {held.base}, not on the sound one before it"
+                )
+            state = previous[1]
+            if not changed.issubset(mine) or not self._agree(mine):
+                return "checkpoint differs from the tickets replayed to its position"
+            state.update(mine)
+        self._previous = self._sound = (checkpoint.position, state)
         return None
 
-    def _encoded(self, projection: Projection) -> dict[str, msgspec.Raw]:
+    def _agree(self, held: dict[str, msgspec.Raw]) -> bool:
+        replayed = self._replayed
+        return all(
+            replayed.get(tid) == raw or _same(replayed.get(tid), raw) for tid, raw in held.items()
+        )
+
+    def _encode_changed(self, projection: Projection) -> set[str]:
+        """Encode again the tickets with events since the last checkpoint; those whose
+        record changed (or that were created) since."""
+        changed = set()
         for ticket_id in self.changed:
             record = projection.record(ticket_id)
-            if record is not None:
-                self._replayed[ticket_id] = msgspec.Raw(checkpoints.encode_record(record))
+            if record is None:
+                continue
+            encoded = msgspec.Raw(checkpoints.encode_record(record))
+            if self._replayed.get(ticket_id) != encoded:
+                self._replayed[ticket_id] = encoded
+                changed.add(ticket_id)
         self.changed.clear()
-        return self._replayed
+        return changed
 
 
 def _same(replayed: msgspec.Raw | None, held: msgspec.Raw) -> bool:
