@@ -296,10 +296,13 @@ class Rewind:
     @property
     def records(self) -> dict[str, Record]:
         """Every ticket's record, by ncentralTicketId."""
-        if self._held:
+        if self._held and self._decode is not None:
+            held, decode, records = self._held, self._decode, self._records
+            self._held = {}
             with gc_paused():
-                for ticket_id in list(self._held):
-                    self._take(ticket_id)
+                for ticket_id, encoded in held.items():
+                    if (record := decode(encoded)) is not None:
+                        records[ticket_id] = record
         return self._records
 
     def fold(self, rows: Iterable[RewindRow], through: int) -> None:
