@@ -287,22 +287,31 @@ class Rewind:
         *,
         held: dict[str, Any] | None = None,
         decode: Callable[[Any], Record | None] | None = None,
+        decode_all: Callable[[], dict[str, Record] | None] | None = None,
     ) -> None:
         self._records: dict[str, Record] = records if records is not None else {}
         self._held = held if held is not None and decode is not None else {}
         self._decode = decode
+        #: Every held record decoded in one call (None if it cannot be): faster than one by one.
+        self._decode_all = decode_all
         self.position = position
 
     @property
     def records(self) -> dict[str, Record]:
         """Every ticket's record, by ncentralTicketId."""
         if self._held and self._decode is not None:
-            held, decode, records = self._held, self._decode, self._records
+            held, decode = self._held, self._decode
             self._held = {}
             with gc_paused():
+                everything = self._decode_all() if self._decode_all is not None else None
+                if everything is not None:
+                    # What the fold reached (changed, or created) stands over the checkpoint's.
+                    everything.update(self._records)
+                    self._records = everything
+                    return everything
                 for ticket_id, encoded in held.items():
                     if (record := decode(encoded)) is not None:
-                        records[ticket_id] = record
+                        self._records[ticket_id] = record
         return self._records
 
     def fold(self, rows: Iterable[RewindRow], through: int) -> None:

@@ -90,8 +90,7 @@ def verify(
             told = _Told(progress, every, total)
             ruled = [_done(_rules_part_of(db, 0, 1, last, keep, told))]
             chained = [_done(_chain_part_of(db, 0, last, keep))]
-            progress = None
-        parts = _in_turn(ruled, total, progress)
+        parts = _in_turn(ruled, total, progress if parallel else None)
         findings = _links([part.result() for part in chained])
     findings = _first(findings + [f for part in parts for f in part.findings], keep)
     if len(findings) < keep:
