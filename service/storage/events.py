@@ -110,14 +110,18 @@ def iter_for_rules(db: sqlite3.Connection, part: int = 0, parts: int = 1) -> Ite
 
 
 def part_of(ticket_id: str | None, parts: int) -> int:
-    """Which of `parts` parts a ticket's events fall in: what `_in_part` selects in SQL.
+    """Which of `parts` parts a ticket's events fall in: what `_PART` selects in SQL.
 
-    The last character's code point plus the length, so that ids ending in any digit or
-    letter spread evenly; events without a ticket fall in part 0.
+    The id's length in bytes plus the two hex digits of its last byte, so that ids ending
+    in any digit or letter spread evenly. Bytes, not characters: SQLite's `length` and
+    `substr` on text stop at a NUL, which a ticket id of an old log may hold. Events
+    without a ticket fall in part 0.
     """
     if not ticket_id:
         return 0
-    return (ord(ticket_id[-1]) + len(ticket_id)) % parts
+    encoded = ticket_id.encode()
+    last = f"{encoded[-1]:02X}"
+    return (len(encoded) + ord(last[0]) + ord(last[1])) % parts
 
 
 @portable
@@ -259,8 +263,13 @@ _REWIND_ROWS = (
     # The unary + keeps SQLite on the primary key: an index per term would mean a sort.
     " AND (+outcome = 'accepted' OR +action IN ('identity_delivered', 'callback_delivered'))"
 )
-#: `part_of` in SQL: the same sum, with NULL (no ticket, or an empty id) as part 0.
-_PART = " AND COALESCE(unicode(substr(ticket_id, -1)) + length(ticket_id), 0) % ? = ?"
+#: `part_of` in SQL: the same sum over the id's bytes, NULL (no ticket, or an empty id)
+#: being part 0.
+_LAST_BYTE = "hex(substr(CAST(ticket_id AS BLOB), -1))"
+_PART = (
+    f" AND COALESCE(length(CAST(ticket_id AS BLOB)) + unicode({_LAST_BYTE})"
+    f" + unicode(substr({_LAST_BYTE}, 2)), 0) % ? = ?"
+)
 _STREAM_LENGTH = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ticket_id = ?"
 _SELECT_SLICE = (
     f"SELECT {_COLUMNS} FROM events"
