@@ -53,7 +53,8 @@ def build_log(
 
     Events are `spacing` apart from 2024-01-01: a millisecond packs a million into 17
     minutes; the console's benchmark spreads them over a year, so that a day is a day.
-    A checkpoint is written at every multiple of `checkpoint_every`, as the service would.
+    A checkpoint is written at every multiple of `checkpoint_every`, as the service would:
+    every `checkpoints.FULL_EVERY`th full, the others deltas on the one before.
     """
     path.unlink(missing_ok=True)
     sqlite.connect_sync(path, readonly=False).close()
@@ -65,6 +66,8 @@ def build_log(
     position, prev_hash, rows = 0, GENESIS_HASH, []
     created: dict[str, int] = {}
     last: dict[str, int] = {}
+    touched: set[str] = set()
+    made_count, base = 0, 0
     db.execute("BEGIN")
     for first in range(0, tickets, wave):
         batch = range(first, min(first + wave, tickets))
@@ -95,10 +98,14 @@ def build_log(
                 if check and problems:
                     raise AssertionError(f"position {position}: {problems}")
                 last[ticket_id] = position
+                touched.add(ticket_id)
                 rows.append(event_row(event))
                 if position % checkpoint_every == 0:
-                    made = checkpoints.snapshot_of(position, projection.records())
+                    delta_on = base if made_count % checkpoints.FULL_EVERY else 0
+                    made = _checkpoint(projection, position, delta_on, touched)
                     db.execute(checkpoints.INSERT_CHECKPOINT, (*made, event.recorded_at))
+                    made_count, base = made_count + 1, position
+                    touched = set()
             if len(rows) >= 50_000:
                 db.executemany(appends.INSERT_EVENT, rows)
                 rows = []
@@ -110,6 +117,16 @@ def build_log(
     db.execute("COMMIT")
     db.close()
     return position
+
+
+def _checkpoint(
+    projection: Projection, position: int, base: int, touched: set[str]
+) -> checkpoints.Checkpoint:
+    """A full checkpoint (`base` 0), or the delta of the tickets `touched` since `base`."""
+    if base == 0:
+        return checkpoints.snapshot_of(position, projection.records())
+    changed = {tid: r for tid in touched if (r := projection.record(tid)) is not None}
+    return checkpoints.delta_of(position, base, changed)
 
 
 _SITES = ["Leeds", "York", "Hull", "Bath"]

@@ -16,7 +16,10 @@ process like the tools, so process start counts on both sides:
 
 Time travel is also timed in this process: every ticket at a moment from the nearest
 checkpoint (the tools' way) against the same fold from genesis, half an interval after a
-checkpoint (the average) and one event before the next (the worst).
+checkpoint (the average) and one event before the next (the worst). Two figures each: the
+state (the `Rewind`, which answers for any ticket, decoding a checkpoint's record only
+when asked for it) and every ticket built (`tickets()`, what `replay --at` prints). The
+checkpoints' size on disk is shown with them.
 
 The log comes from `bench.biglog` (`--db PATH` keeps it for the next run). Rounds
 alternate the commands so that a change in the machine's load falls on all of them; the
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         checkpoint = late // every * every
         moments = {"average": checkpoint + every // 2, "worst": checkpoint + every - 1}
         moments = {name: min(max(p, 1), count) for name, p in moments.items()}
+        sizes = _sizes(db)
         times: dict[str, list[float]] = {name: [] for name in [*commands, "as_of"]}
         with servers.psa_ledger(db) as port:
             for number in range(options.rounds):
@@ -93,9 +97,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     times[name].append(_run(command))
                 times["as_of"].append(_as_of(port, late))
                 for name, position in moments.items():
-                    genesis, checkpoint = _time_travel(db, position)
-                    times.setdefault(f"genesis {name}", []).append(genesis)
-                    times.setdefault(f"checkpoint {name}", []).append(checkpoint)
+                    for way, took in _time_travel(db, position).items():
+                        times.setdefault(f"{way} {name}", []).append(took)
                 shown = "  ".join(f"{name} {t[-1]:.2f} s" for name, t in times.items())
                 print(f"round {number + 1}: {shown}")
     median = {name: statistics.median(t) for name, t in times.items()}
@@ -112,14 +115,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             f"  psa-ledger {name:<12}{median[name]:>8.2f} s   baseline {baseline:<10}"
             f"{median[baseline]:>7.2f} s   {ratios[name]:.2f}x"
         )
-    print(f"time travel, in this process, checkpoints every {every:,} events:")
+    print(f"time travel, in this process, checkpoints every {every:,} events ({sizes}):")
     for name, position in moments.items():
-        ratio = median[f"checkpoint {name}"] / median[f"genesis {name}"]
-        ratios[f"time travel {name}"] = ratio
-        print(
-            f"  at {position:>10,} ({name:<7}) from a checkpoint {median[f'checkpoint {name}']:.3f}"
-            f" s, from genesis {median[f'genesis {name}']:.3f} s   {ratio:.3f}x"
-        )
+        for what, built in (("state", ""), ("every ticket built", " built")):
+            ours, genesis = median[f"checkpoint{built} {name}"], median[f"genesis{built} {name}"]
+            ratios[f"time travel{built} {name}"] = ours / genesis
+            print(
+                f"  at {position:>10,} ({name:<7}) {what:<18} from a checkpoint {ours:.3f} s,"
+                f" from genesis {genesis:.3f} s   {ours / genesis:.3f}x"
+            )
     return {**median, **{f"{name} ratio": ratio for name, ratio in ratios.items()}}
 
 
@@ -157,15 +161,31 @@ def _as_of(port: int, position: int) -> float:
     return seconds
 
 
-def _time_travel(db: Path, position: int) -> tuple[float, float]:
-    """Every ticket at `position`: from genesis, then from the nearest checkpoint (seconds)."""
+def _time_travel(db: Path, position: int) -> dict[str, float]:
+    """Every ticket at `position`, from genesis then from the nearest checkpoint: seconds
+    to the state, and to every ticket built."""
+    took = {}
     with closing(connect_sync(db)) as conn:
-        took = []
-        for from_genesis in (True, False):
+        for way in ("genesis", "checkpoint"):
             started = time.perf_counter()
-            rewind(conn, position, from_genesis=from_genesis).tickets()
-            took.append(time.perf_counter() - started)
-    return took[0], took[1]
+            state = rewind(conn, position, from_genesis=way == "genesis")
+            took[way] = time.perf_counter() - started
+            state.tickets()
+            took[f"{way} built"] = time.perf_counter() - started
+    return took
+
+
+def _sizes(db: Path) -> str:
+    """How many checkpoints of each kind, and their bytes on disk."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        full, deltas, size = conn.execute(_SIZES).fetchone()
+    return f"{full} full, {deltas} deltas, {(size or 0) / 1e6:.0f} MB"
+
+
+_SIZES = (
+    "SELECT SUM(substr(snapshot, 1, 1) != X'92'), SUM(substr(snapshot, 1, 1) = X'92'),"
+    " SUM(length(snapshot)) FROM checkpoints"
+)
 
 
 def _moment(db: Path, position: int) -> str:

@@ -194,8 +194,10 @@ def action_named(text: str) -> Action | None:
     return _ACTIONS.get(text.strip().upper())
 
 
-def parse_request(body: bytes) -> TicketRequest:
+def parse_request(body: bytes | str) -> TicketRequest:
     """Decode and check a request body; the action comes back upper-cased, CLOSE as RESOLVE.
+
+    Replay hands the stored payload as text: msgspec reads it without a copy to bytes.
 
     Raises `InvalidRequest` naming the offending field.
     """

@@ -18,7 +18,10 @@ accepted request changes what the ticket shows. It can start from a checkpoint: 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import msgspec
 
@@ -51,6 +54,7 @@ __all__ = [
     "delivery",
     "evolve",
     "external_id_for",
+    "gc_paused",
 ]
 
 _TRIGGER_OF = {
@@ -221,8 +225,7 @@ class Projection:
             )
         request, derived, request_digest = None, None, None
         if event.action in _REQUEST_ACTIONS:
-            request_digest = digest(event.payload)
-            request, derived = _rederive(stream, event, request_digest)
+            request, derived, request_digest = _rederive(stream, event)
         elif event.action in _DELIVERIES and stream.ticket is not None:
             derived = Decision(Outcome.RECORDED, *delivery(stream.ticket))
         if derived is not None and (mismatch := _compare(event, derived)):
@@ -238,6 +241,12 @@ class Projection:
     def records(self) -> dict[str, Record]:
         """Every ticket as `Rewind` keeps it: what a checkpoint of this position holds."""
         return {tid: _record_of(t) for tid, t in self.tickets().items()}
+
+    def record(self, ticket_id: str) -> Record | None:
+        """One ticket as `Rewind` keeps it; None before its CREATE."""
+        stream = self.streams.get(ticket_id)
+        ticket = _ticket_of(stream) if stream is not None else None
+        return _record_of(ticket) if ticket is not None else None
 
 
 class Record(msgspec.Struct, array_like=True, gc=False):
@@ -263,22 +272,77 @@ RewindRow = tuple[int, str | None, str, str, str, str | None]
 
 
 class Rewind:
-    """Every ticket at a position: a checkpoint's records, then the events after it."""
+    """Every ticket at a position: a checkpoint's records, then the events after it.
 
-    def __init__(self, records: dict[str, Record] | None = None, position: int = 0) -> None:
-        self.records: dict[str, Record] = records if records is not None else {}
+    A checkpoint's records may be handed over still encoded (`held`, with the `decode`
+    that reads one): each is decoded only when the fold changes that ticket or a reader
+    asks for it, so reaching a moment costs what changed since the checkpoint, not a
+    decode of every ticket. `records` decodes whatever is still held.
+    """
+
+    def __init__(
+        self,
+        records: dict[str, Record] | None = None,
+        position: int = 0,
+        *,
+        held: dict[str, Any] | None = None,
+        decode: Callable[[Any], Record | None] | None = None,
+        decode_all: Callable[[], dict[str, Record] | None] | None = None,
+    ) -> None:
+        self._records: dict[str, Record] = records if records is not None else {}
+        self._held = held if held is not None and decode is not None else {}
+        self._decode = decode
+        #: Every held record decoded in one call (None if it cannot be): faster than one by one.
+        self._decode_all = decode_all
         self.position = position
+
+    @property
+    def records(self) -> dict[str, Record]:
+        """Every ticket's record, by ncentralTicketId."""
+        if self._held and self._decode is not None:
+            held, decode = self._held, self._decode
+            self._held = {}
+            with gc_paused():
+                everything = self._decode_all() if self._decode_all is not None else None
+                if everything is not None:
+                    # What the fold reached (changed, or created) stands over the checkpoint's.
+                    everything.update(self._records)
+                    self._records = everything
+                    return everything
+                for ticket_id, encoded in held.items():
+                    if (record := decode(encoded)) is not None:
+                        self._records[ticket_id] = record
+        return self._records
 
     def fold(self, rows: Iterable[RewindRow], through: int) -> None:
         """Fold in the events after `self.position` through `through`, in log order.
 
         `rows` need only hold the events that may change a ticket (see `RewindRow`).
         """
+        with gc_paused():
+            self._fold(rows)
+        self.position = through
+
+    def tickets(self) -> dict[str, Ticket]:
         records = self.records
+        with gc_paused():
+            return {tid: _ticket_of_record(tid, r) for tid, r in records.items()}
+
+    def ticket(self, ticket_id: str) -> Ticket:
+        """One ticket, built only when asked for (a page needs a hundred, not them all)."""
+        record = self._records.get(ticket_id) or self._take(ticket_id)
+        if record is None:
+            raise KeyError(ticket_id)
+        return _ticket_of_record(ticket_id, record)
+
+    def _fold(self, rows: Iterable[RewindRow]) -> None:
+        records, held = self._records, self._held
         for position, ticket_id, action, outcome, recorded_at, payload in rows:
             if ticket_id is None:
                 continue
             record = records.get(ticket_id)
+            if record is None and held:
+                record = self._take(ticket_id)
             if outcome == _ACCEPTED and payload is not None:
                 trigger = _TRIGGER_BY_NAME.get(action)
                 if trigger is None:
@@ -304,14 +368,30 @@ class Rewind:
             elif record is not None and action in _DELIVERIES:
                 record.state = next_state(record.state, Trigger.DELIVER) or record.state
                 record.updated_at = recorded_at
-        self.position = through
 
-    def tickets(self) -> dict[str, Ticket]:
-        return {tid: _ticket_of_record(tid, r) for tid, r in self.records.items()}
+    def _take(self, ticket_id: str) -> Record | None:
+        """Decode one held record into `records` (None if none is held, or it is unreadable)."""
+        encoded = self._held.pop(ticket_id, None)
+        if encoded is None or self._decode is None:
+            return None
+        record = self._decode(encoded)
+        if record is not None:
+            self._records[ticket_id] = record
+        return record
 
-    def ticket(self, ticket_id: str) -> Ticket:
-        """One ticket, built only when asked for (a page needs a hundred, not them all)."""
-        return _ticket_of_record(ticket_id, self.records[ticket_id])
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a fold allocates its records by the hundred
+    thousand: none of them forms a cycle, and the collector, woken every few hundred
+    allocations, would walk them over and over (it doubles a checkpoint's decode)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 _EMPTY = Stream()
@@ -426,14 +506,19 @@ def _written(content: Content | None, request: TicketRequest) -> Content:
     )
 
 
-def _rederive(
-    stream: Stream, event: Event, request_digest: str
-) -> tuple[TicketRequest | None, Decision]:
+def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decision, str | None]:
+    """The request, what the rules decide of it, and its digest where one was needed."""
     try:
-        request = parse_request(event.payload.encode())
+        request = parse_request(event.payload)
     except InvalidRequest:
-        return None, Decision(Outcome.INVALID)
-    return request, decide(stream.ticket, request, request_digest)
+        return None, Decision(Outcome.INVALID), None
+    # Only a repeat of the last accepted action can be a duplicate: hashing the payload of
+    # any other request would tell `decide` nothing.
+    last = stream.ticket.last_accepted if stream.ticket is not None else None
+    request_digest = (
+        digest(event.payload) if last is not None and last.action == request.action else None
+    )
+    return request, decide(stream.ticket, request, request_digest or ""), request_digest
 
 
 def _compare(event: Event, derived: Decision) -> str | None:

@@ -3,23 +3,28 @@
 Nothing here trusts the `tickets` table. Every ticket at a moment is the nearest sound
 checkpoint before it plus a `Rewind` of the events that followed (from genesis when there
 is none): the outcomes the log recorded, which `verify` proves, with every state taken
-from the Machine's table. A checkpoint that is damaged (its digest does not match) is
-passed over for an earlier one, so a bad or missing checkpoint costs time, never truth.
+from the Machine's table. A delta checkpoint is sound when every link of its chain back
+to a full one is; a checkpoint that is damaged (its digest does not match) or whose chain
+is broken is passed over for an earlier one, so a bad or missing checkpoint costs time,
+never truth. The checkpoint's records stay encoded until the fold or a reader needs them.
 The incident timeline replays with the very `Projection` the live path uses.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
 from service.audit.events import EventFilter, iter_matching
 from service.storage import checkpoints
 from service.storage import events as stored
+from service.storage.checkpoints import Held
 from statemachine.events import Event
-from statemachine.projection import Projection, Record, Rewind, Ticket
+from statemachine.projection import Projection, Record, Rewind, Ticket, gc_paused
 
 __all__ = [
     "Change",
@@ -66,8 +71,9 @@ def rewind(db: sqlite3.Connection, position: int, *, from_genesis: bool = False)
 
     `from_genesis` ignores the checkpoints (what `bench.replay` compares them with).
     """
-    start = Rewind() if from_genesis else _nearest_checkpoint(db, position)
-    start.fold(stored.rewind_rows(db, start.position, position), position)
+    with gc_paused():
+        start = Rewind() if from_genesis else _nearest_checkpoint(db, position)
+        start.fold(stored.rewind_rows(db, start.position, position), position)
     return start
 
 
@@ -114,11 +120,52 @@ _FIELDS = ("state", "title", "details", "custom_tags")
 
 
 def _nearest_checkpoint(db: sqlite3.Connection, position: int) -> Rewind:
+    """A `Rewind` from the nearest checkpoint whose chain back to a full one is sound, its
+    records decoded as they are needed (all at once, if all are)."""
     for checkpoint in checkpoints.at_or_before(db, position):
-        records = checkpoints.records_of(checkpoint)
-        if records is not None:
-            return Rewind(records, checkpoint.position)
+        chain = _chain(db, checkpoint)
+        if chain is not None:
+            return Rewind(
+                {},
+                checkpoint.position,
+                held=_laid_over([held.records for held in chain]),
+                decode=checkpoints.record_of,
+                decode_all=functools.partial(_decoded, chain),
+            )
     return Rewind()
+
+
+def _chain(db: sqlite3.Connection, checkpoint: checkpoints.Checkpoint) -> list[Held] | None:
+    """What `checkpoint` and each link of its chain back to a full one hold, the full one
+    first; None when a link is missing or damaged. Bases only go back, so the walk ends."""
+    chain = []
+    while True:
+        held = checkpoints.raw_records_of(checkpoint)
+        if held is None:
+            return None
+        chain.append(held)
+        if held.base == 0:
+            return chain[::-1]
+        base = checkpoints.at(db, held.base)
+        if base is None:
+            return None
+        checkpoint = base
+
+
+def _laid_over(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first layer with each later one laid over it, in turn."""
+    merged = dict(layers[0]) if len(layers) > 1 else layers[0]
+    for layer in layers[1:]:
+        merged.update(layer)
+    return merged
+
+
+def _decoded(chain: list[Held]) -> dict[str, Record] | None:
+    """Every record of a chain, each snapshot decoded in one call."""
+    layers = [checkpoints.decode_records(held) for held in chain]
+    if any(layer is None for layer in layers):
+        return None
+    return _laid_over([layer for layer in layers if layer is not None])
 
 
 def _state_of(projection: Projection, event: Event) -> str | None:

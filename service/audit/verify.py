@@ -1,16 +1,19 @@
 """The proof: the hash chain holds, the rules derive again what the log recorded, and every
 checkpoint holds the tickets a replay from genesis finds at its position.
 
-Three checks, each one pass over the log, which can run side by side:
+Two kinds of pass over the log, each cut so that both cores can share the work:
 
 - the chain: each row must follow the previous position by one, carry the previous row's
   hash as `prev_hash`, and hash to its own `hash`. Since each row carries its `prev_hash`,
   every row's hash can be checked on its own: the log is cut into position ranges, hashed
   in worker processes, and only the links between ranges are checked here;
 - the rules: the `Projection` re-derives each outcome and state from the events before
-  it, and last, every row of the `tickets` table must be what it produces;
-- the checkpoints: a `Rewind` from genesis is compared with each checkpoint at its
-  position, and at the end with the `Projection`, so time travel's fold is proven too.
+  it. A ticket's events depend on no other ticket's, so the tickets are cut into parts
+  (`events.part_of`), each replayed in a worker of its own. Each part also checks every
+  checkpoint's tickets of that part against the replay at its position, folds time
+  travel's `Rewind` from the last sound checkpoint to the log's end and compares it with
+  the replay (so the fold that time travel runs is proven too), and compares its rows of
+  the `tickets` table with what the replay produces.
 
 An edited row breaks its own hash, a removed one leaves a gap and a broken link, a moved
 one breaks both; an attacker who rewrites the whole chain consistently is still caught by
@@ -33,7 +36,7 @@ import msgspec
 from service.storage import checkpoints, events, rows, tickets
 from service.storage.sqlite import connect_sync, file_of, snapshot
 from statemachine.events import GENESIS_HASH, chain_hash_values
-from statemachine.projection import Projection, Record, Rewind, Stream
+from statemachine.projection import Projection, Rewind, Stream
 
 __all__ = ["Finding", "Report", "verify"]
 
@@ -68,8 +71,10 @@ def verify(
 ) -> Report:
     """Check the whole log; keeps the first `keep` findings, in position order.
 
-    With `workers` > 1, the chain and the checkpoints are checked in that many worker
-    processes while this one re-derives the states (a file-backed log of some size only).
+    With `workers` > 1, a file-backed log of some size is checked in that many worker
+    processes: the rules a part of the tickets each, the chain a range of positions each.
+    `progress` hears how many events the rules have checked: every `every` events in one
+    process, as each part ends in workers.
     """
     total = events.count(db)
     last = events.last_position(db)
@@ -77,23 +82,22 @@ def verify(
     parallel = workers > 1 and path is not None and total >= parallel_from
     with _pool(workers if parallel else 0) as pool:
         if pool is not None and path is not None:
+            # The rules' parts first: they are the longest, and the ranges fill in after.
+            ruled = [pool.submit(_rules_part, path, n, workers, last, keep) for n in range(workers)]
             ranges = _ranges(last, 2 * workers)
-            parts = [pool.submit(_chain_part, path, low, high, keep) for low, high in ranges]
-            rewound = pool.submit(_rewind_part, path, last, keep)
+            chained = [pool.submit(_chain_part, path, low, high, keep) for low, high in ranges]
         else:
-            parts = [_done(_chain_part_of(db, 0, last, keep))]
-            rewound = _done(_rewind_part_of(db, last, keep))
-        projection, count, last_position, rule_findings = _rules(db, progress, every, total, keep)
-        findings = _links([part.result() for part in parts]) + rule_findings
-        checked = rewound.result()
-    findings += checked.findings
-    replayed = projection.records()
-    if checked.digest != _digest(replayed):
-        findings.append(Finding(last, "time travel's fold does not give the replayed tickets"))
-    findings = sorted(findings, key=lambda f: f.position)[:keep]
+            told = _Told(progress, every, total)
+            ruled = [_done(_rules_part_of(db, 0, 1, last, keep, told))]
+            chained = [_done(_chain_part_of(db, 0, last, keep))]
+        parts = _in_turn(ruled, total, progress if parallel else None)
+        findings = _links([part.result() for part in chained])
+    findings = _first(findings + [f for part in parts for f in part.findings], keep)
     if len(findings) < keep:
-        findings += _table_problems(db, projection.streams, last_position)[: keep - len(findings)]
-    return Report(count, len(replayed), sorted(findings, key=lambda f: f.position))
+        table = _first([f for part in parts for f in part.table_findings], keep - len(findings))
+        findings = _first(findings + table, keep)
+    count = sum(part.count for part in parts)
+    return Report(count, sum(part.tickets for part in parts), findings)
 
 
 class _ChainPart(msgspec.Struct):
@@ -107,32 +111,191 @@ class _ChainPart(msgspec.Struct):
     findings: list[Finding]
 
 
-class _Rewound(msgspec.Struct):
-    digest: str
+class _RulesPart(msgspec.Struct):
+    """What a worker found replaying one part of the tickets."""
+
+    count: int
+    tickets: int
     findings: list[Finding]
+    table_findings: list[Finding]
 
 
-def _rules(
+def _in_turn(
+    parts: list[Future[_RulesPart]], total: int, progress: Callable[[int, int], None] | None
+) -> list[_RulesPart]:
+    """Each part's result, telling `progress` as each ends."""
+    checked = 0
+    for part in parts:
+        checked += part.result().count
+        if progress is not None:
+            progress(checked, total)
+    return [part.result() for part in parts]
+
+
+def _first(findings: list[Finding], keep: int) -> list[Finding]:
+    """The first `keep` findings by position, each once (parts may find the same one)."""
+    unique = dict.fromkeys(findings)
+    return sorted(unique, key=lambda f: (f.position, f.problem))[:keep]
+
+
+def _rules_part(path: Path, part: int, parts: int, last: int, keep: int) -> _RulesPart:
+    with _reading(path) as db:
+        return _rules_part_of(db, part, parts, last, keep)
+
+
+class _Told:
+    """Tells `progress` every `every` events (the one-process verify)."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, every: int, total: int) -> None:
+        self.progress, self.every, self.total = progress, every, total
+
+    def __call__(self, count: int) -> None:
+        if self.progress is not None and count % self.every == 0:
+            self.progress(count, self.total)
+
+
+def _rules_part_of(
     db: sqlite3.Connection,
-    progress: Callable[[int, int], None] | None,
-    every: int,
-    total: int,
+    part: int,
+    parts: int,
+    last: int,
     keep: int,
-) -> tuple[Projection, int, dict[str, int], list[Finding]]:
+    told: Callable[[int], None] | None = None,
+) -> _RulesPart:
+    """Replay the tickets in `part`, checking each event, each checkpoint, and at the end
+    time travel's fold and the `tickets` table."""
     projection = Projection()
     last_position: dict[str, int] = {}
     findings: list[Finding] = []
     count = 0
-    for event in events.iter_for_rules(db):
+    ahead = _Checkpoints(db, part, parts, last)
+    for event in events.iter_for_rules(db, part, parts):
+        if event.position > ahead.position:
+            findings += ahead.check(projection, event.position)
         count += 1
         problems = projection.apply(event)
         if problems and len(findings) < keep:
             findings += [Finding(event.position, p) for p in problems]
         if event.ticket_id is not None:
             last_position[event.ticket_id] = event.position
-        if progress is not None and count % every == 0:
-            progress(count, total)
-    return projection, count, last_position, findings
+            ahead.changed.add(event.ticket_id)
+        if told is not None:
+            told(count)
+    findings += ahead.check(projection, 2**62)
+    replayed = projection.records()
+    rewind = ahead.sound()
+    rewind.fold(events.rewind_rows(db, rewind.position, last, part, parts), last)
+    if rewind.records != replayed:
+        findings.append(Finding(last, "time travel's fold does not give the replayed tickets"))
+    stored = {t: row for t, row in tickets.rows_by_ticket(db).items() if _in(t, part, parts)}
+    table = _table_problems(stored, projection.streams, last_position)
+    return _RulesPart(count, len(replayed), findings[:keep], _first(table, keep))
+
+
+class _Checkpoints:
+    """The checkpoints, in position order, each checked against a part's replay when the
+    replay reaches its position.
+
+    The replay's tickets are kept encoded as a checkpoint encodes them, each encoded again
+    only when one of its events was replayed since the last checkpoint (`changed`): a
+    checkpoint's record is then checked by comparing bytes, and decoded only when they
+    differ (a record encoded otherwise, or a lie). A full checkpoint must hold exactly the
+    replayed tickets; a delta must be on the checkpoint just before it, which held, and
+    hold every ticket whose record changed since, as replayed.
+    """
+
+    def __init__(self, db: sqlite3.Connection, part: int, parts: int, last: int) -> None:
+        self.changed: set[str] = set()
+        self.position = 0
+        self._every = checkpoints.every(db)
+        self._part, self._parts, self._last = part, parts, last
+        self._replayed: dict[str, msgspec.Raw] = {}
+        #: The last checkpoint that held, if it was the one just checked: a delta's base.
+        self._previous: tuple[int, dict[str, msgspec.Raw]] | None = None
+        self._sound: tuple[int, dict[str, msgspec.Raw]] = (0, {})
+        self._next()
+
+    def check(self, projection: Projection, reached: int) -> list[Finding]:
+        """Check every checkpoint before `reached` against `projection`, which holds the
+        events before it."""
+        findings = []
+        while self._checkpoint is not None and self._checkpoint.position < reached:
+            problem = self._problem(self._checkpoint, projection)
+            if problem is not None:
+                findings.append(Finding(min(self._checkpoint.position, self._last), problem))
+            self._next()
+        return findings
+
+    def sound(self) -> Rewind:
+        """Time travel's start: the part's tickets at the last checkpoint that held."""
+        position, held = self._sound
+        return Rewind({}, position, held=dict(held), decode=checkpoints.record_of)
+
+    def _next(self) -> None:
+        self._checkpoint = next(self._every, None)
+        self.position = self._checkpoint.position if self._checkpoint is not None else 2**62
+
+    def _problem(self, checkpoint: checkpoints.Checkpoint, projection: Projection) -> str | None:
+        # A problem with the whole checkpoint is said by part 0 only.
+        whole = self._part == 0
+        if checkpoint.position > self._last:
+            past = f"checkpoint at position {checkpoint.position} is past the log's end"
+            return past if whole else None
+        changed = self._encode_changed(projection)
+        previous, self._previous = self._previous, None
+        held = checkpoints.raw_records_of(checkpoint)
+        if held is None:
+            damaged = "checkpoint is damaged (its snapshot does not match its digest)"
+            return damaged if whole else None
+        mine = {t: raw for t, raw in held.records.items() if _in(t, self._part, self._parts)}
+        if held.base == 0:
+            state = mine
+            if len(mine) != len(self._replayed) or not self._agree(mine):
+                return "checkpoint differs from the tickets replayed to its position"
+        else:
+            if previous is None or previous[0] != held.base:
+                return (
+                    f"checkpoint is a delta on position {held.base}, not on the sound one before it"
+                )
+            state = previous[1]
+            if not changed.issubset(mine) or not self._agree(mine):
+                return "checkpoint differs from the tickets replayed to its position"
+            state.update(mine)
+        self._previous = self._sound = (checkpoint.position, state)
+        return None
+
+    def _agree(self, held: dict[str, msgspec.Raw]) -> bool:
+        replayed = self._replayed
+        return all(
+            replayed.get(tid) == raw or _same(replayed.get(tid), raw) for tid, raw in held.items()
+        )
+
+    def _encode_changed(self, projection: Projection) -> set[str]:
+        """Encode again the tickets with events since the last checkpoint; those whose
+        record changed (or that were created) since."""
+        changed = set()
+        for ticket_id in self.changed:
+            record = projection.record(ticket_id)
+            if record is None:
+                continue
+            encoded = msgspec.Raw(checkpoints.encode_record(record))
+            if self._replayed.get(ticket_id) != encoded:
+                self._replayed[ticket_id] = encoded
+                changed.add(ticket_id)
+        self.changed.clear()
+        return changed
+
+
+def _same(replayed: msgspec.Raw | None, held: msgspec.Raw) -> bool:
+    """Whether two encoded records hold the same ticket, in whatever order their tags."""
+    if replayed is None:
+        return False
+    record = checkpoints.record_of(held)
+    return record is not None and record == checkpoints.record_of(replayed)
+
+
+def _in(ticket_id: str, part: int, parts: int) -> bool:
+    return parts == 1 or events.part_of(ticket_id, parts) == part
 
 
 def _chain_part(path: Path, low: int, high: int, keep: int) -> _ChainPart:
@@ -184,41 +347,6 @@ def _link_problems(position: int, previous: int, recorded: str, expected: str) -
     return problems
 
 
-def _rewind_part(path: Path, last: int, keep: int) -> _Rewound:
-    with _reading(path) as db:
-        return _rewind_part_of(db, last, keep)
-
-
-def _rewind_part_of(db: sqlite3.Connection, last: int, keep: int) -> _Rewound:
-    """Time travel's fold from genesis, checked against every checkpoint on the way."""
-    rewind = Rewind()
-    findings: list[Finding] = []
-    for checkpoint in checkpoints.every(db):
-        if checkpoint.position > last:
-            findings.append(
-                Finding(last, f"checkpoint at position {checkpoint.position} is past the log's end")
-            )
-            continue
-        rewind.fold(
-            events.rewind_rows(db, rewind.position, checkpoint.position), checkpoint.position
-        )
-        held = checkpoints.records_of(checkpoint)
-        if held is None:
-            problem = "is damaged (its snapshot does not match its digest)"
-        elif held != rewind.records:
-            problem = "differs from the tickets replayed to its position"
-        else:
-            continue
-        if len(findings) < keep:
-            findings.append(Finding(checkpoint.position, f"checkpoint {problem}"))
-    rewind.fold(events.rewind_rows(db, rewind.position, last), last)
-    return _Rewound(_digest(rewind.records), findings)
-
-
-def _digest(records: dict[str, Record]) -> str:
-    return checkpoints.snapshot_of(0, dict(sorted(records.items()))).digest
-
-
 def _ranges(last: int, parts: int) -> list[tuple[int, int]]:
     """`parts` ranges of positions (after, through) covering 1..last."""
     cuts = [last * n // parts for n in range(parts + 1)]
@@ -255,11 +383,11 @@ def _done(value: Any) -> Future[Any]:
 
 
 def _table_problems(
-    db: sqlite3.Connection, streams: dict[str, Stream], last_position: dict[str, int]
+    stored: dict[str, tuple[Any, ...]], streams: dict[str, Stream], last_position: dict[str, int]
 ) -> list[Finding]:
-    """Rows of `tickets` that the replay does not produce, and tickets it lacks."""
+    """Rows of `tickets` (taken out of `stored`) that the replay does not produce, and
+    tickets it lacks."""
     findings = []
-    stored = tickets.rows_by_ticket(db)
     for ticket_id, stream in streams.items():
         if stream.ticket is None:
             continue

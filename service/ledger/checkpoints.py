@@ -2,8 +2,9 @@
 
 The writer only notices (on commit) that the log has passed the next multiple of N: a
 comparison per batch. A task then runs `psa-ledger checkpoint` on the log, a process of
-its own that reads every ticket in one read snapshot, encodes them and stores the result
-in one short transaction. So the write path never waits on reading or encoding a hundred
+its own that reads the tickets changed since the latest checkpoint (every ticket, when a
+full one is due) in one read snapshot, encodes them and stores the result in one short
+transaction. So the write path never waits on reading or encoding a hundred
 thousand tickets, and the service's memory never holds them: a snapshot allocated and
 freed inside a long-lived process leaves its resident set higher each time. A checkpoint
 lost to a crash is simply made at the next multiple.

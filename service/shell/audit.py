@@ -219,10 +219,13 @@ def checkpoint(db: str) -> None:
     """Store a checkpoint of every ticket now, for time travel to start from.
 
     The service makes one every PSA_LEDGER_CHECKPOINT_EVERY events by running this; run it
-    by hand on a log that has none. Derived data only: the log itself is not written.
+    by hand on a log that has none. It holds only the tickets changed since the latest
+    checkpoint (a delta), unless a full one is due. Derived data only: the log itself is
+    not written.
     """
     with _reading(db, snapshot=False) as conn:
-        made = checkpoints.current(conn)
+        base = checkpoints.delta_base(conn)
+        made = checkpoints.current(conn, base)
     if made is None:
         click.echo("checkpoint: the log is empty")
         return
@@ -235,7 +238,7 @@ def checkpoint(db: str) -> None:
     what = "stored" if stored else "already stored"
     click.echo(
         f"checkpoint: {what} at position {made.position}: {made.tickets} tickets,"
-        f" {len(made.snapshot)} bytes"
+        f" {len(made.snapshot)} bytes" + (f" (changed since position {base})" if base else "")
     )
 
 

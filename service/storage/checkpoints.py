@@ -2,8 +2,16 @@
 
 A checkpoint is derived data: it is never part of the hash chain, `verify` rebuilds each
 from genesis and compares, and deleting one costs only speed. Its snapshot is the
-`Rewind` records of every ticket, MessagePack-encoded, with the SHA-256 of the bytes
-beside it, so that a damaged snapshot is noticed and passed over instead of trusted.
+`Rewind` records of tickets, MessagePack-encoded, with the SHA-256 of the bytes beside
+it, so that a damaged snapshot is noticed and passed over instead of trusted.
+
+A full checkpoint holds every ticket (a map of records). A delta holds only the tickets
+that changed since an earlier checkpoint, its base (an array: the base's position, then
+the map): the tickets at its position are the base's, with the delta's replacing theirs.
+So checkpoints can be made often while their size grows with what changed, not with the
+number of tickets; at least every `FULL_EVERY`th is full, so that reaching any moment
+reads one full snapshot and a few deltas. The table is the same for both kinds: a reader
+that knew only full ones would find a delta undecodable and pass it over, as damaged.
 """
 
 from __future__ import annotations
@@ -23,14 +31,23 @@ from statemachine.projection import Record
 from statemachine.ticket import State
 
 __all__ = [
+    "FULL_EVERY",
     "INSERT_CHECKPOINT",
     "TICKET_SNAPSHOT_COLUMNS",
     "Checkpoint",
+    "Held",
+    "at",
     "at_or_before",
     "current",
+    "decode_records",
+    "delta_base",
+    "delta_of",
+    "encode_record",
     "encode_records",
     "every",
     "latest_position",
+    "raw_records_of",
+    "record_of",
     "records_of",
     "snapshot_of",
     "store",
@@ -43,35 +60,103 @@ INSERT_CHECKPOINT = (
 )
 
 
+#: At least every this many checkpoints one is full: the rest are deltas on the one before.
+FULL_EVERY = 5
+
+
 class Checkpoint(NamedTuple):
     position: int
+    #: How many tickets the snapshot holds (a delta's: those that changed).
     tickets: int
     digest: str
     snapshot: bytes
 
 
+class Held(NamedTuple):
+    """What a sound checkpoint holds: its base (0 for a full one) and its tickets' records,
+    each still encoded (splitting a snapshot into records costs a tenth of decoding them
+    all, so a reader decodes only the tickets it needs, with `record_of`)."""
+
+    base: int
+    records: dict[str, msgspec.Raw]
+    snapshot: bytes
+
+
 def snapshot_of(position: int, records: dict[str, Record]) -> Checkpoint:
-    """The checkpoint of `records`, the tickets as the first `position` events left them."""
-    snapshot = _encode(records)
-    return Checkpoint(position, len(records), hashlib.sha256(snapshot).hexdigest(), snapshot)
+    """The full checkpoint of `records`, the tickets as the first `position` events left them."""
+    return _checkpoint(position, len(records), _encode(records))
+
+
+def delta_of(position: int, base: int, changed: dict[str, Record]) -> Checkpoint:
+    """The delta at `position` on the checkpoint at `base`: the tickets changed in between."""
+    return _checkpoint(position, len(changed), _encode((base, changed)))
 
 
 def records_of(checkpoint: Checkpoint) -> dict[str, Record] | None:
-    """The tickets a checkpoint holds; None when it is damaged (so it must not be used)."""
-    snapshot = bytes(checkpoint.snapshot)
-    if hashlib.sha256(snapshot).hexdigest() != checkpoint.digest:
+    """The tickets a checkpoint holds (a delta's: those that changed), all decoded; None
+    when it is damaged (so it must not be used)."""
+    snapshot = _checked(checkpoint)
+    if snapshot is None:
         return None
     try:
-        records = _decode(snapshot)
+        held = _decode(snapshot)
     except msgspec.DecodeError:
         return None
+    records = held if isinstance(held, dict) else held[1]
     return records if len(records) == checkpoint.tickets else None
 
 
+def raw_records_of(checkpoint: Checkpoint) -> Held | None:
+    """What a checkpoint holds, its records still encoded; None when it is damaged."""
+    snapshot = _checked(checkpoint)
+    if snapshot is None:
+        return None
+    try:
+        held = _decode_raw(snapshot)
+    except msgspec.DecodeError:
+        return None
+    base, records = (0, held) if isinstance(held, dict) else held
+    if len(records) != checkpoint.tickets or not 0 <= base < checkpoint.position:
+        return None
+    return Held(base, records, snapshot)
+
+
+def decode_records(held: Held) -> dict[str, Record] | None:
+    """Every record `held` holds, decoded in one call (twice as fast as one by one); None
+    if one of them is not a record."""
+    try:
+        decoded = _decode(held.snapshot)
+    except msgspec.DecodeError:
+        return None
+    records = decoded if isinstance(decoded, dict) else decoded[1]
+    return records if len(records) == len(held.records) else None
+
+
+def delta_base(db: Any, full_every: int = FULL_EVERY) -> int:
+    """What the next checkpoint should add to: the latest one, unless its chain back to a
+    full one already holds `full_every` checkpoints, or is broken (then 0: a full one)."""
+    for chain, checkpoint in enumerate(at_or_before(db, 2**62), start=1):
+        held = raw_records_of(checkpoint)
+        if held is None:
+            return 0
+        if held.base == 0:
+            return latest_position(db) if chain < full_every else 0
+    return 0
+
+
+def record_of(raw: msgspec.Raw) -> Record | None:
+    """One ticket's record from `raw_records_of`; None if it is not a record."""
+    try:
+        return _decode_record(raw)
+    except msgspec.DecodeError:
+        return None
+
+
 @portable
-def current(db: sqlite3.Connection) -> Checkpoint | None:
+def current(db: sqlite3.Connection, base: int = 0) -> Checkpoint | None:
     """The checkpoint of the log as it stands: its `tickets` rows, read in one snapshot
-    with the last position (the writer changes both in one transaction).
+    with the last position (the writer changes both in one transaction). With a `base`,
+    a delta on the checkpoint there: the rows of tickets with an event after it.
 
     None on an empty log. Meant for a read-only connection of its own, off the writer; it
     encodes a chunk of rows at a time, so that no process ever holds every ticket as Python
@@ -79,15 +164,23 @@ def current(db: sqlite3.Connection) -> Checkpoint | None:
     """
     with snapshot(db):
         position = int(db.execute(_LAST_EVENT).fetchone()[0])
-        count = int(db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0])
+        count = int(db.execute(_COUNT_CHANGED, (base,)).fetchone()[0])
         cursor = db.cursor()
         cursor.row_factory = None
         cursor.arraysize = 1000
-        cursor.execute(_TICKETS)
-        data = encode_records(count, (row for rows in iter(cursor.fetchmany, []) for row in rows))
+        cursor.execute(_CHANGED, (base,))
+        rows = (row for rows in iter(cursor.fetchmany, []) for row in rows)
+        data = encode_records(count, rows, base)
     if position == 0:
         return None
-    return Checkpoint(position, count, hashlib.sha256(data).hexdigest(), data)
+    return _checkpoint(position, count, data)
+
+
+@portable
+def at(db: sqlite3.Connection, position: int) -> Checkpoint | None:
+    """The checkpoint at `position`, if there is one."""
+    row = db.execute(_AT, (position,)).fetchone()
+    return Checkpoint(*row) if row is not None else None
 
 
 @portable
@@ -105,13 +198,30 @@ def store(db: sqlite3.Connection, checkpoint: Checkpoint) -> bool:
     return bool(added == 1)
 
 
-def encode_records(count: int, rows: Iterator[tuple[Any, ...]]) -> bytes:
-    """`count` tickets rows (`TICKET_SNAPSHOT_COLUMNS` order) as a snapshot, row by row."""
-    buffer = bytearray(_MAP32 + count.to_bytes(4, "big"))
+def encode_records(count: int, rows: Iterator[tuple[Any, ...]], base: int = 0) -> bytes:
+    """`count` tickets rows (`TICKET_SNAPSHOT_COLUMNS` order) as a snapshot, row by row:
+    a full one, or with a `base` a delta on the checkpoint there."""
+    head = _ARRAY2 + _encode(base) if base else b""
+    buffer = bytearray(head + _MAP32 + count.to_bytes(4, "big"))
     for row in rows:
         _encoder.encode_into(row[0], buffer, -1)
         _encoder.encode_into(_record(row), buffer, -1)
     return bytes(buffer)
+
+
+def encode_record(record: Record) -> bytes:
+    """One ticket's record as a snapshot holds it."""
+    return _encode(record)
+
+
+def _checkpoint(position: int, count: int, snapshot: bytes) -> Checkpoint:
+    return Checkpoint(position, count, hashlib.sha256(snapshot).hexdigest(), snapshot)
+
+
+def _checked(checkpoint: Checkpoint) -> bytes | None:
+    """The snapshot, if it still hashes to its digest."""
+    snapshot = bytes(checkpoint.snapshot)
+    return snapshot if hashlib.sha256(snapshot).hexdigest() == checkpoint.digest else None
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -146,15 +256,23 @@ def latest_position(db: Any, at_most: int = 2**62) -> int:
 #: The `tickets` columns a snapshot is made of, in the order `encode_records` reads them:
 #: what a ticket shows, without the writer's bookkeeping (version, position, last request).
 TICKET_SNAPSHOT_COLUMNS = TICKET_COLUMNS[: TICKET_COLUMNS.index("stream_version")]
-_TICKETS = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets"
+_CHANGED = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets WHERE last_position > ?"
+_COUNT_CHANGED = "SELECT COUNT(*) FROM tickets WHERE last_position > ?"
 _COLUMNS = "position, tickets, digest, snapshot"
 _AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= ? ORDER BY position DESC"
 _LATEST = "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE position <= ?"
 _EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
+_AT = f"SELECT {_COLUMNS} FROM checkpoints WHERE position = ?"
 _encoder = msgspec.msgpack.Encoder()
 _encode = _encoder.encode
 #: MessagePack's map with a 32-bit count: written first, then each ticket as it is read.
 _MAP32 = b"\xdf"
+#: MessagePack's array of two: a delta's base, then its map.
+_ARRAY2 = b"\x92"
 _LAST_EVENT = "SELECT COALESCE(MAX(position), 0) FROM events"
-_decode = msgspec.msgpack.Decoder(dict[str, Record]).decode
+_decode = msgspec.msgpack.Decoder(dict[str, Record] | tuple[int, dict[str, Record]]).decode
+_decode_raw = msgspec.msgpack.Decoder(
+    dict[str, msgspec.Raw] | tuple[int, dict[str, msgspec.Raw]]
+).decode
+_decode_record = msgspec.msgpack.Decoder(Record).decode
 _decode_tags = msgspec.json.Decoder(dict[str, str]).decode

@@ -25,6 +25,7 @@ __all__ = [
     "iter_for_rules",
     "last_position",
     "last_position_at",
+    "part_of",
     "raw_rows",
     "rewind_rows",
     "select",
@@ -76,9 +77,11 @@ def iter_after(
 
 
 @portable
-def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
+def iter_for_rules(db: sqlite3.Connection, part: int = 0, parts: int = 1) -> Iterator[Event]:
     """Every event, in order, with only the columns the rules read (`RULE_COLUMNS`).
 
+    With `parts` > 1, only the events of the tickets in `part` (see `part_of`): a ticket's
+    events depend on no other ticket's, so each part can be checked in a process of its own.
     The chain's columns (request_id, actor, schema_version, prev_hash, hash) are left at
     their defaults: `verify` checks them in another pass, and copying them out of SQLite
     for every row costs more than deriving the row's outcome.
@@ -86,7 +89,8 @@ def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
     cursor = db.cursor()
     cursor.row_factory = None
     cursor.arraysize = 5000
-    cursor.execute(_SELECT_FOR_RULES)
+    sql, params = _in_part(_SELECT_FOR_RULES, (), part, parts)
+    cursor.execute(sql + " ORDER BY position", params)
     while rows := cursor.fetchmany():
         for row in rows:
             yield Event(
@@ -105,6 +109,21 @@ def iter_for_rules(db: sqlite3.Connection) -> Iterator[Event]:
             )
 
 
+def part_of(ticket_id: str | None, parts: int) -> int:
+    """Which of `parts` parts a ticket's events fall in: what `_PART` selects in SQL.
+
+    The id's length in bytes plus the two hex digits of its last byte, so that ids ending
+    in any digit or letter spread evenly. Bytes, not characters: SQLite's `length` and
+    `substr` on text stop at a NUL, which a ticket id of an old log may hold. Events
+    without a ticket fall in part 0.
+    """
+    if not ticket_id:
+        return 0
+    encoded = ticket_id.encode()
+    last = f"{encoded[-1]:02X}"
+    return (len(encoded) + ord(last[0]) + ord(last[1])) % parts
+
+
 @portable
 def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
     """The rows at positions `after+1..through` as stored: plain tuples, `EVENT_COLUMNS`."""
@@ -118,13 +137,17 @@ def last_position(db: sqlite3.Connection) -> int:
 
 
 @portable
-def rewind_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[RewindRow]:
+def rewind_rows(
+    db: sqlite3.Connection, after: int, through: int, part: int = 0, parts: int = 1
+) -> Iterator[RewindRow]:
     """What time travel folds of the events at positions `after+1..through`, in order.
 
     Only the events that can change what a ticket shows (accepted requests, deliveries),
-    as plain tuples of the few columns `Rewind` reads: SQLite skips the rest.
+    as plain tuples of the few columns `Rewind` reads: SQLite skips the rest. With `parts`
+    > 1, only those of the tickets in `part` (see `part_of`).
     """
-    return _tuples(db, _REWIND_ROWS, (after, through), 2000)
+    sql, params = _in_part(_REWIND_ROWS, (after, through), part, parts)
+    return _tuples(db, sql + " ORDER BY position", params, 2000)
 
 
 @portable
@@ -189,6 +212,15 @@ def _tuples(db: sqlite3.Connection, sql: str, params: tuple[Any, ...], size: int
         yield from rows
 
 
+def _in_part(
+    sql: str, params: tuple[Any, ...], part: int, parts: int
+) -> tuple[str, tuple[Any, ...]]:
+    """`sql` (a WHERE clause last) narrowed to the tickets in `part` of `parts`."""
+    if parts == 1:
+        return sql, params
+    return sql + _PART, (*params, parts, part)
+
+
 def _select(
     equal: Mapping[str, str], low: int, high: int, order: Order, limit: int
 ) -> tuple[str, list[object]]:
@@ -223,16 +255,20 @@ RULE_COLUMNS = (
     "payload",
     "response",
 )
-_SELECT_FOR_RULES = (
-    f"SELECT {', '.join(RULE_COLUMNS)} FROM events WHERE position > 0 ORDER BY position"
-)
+_SELECT_FOR_RULES = f"SELECT {', '.join(RULE_COLUMNS)} FROM events WHERE position > 0"
 _REWIND_ROWS = (
     "SELECT position, ticket_id, action, outcome, recorded_at,"
     " CASE WHEN outcome = 'accepted' THEN payload END"
     " FROM events WHERE position > ? AND position <= ?"
     # The unary + keeps SQLite on the primary key: an index per term would mean a sort.
     " AND (+outcome = 'accepted' OR +action IN ('identity_delivered', 'callback_delivered'))"
-    " ORDER BY position"
+)
+#: `part_of` in SQL: the same sum over the id's bytes, NULL (no ticket, or an empty id)
+#: being part 0.
+_LAST_BYTE = "hex(substr(CAST(ticket_id AS BLOB), -1))"
+_PART = (
+    f" AND COALESCE(length(CAST(ticket_id AS BLOB)) + unicode({_LAST_BYTE})"
+    f" + unicode(substr({_LAST_BYTE}, 2)), 0) % ? = ?"
 )
 _STREAM_LENGTH = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ticket_id = ?"
 _SELECT_SLICE = (

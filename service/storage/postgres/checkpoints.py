@@ -15,18 +15,25 @@ from service.storage.postgres.connections import Connection, snapshot
 from service.storage.postgres.nul import unshield, unshield_tags
 from service.timestamps import utc_now
 
-__all__ = ["at_or_before", "current", "every", "latest_position", "store"]
+__all__ = ["at", "at_or_before", "current", "every", "latest_position", "store"]
 
 
-def current(db: Connection) -> Checkpoint | None:
-    """The checkpoint of the log as it stands, read in one snapshot (see SQLite's twin)."""
+def current(db: Connection, base: int = 0) -> Checkpoint | None:
+    """The checkpoint of the log as it stands, read in one snapshot, or with a `base` the
+    delta on the checkpoint there (see SQLite's twin)."""
     with snapshot(db):
         position = int(_one(db, _LAST_EVENT, ()))
-        count = int(_one(db, "SELECT COUNT(*) AS n FROM tickets", ()))
-        data = encode_records(count, _ticket_rows(db))
+        count = int(_one(db, _COUNT_CHANGED, (base,)))
+        data = encode_records(count, _ticket_rows(db, base), base)
     if position == 0:
         return None
     return Checkpoint(position, count, hashlib.sha256(data).hexdigest(), data)
+
+
+def at(db: Connection, position: int) -> Checkpoint | None:
+    """The checkpoint at `position`, if there is one."""
+    row = db.execute(_AT, (position,)).fetchone()
+    return _checkpoint(row) if row is not None else None
 
 
 def store(db: Connection, checkpoint: Checkpoint) -> bool:
@@ -53,10 +60,11 @@ def latest_position(db: Connection, at_most: int = 2**62) -> int:
     return int(_one(db, _LATEST, (at_most,)))
 
 
-def _ticket_rows(db: Connection) -> Iterator[tuple[Any, ...]]:
-    """The tickets as SQLite's twin reads them: NUL restored, tags as the writer made them."""
+def _ticket_rows(db: Connection, base: int) -> Iterator[tuple[Any, ...]]:
+    """The tickets with an event after `base` as SQLite's twin reads them: NUL restored,
+    tags as the writer made them."""
     with db.cursor() as cursor:
-        cursor.execute(_TICKETS)
+        cursor.execute(_CHANGED, (base,))
         while rows := cursor.fetchmany(1000):
             for row in rows:
                 row["title"], row["details"] = unshield(row["title"]), unshield(row["details"])
@@ -75,7 +83,8 @@ def _checkpoint(row: dict[str, Any]) -> Checkpoint:
     return Checkpoint(row["position"], row["tickets"], row["digest"], bytes(row["snapshot"]))
 
 
-_TICKETS = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets"
+_CHANGED = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets WHERE last_position > %s"
+_COUNT_CHANGED = "SELECT COUNT(*) AS n FROM tickets WHERE last_position > %s"
 _COLUMNS = "position, tickets, digest, snapshot"
 _INSERT = (
     "INSERT INTO checkpoints (position, tickets, digest, snapshot, created_at)"
@@ -84,4 +93,5 @@ _INSERT = (
 _AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= %s ORDER BY position DESC"
 _LATEST = "SELECT COALESCE(MAX(position), 0) AS n FROM checkpoints WHERE position <= %s"
 _EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
+_AT = f"SELECT {_COLUMNS} FROM checkpoints WHERE position = %s"
 _LAST_EVENT = "SELECT COALESCE(MAX(position), 0) AS n FROM events"

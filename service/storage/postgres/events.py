@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from service.storage.events import FILTER_COLUMNS, Order
+from service.storage.events import FILTER_COLUMNS, Order, part_of
 from service.storage.postgres.connections import Connection
 from service.storage.postgres.nul import holds_nul
 from service.storage.rows import EVENT_COLUMNS, event_from_row
@@ -60,9 +60,10 @@ def iter_after(
     return (event_from_row(row) for row in _chunks(db, _SELECT_RANGE, after, through, chunk))
 
 
-def iter_for_rules(db: Connection) -> Iterator[Event]:
-    """Every event, in order; PostgreSQL reads whole rows as cheaply as a few columns."""
-    return iter_after(db)
+def iter_for_rules(db: Connection, part: int = 0, parts: int = 1) -> Iterator[Event]:
+    """Every event of the tickets in `part`, in order; PostgreSQL reads whole rows as
+    cheaply as a few columns. `verify` asks for more than one part only of a SQLite file."""
+    return (e for e in iter_after(db) if parts == 1 or part_of(e.ticket_id, parts) == part)
 
 
 def raw_rows(db: Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
@@ -76,9 +77,14 @@ def last_position(db: Connection) -> int:
     return int(_scalar(db, "SELECT COALESCE(MAX(position), 0) AS n FROM events", ()))
 
 
-def rewind_rows(db: Connection, after: int, through: int) -> Iterator[RewindRow]:
-    """What time travel folds of the events at positions `after+1..through`, in order."""
+def rewind_rows(
+    db: Connection, after: int, through: int, part: int = 0, parts: int = 1
+) -> Iterator[RewindRow]:
+    """What time travel folds of the events at positions `after+1..through`, in order
+    (of the tickets in `part` of `parts` only, as on SQLite)."""
     for row in _chunks(db, _REWIND_ROWS, after, through, 2000):
+        if parts > 1 and part_of(row["ticket_id"], parts) != part:
+            continue
         yield (
             row["position"],
             row["ticket_id"],

@@ -13,8 +13,9 @@ import pytest
 from bench.biglog import build_log
 from service.audit import replay
 from service.audit.replay import changes_between, rewind, state_at
-from service.audit.verify import verify
+from service.audit.verify import Finding, verify
 from service.storage import checkpoints, events
+from service.storage.backend import backend_for
 from service.storage.sqlite import connect_sync
 from statemachine.projection import Projection, Record, Ticket
 from tests.support.harness import cli
@@ -222,3 +223,138 @@ def test_diff_gives_the_rules_answer_from_checkpoints_or_not(served: Path, tmp_p
             assert expected or first == second or second < 5, (first, second)
             assert changes_between(db, first, second) == expected, (first, second)
             assert changes_between(without, first, second) == expected, (first, second)
+
+
+def kinds(path: Path) -> list[int]:
+    """Each checkpoint's base, in position order: 0 for a full one."""
+    with closing(connect_sync(path)) as db:
+        held = [checkpoints.raw_records_of(c) for c in checkpoints.every(db)]
+    return [h.base for h in held if h is not None]
+
+
+def test_the_server_makes_deltas_and_a_full_checkpoint_every_few(served: Path) -> None:
+    positions, bases = checkpoint_positions(served), kinds(served)
+    assert len(bases) == len(positions) >= checkpoints.FULL_EVERY + 1
+    assert bases[0] == 0
+    # Each delta is on the checkpoint just before it; a full one at least every FULL_EVERY.
+    for n, base in enumerate(bases[1:], start=1):
+        assert base in (0, positions[n - 1])
+    chain = 0
+    for base in bases:
+        chain = chain + 1 if base else 1
+        assert chain <= checkpoints.FULL_EVERY
+
+
+def test_a_delta_holds_only_the_tickets_that_changed(tmp_path: Path) -> None:
+    """Waves of 100 tickets: 500 events touch one wave, so a delta holds 100 of 600."""
+    path = tmp_path / "waves.db"
+    build_log(path, 6_000, wave=100, check=True, checkpoint_every=500)
+    assert kinds(path) == [0, 500, 1000, 1500, 2000, 0, 3000, 3500, 4000, 4500, 0, 5500]
+    with closing(connect_sync(path)) as db:
+        sizes = {c.position: c.tickets for c in checkpoints.every(db)}
+        assert sizes[1_000] == 100 and sizes[3_000] == 300 and sizes[6_000] == 100
+        for position in (999, 1_000, 2_750, 4_999, 6_000):
+            assert shown(state_at(db, position)) == shown(by_rules(db, position)), position
+        assert verify(db).ok
+
+
+def test_a_broken_chain_of_deltas_costs_time_not_truth(generated: Path, tmp_path: Path) -> None:
+    """A missing or damaged link makes time travel start from an earlier sound chain (or
+    genesis); verify names the delta that lost its base."""
+    broken = copy_of(
+        generated,
+        tmp_path,
+        "DELETE FROM checkpoints WHERE position = 3000",
+        "UPDATE checkpoints SET digest = 'x' || substr(digest, 2) WHERE position = 6000",
+    )
+    with closing(connect_sync(generated)) as db, closing(connect_sync(broken)) as bad:
+        for position in (2_999, 3_000, 4_500, 5_999, 6_000):
+            assert shown(state_at(bad, position)) == shown(by_rules(db, position)), position
+        found = verify(bad)
+    assert (
+        Finding(4_000, "checkpoint is a delta on position 3000, not on the sound one before it")
+        in found.findings
+    )
+    assert (
+        Finding(6_000, "checkpoint is damaged (its snapshot does not match its digest)")
+        in found.findings
+    )
+
+
+def test_verify_catches_a_delta_that_leaves_out_a_changed_ticket(
+    generated: Path, tmp_path: Path
+) -> None:
+    """Time travel believes a delta with a good digest; verify checks it holds every
+    ticket whose record changed since its base."""
+    with closing(connect_sync(generated)) as db:
+        delta = checkpoints.at(db, 2_000)
+        assert delta is not None
+        records = checkpoints.records_of(delta)
+    assert records is not None
+    del records[next(iter(records))]
+    forged = checkpoints.delta_of(2_000, 1_000, records)
+    copy = copy_of(generated, tmp_path)
+    with closing(sqlite3.connect(copy)) as db:
+        db.execute(
+            "UPDATE checkpoints SET tickets = ?, digest = ?, snapshot = ? WHERE position = 2000",
+            (forged.tickets, forged.digest, forged.snapshot),
+        )
+        db.commit()
+    with closing(connect_sync(copy)) as db:
+        for workers in (1, 2):
+            report = verify(db, workers=workers, parallel_from=0)
+            assert report.findings[0] == Finding(
+                2_000, "checkpoint differs from the tickets replayed to its position"
+            )
+
+
+def test_deltas_on_both_backends_rewind_to_the_rules_answer(log_db: Path | str) -> None:
+    """The checkpoint command's deltas, on SQLite and on PostgreSQL: a delta holds the
+    tickets with events since its base, and time travel through it gives the rules' answer."""
+    service = Service(log_db).start()
+    try:
+        for n in range(3):
+            tid = str(900 + n)
+            assert service.ticket("CREATE", tid, customTags={"n": str(n)}).status_code == 200
+            assert "tickets" in cli("checkpoint", db=log_db).stdout
+        assert service.ticket("UPDATE", "900", details="later").status_code == 200
+        made = cli("checkpoint", db=log_db).stdout
+    finally:
+        service.stop()
+    assert "1 tickets" in made and "changed since position" in made, made
+    with closing(backend_for(log_db).connect_sync()) as db:
+        bases = [h.base for c in checkpoints.every(db) if (h := checkpoints.raw_records_of(c))]
+        positions = [c.position for c in checkpoints.every(db)]
+        assert bases == [0, *positions[:-1]]
+        last = events.last_position(db)
+        for position in range(last + 1):
+            assert shown(state_at(db, position)) == shown(by_rules(db, position)), position
+        assert verify(db).ok
+
+
+def test_each_ticket_falls_in_one_part_even_with_a_nul_in_its_id(
+    generated: Path, tmp_path: Path
+) -> None:
+    """SQLite's text functions stop at a NUL (an old log may hold one in an id): the parts
+    are cut on bytes, so SQL and `part_of` put every ticket in the same one part, and
+    verify in workers finds what one process finds."""
+    nul_id = "'é' || char(0) || '8'"
+    copy = copy_of(
+        generated,
+        tmp_path,
+        "DROP TRIGGER events_refuse_update",
+        f"UPDATE events SET ticket_id = {nul_id} WHERE ticket_id = '100001'",
+        f"UPDATE tickets SET ncentral_ticket_id = {nul_id} WHERE ncentral_ticket_id = '100001'",
+    )
+    with closing(connect_sync(copy)) as db:
+        for parts in (2, 3):
+            split = {part: list(events.iter_for_rules(db, part, parts)) for part in range(parts)}
+            positions = sorted(e.position for found in split.values() for e in found)
+            assert positions == list(range(1, 6_001))
+            assert all(
+                events.part_of(e.ticket_id, parts) == part
+                for part, found in split.items()
+                for e in found
+            )
+        alone = verify(db, keep=1_000)
+        assert verify(db, workers=2, parallel_from=0, keep=1_000) == alone
