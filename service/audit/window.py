@@ -167,40 +167,33 @@ class ChangesPage(msgspec.Struct, frozen=True):
 
 
 def review(db: sqlite3.Connection, since: str, until: str, *, tally: OpenTally) -> Review:
-    """The window `since`..`until` (ISO-8601 UTC as the log writes it, both inclusive)."""
+    """The window `since`..`until` (ISO-8601 UTC as the log writes it, both inclusive).
+
+    Each bucket is a position range (the log's times grow with its positions), read as
+    plain tuples and counted by comprehensions and builtins: no loop of statements per event.
+    """
     first = first_position_from(db, since)
     last = last_position_at(db, until)
     if first is None:
         first = last + 1
     starts = _bucket_starts(since, until)
-    tallies: list[Counter[str]] = [Counter() for _ in starts]
-    moved = [0] * len(starts)
-    ends: dict[str, list[str]] = {}
-    reopened: set[str] = set()
-    events = 0
-    for recorded_at, ticket_id, outcome, before, after in stored.moves(db, first, last):
-        events += 1
-        index = max(bisect_right(starts, recorded_at) - 1, 0)
-        tallies[index][outcome] += 1
-        if ticket_id is None or before is None or after is None:
-            continue
-        if before != after:
-            moved[index] += (after in OPEN_STATES) - (before in OPEN_STATES)
-            if before == "closed" and after == "reopened":
-                reopened.add(ticket_id)
-        seen = ends.get(ticket_id)
-        if seen is None:
-            ends[ticket_id] = [before, after]
-        else:
-            seen[1] = after
+    bounds = _bucket_bounds(db, starts, first, last)
     start_count = tally(db, first - 1)
-    buckets, running = [], start_count
-    for index, start in enumerate(starts):
-        running += moved[index]
+    ends: dict[str, tuple[str, str]] = {}
+    reopened: set[str] = set()
+    buckets, running, events = [], start_count, 0
+    for index, (start, (low, high)) in enumerate(zip(starts, bounds, strict=True)):
+        outcomes: Counter[str] = Counter()
+        for rows in stored.moves(db, low, high):
+            events += len(rows)
+            outcomes.update(outcome for _, outcome, _, _ in rows)
+            moved = [(t, b, a) for t, _, b, a in rows if t is not None and b and a and b != a]
+            running += sum(a in OPEN_STATES for _, _, a in moved)
+            running -= sum(b in OPEN_STATES for _, b, _ in moved)
+            reopened.update(t for t, b, a in moved if b == "closed" and a == "reopened")
+            _carry_ends(ends, rows)
         end = starts[index + 1] if index + 1 < len(starts) else until
-        buckets.append(
-            Bucket(start=start, end=end, outcomes=dict(tallies[index]), open_after=running)
-        )
+        buckets.append(Bucket(start=start, end=end, outcomes=dict(outcomes), open_after=running))
     tickets = [
         TicketChange(
             ticket_id=ticket_id,
@@ -272,6 +265,29 @@ def _bucket_starts(since: str, until: str) -> list[str]:
             break
         starts.append(format_utc(moment))
     return starts
+
+
+def _bucket_bounds(
+    db: sqlite3.Connection, starts: list[str], first: int, last: int
+) -> list[tuple[int, int]]:
+    """Each bucket's positions: from the first event at its start to the one before the
+    next bucket's (the window's `first..last` cut in order; empty ranges where quiet)."""
+    lows = [first]
+    for start in starts[1:]:
+        found = first_position_from(db, start)
+        lows.append(min(max(found if found is not None else last + 1, first), last + 1))
+    highs = [low - 1 for low in lows[1:]] + [last]
+    return list(zip(lows, highs, strict=True))
+
+
+def _carry_ends(ends: dict[str, tuple[str, str]], rows: list[stored.Move]) -> None:
+    """Each ticket's state before its first event in the window and after its last."""
+    stated = [(t, b, a) for t, _, b, a in rows if t is not None and b and a]
+    later = {t: a for t, _, a in stated}
+    earlier = {t: b for t, b, _ in reversed(stated)}
+    for ticket_id, after in later.items():
+        known = ends.get(ticket_id)
+        ends[ticket_id] = (known[0] if known else earlier[ticket_id], after)
 
 
 def _parse(iso: str) -> datetime:

@@ -4,6 +4,11 @@ Tickets come newest activity first (`updated_at` descending), paged by a keyset 
 (`updated_at`, rowid) so that `tickets_by_update` or `tickets_by_state` gives the order
 without sorting; each row brings its last event and its outstanding callback by primary
 key. Counting by state reads the `tickets_by_state` index, never the rows.
+
+A tag filter has two plans, chosen by a bounded look at the tag index. A tag on many
+tickets: walk the activity order and look each ticket's tag up by primary key (a page
+is found after a few hundred). A tag on few: start from those tickets (`ticket_tags_by_tag`)
+and sort at most `_FEW_TAGGED` of them, instead of walking every ticket to find a page.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def recent(
     text: str | None = None,
 ) -> list[ActivityRow]:
     """Up to `limit` tickets, newest activity first, after the keyset `before` when given."""
-    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text)
+    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text, _rare(db, tags))
     return [
         ActivityRow(
             ticket=ticket_from_row(row),
@@ -61,7 +66,8 @@ def recent(
 @portable
 def explain_recent(db: sqlite3.Connection, **where: object) -> list[str]:
     """SQLite's plan for `recent`: the proof that the order comes from an index."""
-    sql, params = _recent(50, ("9999", 2**62), **where)  # type: ignore[arg-type]
+    rare = _rare(db, where.get("tags", ()))  # type: ignore[arg-type]
+    sql, params = _recent(50, ("9999", 2**62), **where, rare=rare)  # type: ignore[arg-type]
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
@@ -78,6 +84,14 @@ def head_position(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
 
 
+def _rare(db: sqlite3.Connection, tags: tuple[tuple[str, str], ...]) -> tuple[str, str] | None:
+    """The first of `tags` on fewer than `_FEW_TAGGED` tickets (counted no further), if any."""
+    for key, value in tags:
+        if db.execute(_FEW, (key, value, _FEW_TAGGED)).fetchone()[0] < _FEW_TAGGED:
+            return key, value
+    return None
+
+
 def _recent(
     limit: int,
     before: tuple[str, int] | None,
@@ -85,9 +99,15 @@ def _recent(
     tags: tuple[tuple[str, str], ...] = (),
     ncentral_ticket_id: str | None = None,
     text: str | None = None,
+    rare: tuple[str, str] | None = None,
 ) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
+    source = "tickets AS t"
+    if rare is not None:
+        source = "ticket_tags AS g JOIN tickets AS t ON t.ncentral_ticket_id = g.ncentral_ticket_id"
+        clauses.append("g.key = ? AND g.value = ?")
+        params += list(rare)
     if before is not None:
         clauses.append("(t.updated_at, t.rowid) < (?, ?)")
         params += list(before)
@@ -98,10 +118,11 @@ def _recent(
         clauses.append("t.ncentral_ticket_id = ?")
         params.append(ncentral_ticket_id)
     for key, value in tags:
-        # `+` keeps SQLite walking the activity order and checking each tag, not sorting.
+        if (key, value) == rare:
+            continue
         clauses.append(
-            "+t.ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM ticket_tags"
-            " WHERE key = ? AND value = ?)"
+            "EXISTS (SELECT 1 FROM ticket_tags AS o WHERE o.ncentral_ticket_id"
+            " = t.ncentral_ticket_id AND o.key = ? AND o.value = ?)"
         )
         params += [key, value]
     if text is not None:
@@ -112,7 +133,7 @@ def _recent(
     sql = (
         f"SELECT {_COLUMNS}, t.rowid AS row_number, e.action AS last_action,"
         " e.outcome AS last_outcome, c.status AS callback"
-        " FROM tickets AS t"
+        f" FROM {source}"
         " LEFT JOIN events AS e ON e.position = t.last_position"
         " LEFT JOIN callbacks AS c ON c.ncentral_ticket_id = t.ncentral_ticket_id"
         " AND c.status IN ('pending', 'dead')"
@@ -122,3 +143,6 @@ def _recent(
 
 
 _COLUMNS = ", ".join(f"t.{column}" for column in TICKET_COLUMNS)
+#: Up to this many tickets with a tag, the page starts from them and sorts them.
+_FEW_TAGGED = 2000
+_FEW = "SELECT COUNT(*) FROM (SELECT 1 FROM ticket_tags WHERE key = ? AND value = ? LIMIT ?)"

@@ -43,8 +43,8 @@ class Mark(msgspec.Struct, frozen=True, array_like=True):
     state_after: str | None
 
 
-#: (recorded_at, ticket_id, outcome, state_before, state_after) of one event.
-Move = tuple[str, str | None, str, str | None, str | None]
+#: (ticket_id, outcome, state_before, state_after) of one event.
+Move = tuple[str | None, str, str | None, str | None]
 
 
 @portable
@@ -72,16 +72,15 @@ def net_entered(db: sqlite3.Connection, low: int, high: int, states: frozenset[s
 
 
 @portable
-def moves(db: sqlite3.Connection, low: int, high: int) -> Iterator[Move]:
-    """Every event at positions `low..high`, in log order, as plain tuples of the columns
-    the review's charts and summary read (no object per event but the tuple), fetched a
-    few thousand at a time so that a year-long window never sits in memory at once."""
+def moves(db: sqlite3.Connection, low: int, high: int) -> Iterator[list[Move]]:
+    """The events at positions `low..high` in log order, as lists of plain tuples of the
+    columns the review reads (no object per event but the tuple), a few thousand at a
+    time so that a year-long window never sits in memory at once."""
     cursor = db.cursor()
     cursor.row_factory = None
-    cursor.arraysize = 5000
+    cursor.arraysize = _CHUNK
     cursor.execute(_MOVES, (low, high))
-    for rows in iter(cursor.fetchmany, []):
-        yield from rows
+    return iter(cursor.fetchmany, [])
 
 
 @portable
@@ -144,8 +143,9 @@ _NET_ENTERED = (
     "SELECT SUM((state_after IN ({marks})) - (state_before IN ({marks}))) FROM events"
     " WHERE position BETWEEN ? AND ?"
 )
+_CHUNK = 5000
 _MOVES = (
-    "SELECT recorded_at, ticket_id, outcome, state_before, state_after FROM events"
+    "SELECT ticket_id, outcome, state_before, state_after FROM events"
     " WHERE position BETWEEN ? AND ? ORDER BY position"
 )
 # What `storage.events.rewind_rows` reads, for a few tickets by their own index.

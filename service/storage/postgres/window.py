@@ -43,13 +43,14 @@ def net_entered(db: Connection, low: int, high: int, states: frozenset[str]) -> 
     return int(row["n"] or 0) if row is not None else 0
 
 
-def moves(db: Connection, low: int, high: int) -> Iterator[Move]:
-    """Every event at positions `low..high`, in log order, as plain tuples, a chunk at a time."""
+def moves(db: Connection, low: int, high: int) -> Iterator[list[Move]]:
+    """The events at positions `low..high` in log order, as lists of plain tuples, a chunk
+    at a time."""
     cursor = db.cursor(row_factory=tuple_row)
     while low <= high:
         rows = cursor.execute(_MOVES, (low, high, _CHUNK)).fetchall()
-        for row in rows:
-            yield row[1:]
+        if rows:
+            yield [row[1:] for row in rows]
         if len(rows) < _CHUNK:
             return
         low = rows[-1][0] + 1
@@ -116,7 +117,7 @@ _NET_ENTERED = (
 )
 _CHUNK = 5000
 _MOVES = (
-    "SELECT position, recorded_at, ticket_id, outcome, state_before, state_after FROM events"
+    "SELECT position, ticket_id, outcome, state_before, state_after FROM events"
     " WHERE position BETWEEN %s AND %s ORDER BY position LIMIT %s"
 )
 _STREAM_ROWS = (
