@@ -11,7 +11,7 @@ migrations applied; a PostgreSQL schema would keep the same numbering in a table
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "PRAGMAS", "migration_script"]
+__all__ = ["MIGRATIONS", "PRAGMAS", "TEXT_NUL_MARK", "migration_script"]
 
 # SQLite's JSON functions end a string at its first NUL (they pass it on as a C string), so
 # json_each would read the tag key "a\u0000x" as "a" and two keys would collide. The tags
@@ -37,6 +37,19 @@ def _restored(decoded: str) -> str:
     for text, letter in pairs:
         decoded = f"replace({decoded}, {_MARK} || '{letter}', {text})"
     return decoded
+
+
+#: What `tickets_text.nul` holds for a ticket with a NUL in its title or details: three
+#: characters, so that the trigram tokenizer indexes them as one trigram.
+TEXT_NUL_MARK = "\u2400" * 3  # SYMBOL FOR NULL
+
+
+def _nul_mark(row: str) -> str:
+    """SQL: `TEXT_NUL_MARK` when `row`'s title or details holds a NUL (bytes, as text stops)."""
+    has_nul = " OR ".join(
+        f"instr(CAST({row}.{c} AS BLOB), x'00') > 0" for c in ("title", "details")
+    )
+    return f"CASE WHEN {has_nul} THEN '{TEXT_NUL_MARK}' ELSE '' END"
 
 
 PRAGMAS = """
@@ -154,6 +167,34 @@ MIGRATIONS = [
         snapshot    BLOB NOT NULL,
         created_at  TEXT NOT NULL
     );
+    """,
+    # The ticket list's text filter (storage/activity.py): a trigram index of each ticket's
+    # title and details, so a substring is found without reading every ticket. The writer's
+    # INSERT OR REPLACE gives a ticket a new rowid, so its entry leaves before the insert and
+    # comes back after it (deleting a rowid first, as no stale entry may block the insert).
+    # FTS5 indexes a text only up to its first NUL: a ticket with a NUL in either column is
+    # marked in `nul`, and the filter always takes marked tickets as candidates.
+    f"""
+    CREATE VIRTUAL TABLE tickets_text USING fts5(title, details, nul, tokenize = 'trigram');
+    CREATE TRIGGER tickets_text_leave BEFORE INSERT ON tickets BEGIN
+        DELETE FROM tickets_text WHERE rowid =
+            (SELECT rowid FROM tickets WHERE ncentral_ticket_id = NEW.ncentral_ticket_id);
+    END;
+    CREATE TRIGGER tickets_text_follow AFTER INSERT ON tickets BEGIN
+        DELETE FROM tickets_text WHERE rowid = NEW.rowid;
+        INSERT INTO tickets_text (rowid, title, details, nul)
+            VALUES (NEW.rowid, NEW.title, NEW.details, {_nul_mark("NEW")});
+    END;
+    CREATE TRIGGER tickets_text_change AFTER UPDATE ON tickets BEGIN
+        DELETE FROM tickets_text WHERE rowid IN (OLD.rowid, NEW.rowid);
+        INSERT INTO tickets_text (rowid, title, details, nul)
+            VALUES (NEW.rowid, NEW.title, NEW.details, {_nul_mark("NEW")});
+    END;
+    CREATE TRIGGER tickets_text_drop AFTER DELETE ON tickets BEGIN
+        DELETE FROM tickets_text WHERE rowid = OLD.rowid;
+    END;
+    INSERT INTO tickets_text (rowid, title, details, nul)
+        SELECT rowid, title, details, {_nul_mark("tickets")} FROM tickets;
     """,
 ]
 

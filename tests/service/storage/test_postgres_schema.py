@@ -240,7 +240,10 @@ def sqlite_shape(db: sqlite3.Connection) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     keys: dict[str, Any] = {}
     indexes: dict[str, Any] = {}
-    names = [r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
+    # Ordinary tables only: the text index is each backend's own, an FTS5 table (virtual,
+    # with shadow tables) here and expression indexes (which carry no column) on PostgreSQL.
+    listed = db.execute("PRAGMA table_list").fetchall()
+    names = [r[1] for r in listed if r[0] == "main" and r[2] == "table" and r[1] != "sqlite_schema"]
     for table in names:
         info = db.execute(f"PRAGMA table_info({table})").fetchall()
         tables[table] = [(n, TYPE_FAMILY[t], bool(nn or pk)) for _, n, t, nn, _, pk in info]
