@@ -150,7 +150,10 @@ def _recent(
     if text is not None:
         needle = text.lower()
         if rare_text:
-            clauses.append("t.rowid IN (SELECT rowid FROM tickets_text WHERE tickets_text MATCH ?)")
+            clauses.append(
+                "t.ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM tickets_text_rows"
+                " WHERE row IN (SELECT rowid FROM tickets_text WHERE tickets_text MATCH ?))"
+            )
             params.append(_candidates(needle))
         # instr, not LIKE: `%` and `_` in what the operator typed are plain characters. The
         # index only narrows the tickets down; this says which of them match.

@@ -52,6 +52,16 @@ def _nul_mark(row: str) -> str:
     return f"CASE WHEN {has_nul} THEN '{TEXT_NUL_MARK}' ELSE '' END"
 
 
+# A trigger's statements giving NEW's ticket its index entry (its row, then its text).
+_reindex = f"""
+        INSERT OR IGNORE INTO tickets_text_rows (ncentral_ticket_id)
+            VALUES (NEW.ncentral_ticket_id);
+        DELETE FROM tickets_text WHERE rowid =
+            (SELECT row FROM tickets_text_rows WHERE ncentral_ticket_id = NEW.ncentral_ticket_id);
+        INSERT INTO tickets_text (rowid, title, details, nul)
+            SELECT row, NEW.title, NEW.details, {_nul_mark("NEW")}
+            FROM tickets_text_rows WHERE ncentral_ticket_id = NEW.ncentral_ticket_id;"""
+
 PRAGMAS = """
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
@@ -170,31 +180,30 @@ MIGRATIONS = [
     """,
     # The ticket list's text filter (storage/activity.py): a trigram index of each ticket's
     # title and details, so a substring is found without reading every ticket. The writer's
-    # INSERT OR REPLACE gives a ticket a new rowid, so its entry leaves before the insert and
-    # comes back after it (deleting a rowid first, as no stale entry may block the insert).
-    # FTS5 indexes a text only up to its first NUL: a ticket with a NUL in either column is
-    # marked in `nul`, and the filter always takes marked tickets as candidates.
+    # INSERT OR REPLACE gives a ticket a new rowid on every event, so the index keys each
+    # ticket by a row of its own in `tickets_text_rows`, and is rewritten only when the
+    # title or details change (most events change neither). FTS5 indexes a text only up
+    # to its first NUL: a ticket with a NUL in either column is marked in `nul`, and the
+    # filter always takes marked tickets as candidates.
     f"""
+    CREATE TABLE tickets_text_rows (
+        row                 INTEGER PRIMARY KEY,
+        ncentral_ticket_id  TEXT NOT NULL UNIQUE
+    );
     CREATE VIRTUAL TABLE tickets_text USING fts5(title, details, nul, tokenize = 'trigram');
-    CREATE TRIGGER tickets_text_leave BEFORE INSERT ON tickets BEGIN
-        DELETE FROM tickets_text WHERE rowid =
-            (SELECT rowid FROM tickets WHERE ncentral_ticket_id = NEW.ncentral_ticket_id);
+    CREATE TRIGGER tickets_text_follow BEFORE INSERT ON tickets
+        WHEN NOT EXISTS (SELECT 1 FROM tickets WHERE ncentral_ticket_id = NEW.ncentral_ticket_id
+                         AND title IS NEW.title AND details IS NEW.details)
+    BEGIN {_reindex}
     END;
-    CREATE TRIGGER tickets_text_follow AFTER INSERT ON tickets BEGIN
-        DELETE FROM tickets_text WHERE rowid = NEW.rowid;
-        INSERT INTO tickets_text (rowid, title, details, nul)
-            VALUES (NEW.rowid, NEW.title, NEW.details, {_nul_mark("NEW")});
+    CREATE TRIGGER tickets_text_change AFTER UPDATE OF title, details ON tickets
+        WHEN OLD.title IS NOT NEW.title OR OLD.details IS NOT NEW.details
+    BEGIN {_reindex}
     END;
-    CREATE TRIGGER tickets_text_change AFTER UPDATE ON tickets BEGIN
-        DELETE FROM tickets_text WHERE rowid IN (OLD.rowid, NEW.rowid);
-        INSERT INTO tickets_text (rowid, title, details, nul)
-            VALUES (NEW.rowid, NEW.title, NEW.details, {_nul_mark("NEW")});
-    END;
-    CREATE TRIGGER tickets_text_drop AFTER DELETE ON tickets BEGIN
-        DELETE FROM tickets_text WHERE rowid = OLD.rowid;
-    END;
+    INSERT INTO tickets_text_rows (ncentral_ticket_id) SELECT ncentral_ticket_id FROM tickets;
     INSERT INTO tickets_text (rowid, title, details, nul)
-        SELECT rowid, title, details, {_nul_mark("tickets")} FROM tickets;
+        SELECT r.row, t.title, t.details, {_nul_mark("t")}
+        FROM tickets AS t JOIN tickets_text_rows AS r USING (ncentral_ticket_id);
     """,
 ]
 

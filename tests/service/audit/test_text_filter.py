@@ -6,7 +6,9 @@ ticket rewritten by the writer's own upsert (its old words no longer find it).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,12 @@ import pytest
 
 from service.storage import activity as sqlite_activity
 from service.storage import appends as sqlite_appends
+from service.storage import schema
 from service.storage.backend import backend_for
 from service.storage.dialects import is_postgres
 from service.storage.postgres import activity as postgres_activity
 from service.storage.postgres import appends as postgres_appends
+from service.storage.sqlite import connect_sync
 
 TICKETS = {
     "1": ("Disk FULL on host-12", "C: at 99%"),
@@ -83,7 +87,9 @@ def test_the_index_finds_what_reading_every_ticket_finds(
 def test_a_rewritten_ticket_is_found_by_its_new_text_only(db: Any) -> None:
     upsert(db, "1", "Printer jammed", "tray 2", position=7)
     upsert(db, "3", "Fan noise", "loud", position=8)
+    upsert(db, "5", *TICKETS["5"], position=9)
     assert found(db, "host-12") == {"5"}
+    assert found(db, "then host") == {"5"}
     assert found(db, "printer jam") == {"1"}
     assert found(db, "fan noi") == {"3"}
 
@@ -97,6 +103,18 @@ def test_sqlite_starts_from_the_index_for_rare_text_and_walks_for_common(
     monkeypatch.setattr(sqlite_activity, "_FEW_TEXTS", 2)
     assert "tickets_text" not in " ".join(sqlite_activity.explain_recent(db, text="host-12"))
     assert found(db, "host-12") == EXPECTED["host-12"]
+
+
+def test_a_file_from_before_the_index_has_it_built_on_opening(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as old:
+        old.executescript("".join(schema.MIGRATIONS[:5]) + "PRAGMA user_version = 5;")
+        for ticket_id, (title, details) in TICKETS.items():
+            upsert(old, ticket_id, title, details, position=int(ticket_id))
+    with closing(connect_sync(path, readonly=False)) as db:
+        db.row_factory = sqlite3.Row
+        assert found(db, "host-12") == EXPECTED["host-12"]
+        assert found(db, "after a nul") == EXPECTED["after a nul"]
 
 
 def found(db: Any, needle: str) -> set[str]:

@@ -240,10 +240,15 @@ def sqlite_shape(db: sqlite3.Connection) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     keys: dict[str, Any] = {}
     indexes: dict[str, Any] = {}
-    # Ordinary tables only: the text index is each backend's own, an FTS5 table (virtual,
-    # with shadow tables) here and expression indexes (which carry no column) on PostgreSQL.
+    # Not the text index, which is each backend's own: an FTS5 table (virtual, with shadow
+    # tables) and its rows here, expression indexes (which carry no column) on PostgreSQL.
     listed = db.execute("PRAGMA table_list").fetchall()
-    names = [r[1] for r in listed if r[0] == "main" and r[2] == "table" and r[1] != "sqlite_schema"]
+    names = [
+        name
+        for schema, name, kind, *_ in listed
+        if schema == "main" and kind == "table" and name != "sqlite_schema"
+        if not name.startswith("tickets_text")
+    ]
     for table in names:
         info = db.execute(f"PRAGMA table_info({table})").fetchall()
         tables[table] = [(n, TYPE_FAMILY[t], bool(nn or pk)) for _, n, t, nn, _, pk in info]
