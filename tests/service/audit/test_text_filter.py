@@ -105,6 +105,19 @@ def test_sqlite_starts_from_the_index_for_rare_text_and_walks_for_common(
     assert found(db, "host-12") == EXPECTED["host-12"]
 
 
+def test_postgresql_can_answer_from_the_trigram_indexes(db: Any) -> None:
+    """The filter's expressions are the indexed ones (whether to use them is the planner's
+    call, by the table's size: here it is made to prefer them)."""
+    if not is_postgres(db):
+        pytest.skip("SQLite's plan is tested above")
+    sql, params = postgres_activity._recent(51, None, text="zzzq")
+    with db.transaction():
+        db.execute("SET LOCAL enable_seqscan = off")
+        db.execute("SET LOCAL enable_indexscan = off")
+        plan = " ".join(next(iter(row.values())) for row in db.execute("EXPLAIN " + sql, params))
+    assert "tickets_title_trigrams" in plan and "tickets_details_trigrams" in plan, plan
+
+
 def test_a_file_from_before_the_index_has_it_built_on_opening(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with closing(sqlite3.connect(path)) as old:
