@@ -11,6 +11,13 @@ pass/fail on time:
 - `GET /healthz`, what HTTP alone costs.
 
 The issue asks for each page in <= 0.05x "a full scan of the log"; both scans are shown.
+Rounds alternate: each round measures the SQL scan, then every page, and the figure is
+the median over rounds of each round's own ratio, so that a busy moment on a shared
+machine weighs on both sides of a ratio alike.
+
+Building the log takes minutes; `--db PATH` keeps it at PATH (built when missing) for
+the next run. The first review of a window mid-log after the server starts also sums
+the log once for the `OpenTally`; that cold request is timed and shown on its own.
 """
 
 from __future__ import annotations
@@ -36,55 +43,81 @@ TARGET = 0.05
 
 def main(argv: list[str]) -> dict[str, float]:
     options = _parse(argv)
-    spacing = timedelta(days=options.days) / options.events
+    if options.db is not None:
+        return _run(Path(options.db), options)
     with tempfile.TemporaryDirectory(prefix="psa-ledger-bench-") as folder:
-        db = Path(folder) / "big.db"
+        return _run(Path(folder) / "big.db", options)
+
+
+def _run(db: Path, options: argparse.Namespace) -> dict[str, float]:
+    if db.exists():
+        print(f"log kept at {db} (delete it to build it again)")
+    else:
+        spacing = timedelta(days=options.days) / options.events
         count = build_log(db, options.events, spacing=spacing)
         print(
             f"built {count:,} events over {options.days} days ({count / options.days:,.0f} a day)"
         )
-        scan = _median(lambda: _sql_scan(db), 5)
-        decoded = _median(lambda: _read_side_scan(db), 1)
-        print(f"baseline: full scan of the log (SQL, unindexed filter) {scan * 1000:.1f} ms")
-        print(f"baseline: full scan through the read side (events decoded) {decoded * 1000:.0f} ms")
-        return _pages(db, scan, decoded, options.rounds)
+    decoded = _median(lambda: _read_side_scan(db), 1)
+    print(f"baseline: full scan through the read side (events decoded) {decoded * 1000:.0f} ms")
+    return _pages(db, decoded, options.rounds, options.requests)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench console")
     parser.add_argument("--events", type=int, default=1_000_000, help="size of the log")
     parser.add_argument("--days", type=int, default=365, help="the time the log spans")
-    parser.add_argument("--rounds", type=int, default=20, help="requests per page, median taken")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, median taken")
+    parser.add_argument("--requests", type=int, default=7, help="requests per page in a round")
+    parser.add_argument("--db", help="keep the log here (built when missing) for later runs")
     return parser.parse_known_args(argv)[0]
 
 
-def _pages(db: Path, scan: float, decoded: float, rounds: int) -> dict[str, float]:
+def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, float]:
     last, middle = _days(db)
     server = Server(db)
-    results: dict[str, float] = {}
+    cases = [
+        ("ticket list /", "/", {}),
+        ("ticket list, state=open", "/", {"state": "open"}),
+        ("ticket list, tag=site:York", "/", {"tag": "site:York"}),
+        ("ticket list, text=host-12", "/", {"text": "host-12"}),
+        ("review, the last day", "/review", last),
+        ("review, a day mid-log", "/review", middle),
+        ("review, last day, outcome=rejected", "/review", {**last, "outcome": "rejected"}),
+        ("callbacks", "/callbacks", {}),
+    ]
     try:
-        bare = _median(lambda: server.operator.get("/healthz"), 50)
-        print(f"baseline: GET /healthz {bare * 1000:.2f} ms")
-        cases = [
-            ("ticket list /", "/", {}),
-            ("ticket list, state=open", "/", {"state": "open"}),
-            ("ticket list, tag=site:York", "/", {"tag": "site:York"}),
-            ("review, the last day", "/review", last),
-            ("review, a day mid-log", "/review", middle),
-            ("review, last day, outcome=rejected", "/review", {**last, "outcome": "rejected"}),
-            ("callbacks", "/callbacks", {}),
-        ]
-        print(f"{'page':<38}{'median ms':>10}{'x scan':>9}{'x read-side':>13}{'x healthz':>11}")
-        for name, path, params in cases:
-            seconds = _median(lambda p=path, q=params: _get(server, p, q), rounds)  # type: ignore[misc]
-            results[name] = seconds / scan
-            verdict = "ok" if seconds / scan <= TARGET else f"over {TARGET}x scan"
-            print(
-                f"  {name:<36}{seconds * 1000:>10.2f}{seconds / scan:>9.3f}"
-                f"{seconds / decoded:>13.4f}{seconds / bare:>11.1f}  {verdict}"
-            )
+        cold = _median(lambda: _get(server, "/review", middle), 1)
+        print(f"the first review mid-log after start (sums the log once): {cold * 1000:.0f} ms")
+        for _, path, params in cases:
+            _get(server, path, params)
+        scans: list[float] = []
+        bare: list[float] = []
+        times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        for _ in range(rounds):
+            scans.append(_median(lambda: _sql_scan(db), 3))
+            bare.append(_median(lambda: server.operator.get("/healthz"), 20))
+            for name, path, params in cases:
+                times[name].append(
+                    _median(lambda p=path, q=params: _get(server, p, q), requests)  # type: ignore[misc]
+                )
     finally:
         server.stop()
+    scan = statistics.median(scans)
+    print(f"baseline: full scan of the log (SQL, unindexed filter) {scan * 1000:.1f} ms")
+    print(f"{rounds} alternating rounds; each figure is the median of the rounds' own")
+    print(f"baseline: GET /healthz {statistics.median(bare) * 1000:.2f} ms")
+    print(f"{'page':<38}{'median ms':>10}{'x scan':>9}{'x read-side':>13}{'x healthz':>11}")
+    results: dict[str, float] = {}
+    for name, samples in times.items():
+        ratio = statistics.median(t / s for t, s in zip(samples, scans, strict=True))
+        seconds = statistics.median(samples)
+        results[name] = ratio
+        verdict = "ok" if ratio <= TARGET else f"over {TARGET}x scan"
+        print(
+            f"  {name:<36}{seconds * 1000:>10.2f}{ratio:>9.3f}{seconds / decoded:>13.4f}"
+            f"{seconds / statistics.median(bare):>11.1f}  {verdict}"
+        )
     return results
 
 

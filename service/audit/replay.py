@@ -30,6 +30,7 @@ __all__ = [
     "Change",
     "Step",
     "changes_between",
+    "compare",
     "rewind",
     "state_at",
     "ticket_at",
@@ -109,11 +110,11 @@ def changes_between(db: sqlite3.Connection, first: int, second: int) -> list[Cha
     """
     then = rewind(db, first)
     if checkpoints.latest_position(db, second) > first:
-        return _compare(then.records, rewind(db, second).records)
+        return compare(then.records, rewind(db, second).records)
     # The fold changes records in place: keep copies of the first moment's.
     before = {tid: msgspec.structs.replace(record) for tid, record in then.records.items()}
     then.fold(stored.rewind_rows(db, then.position, second), second)
-    return _compare(before, then.records)
+    return compare(before, then.records)
 
 
 _FIELDS = ("state", "title", "details", "custom_tags")
@@ -193,7 +194,8 @@ def _step(event: Event, before: str | None, after: str | None, projection: Proje
     )
 
 
-def _compare(then: dict[str, Record], now: dict[str, Record]) -> list[Change]:
+def compare(then: dict[str, Record], now: dict[str, Record]) -> list[Change]:
+    """Each field of each ticket that differs from `then` to `now`, by ncentralTicketId."""
     changed = sorted(tid for tid, record in now.items() if then.get(tid) != record)
     changes = []
     for ticket_id in changed:

@@ -1,43 +1,49 @@
-"""An incident window: what its events did, in one pass over it, for the review page.
+"""An incident window: what its events did, for the review page.
 
-One pass over the window's events (their narrow columns only, see `storage.window.marks`)
-gives both charts and the summary of what changed: actions counted per time bucket and
-outcome, the number of open tickets after each bucket, and each touched ticket's state
-at both ends. The number open when the window starts is today's count (an index count
-of the `tickets` projection) minus what the events since then changed, read as an
-aggregate over the primary key, so no step replays the log from its beginning.
+One pass over the window's events (their narrow columns only, see `storage.window.moves`)
+gives both charts and each touched ticket's state at both ends: actions counted per time
+bucket and outcome, and the number of open tickets after each bucket. The number open
+when the window starts comes from an `OpenTally`: the open count at every 1,024th
+position, summed once per process and kept (the log is append-only, so a sum of past
+events never changes), plus the few events since the nearest one. No step replays the
+log from its beginning, and none walks from the window to an end of the log.
 
 A ticket's state at the window's ends comes from the `state_before` of its first event
 in the window and the `state_after` of its last, the states the ledger derived when it
-appended them (and that `psa-ledger verify` derives again). A ticket the window did not
-touch did not change, so the state changes listed here are exactly those of
-`psa-ledger diff T1 T2`.
+appended them (and that `psa-ledger verify` derives again). What changed in each field
+(`changes`) is each touched ticket's own stream folded by the same `Rewind` as
+`psa-ledger diff`, a page of tickets at a time; a ticket the window did not touch did
+not change, so the pages together are exactly diff's rows.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import msgspec
 
+from service.audit.replay import Change, compare
 from service.storage import activity as stored_activity
 from service.storage import window as stored
 from service.storage.events import first_position_from, last_position_at
 from service.timestamps import format_utc
 from statemachine.events import Outcome
+from statemachine.projection import Rewind
 
 __all__ = [
     "OPEN_STATES",
     "OUTCOME_ORDER",
     "Bucket",
+    "ChangesPage",
+    "OpenTally",
     "Review",
     "TicketChange",
     "bucket_size",
-    "open_at",
+    "changes",
     "review",
 ]
 
@@ -94,7 +100,7 @@ class Review(msgspec.Struct, frozen=True, kw_only=True):
     events: int
     open_at_start: int
     buckets: list[Bucket]
-    #: Every ticket the window touched, by ncentralTicketId order.
+    #: Every ticket the window touched, by ncentralTicketId order (its state at both ends).
     tickets: list[TicketChange]
 
     @property
@@ -118,52 +124,81 @@ class Review(msgspec.Struct, frozen=True, kw_only=True):
         return [t for t in self.tickets if t.before != t.after]
 
 
-def review(
-    db: sqlite3.Connection,
-    since: str,
-    until: str,
-    *,
-    counts: Callable[[sqlite3.Connection], dict[str, int]] = stored_activity.state_counts,
-) -> Review:
+class OpenTally:
+    """How many tickets were open at any log position, from sums kept along the log.
+
+    Counting from the window to an end of the log costs a walk over up to half of it
+    (seconds on a million events). Instead, the open count is kept at every `block`-th
+    position: each block's net moves summed once, in one pass the first time a position
+    that far is asked for, and never again (positions are gapless and the log append-only,
+    so a block once complete never changes). A count anywhere is then the kept count at
+    the block boundary before it plus at most `block - 1` events.
+    """
+
+    def __init__(self, *, block: int = 1024) -> None:
+        self._block = block
+        self._lock = threading.Lock()
+        #: Open tickets once the first `k * block` events were in, for k = 0, 1, ...
+        self._kept = [0]
+
+    def __call__(self, db: sqlite3.Connection, position: int) -> int:
+        """Open tickets once the first `position` events were in (`position` <= the head)."""
+        boundary = position // self._block
+        with self._lock:
+            if len(self._kept) <= boundary:
+                # Never a block the log has not finished: it would be kept short.
+                boundary = min(boundary, stored_activity.head_position(db) // self._block)
+            while len(self._kept) <= boundary:
+                done = (len(self._kept) - 1) * self._block
+                moved = stored.net_entered(db, done + 1, done + self._block, OPEN_STATES)
+                self._kept.append(self._kept[-1] + moved)
+            kept = self._kept[boundary]
+        start = boundary * self._block
+        if position == start:
+            return kept
+        return kept + stored.net_entered(db, start + 1, position, OPEN_STATES)
+
+
+class ChangesPage(msgspec.Struct, frozen=True):
+    """Diff's rows for a page of the window's tickets; `next` is where the next page starts."""
+
+    rows: list[Change]
+    next: str | None
+
+
+def review(db: sqlite3.Connection, since: str, until: str, *, tally: OpenTally) -> Review:
     """The window `since`..`until` (ISO-8601 UTC as the log writes it, both inclusive).
 
-    `counts` gives today's tickets by state (`activity.StateCounts` carries them along).
+    Each bucket is a position range (the log's times grow with its positions), read as
+    plain tuples and counted by comprehensions and builtins: no loop of statements per event.
     """
     first = first_position_from(db, since)
     last = last_position_at(db, until)
     if first is None:
         first = last + 1
     starts = _bucket_starts(since, until)
-    tallies: list[Counter[str]] = [Counter() for _ in starts]
-    moved = [0] * len(starts)
-    ends: dict[str, list[str | None]] = {}
+    bounds = _bucket_bounds(db, starts, first, last)
+    start_count = tally(db, first - 1)
+    ends: dict[str, tuple[str, str]] = {}
     reopened: set[str] = set()
-    events = 0
-    for mark in stored.marks(db, first, last):
-        events += 1
-        index = max(bisect_right(starts, mark.recorded_at) - 1, 0)
-        tallies[index][mark.outcome] += 1
-        before, after = mark.state_before, mark.state_after
-        if mark.ticket_id is None or before is None or after is None:
-            continue
-        moved[index] += _opened(before, after)
-        seen = ends.setdefault(mark.ticket_id, [before, after])
-        seen[1] = after
-        if before == "closed" and after == "reopened":
-            reopened.add(mark.ticket_id)
-    start_count = open_at(db, first - 1, counts=counts)
-    buckets, running = [], start_count
-    for index, start in enumerate(starts):
-        running += moved[index]
+    buckets, running, events = [], start_count, 0
+    for index, (start, (low, high)) in enumerate(zip(starts, bounds, strict=True)):
+        outcomes: Counter[str] = Counter()
+        for rows in stored.moves(db, low, high):
+            events += len(rows)
+            outcomes.update(outcome for _, outcome, _, _ in rows)
+            moved = [(t, b, a) for t, _, b, a in rows if t is not None and b and a and b != a]
+            running += sum(a in OPEN_STATES for _, _, a in moved)
+            running -= sum(b in OPEN_STATES for _, b, _ in moved)
+            reopened.update(t for t, b, a in moved if b == "closed" and a == "reopened")
+            _carry_ends(ends, rows)
         end = starts[index + 1] if index + 1 < len(starts) else until
-        buckets.append(
-            Bucket(start=start, end=end, outcomes=dict(tallies[index]), open_after=running)
-        )
+        buckets.append(Bucket(start=start, end=end, outcomes=dict(outcomes), open_after=running))
     tickets = [
         TicketChange(
             ticket_id=ticket_id,
             before=None if before == "new" else before,
-            after=str(after),
+            after=after,
             reopened=ticket_id in reopened,
         )
         for ticket_id, (before, after) in sorted(ends.items())
@@ -182,24 +217,30 @@ def review(
     )
 
 
-def open_at(
+def changes(
     db: sqlite3.Connection,
-    position: int,
+    window: Review,
     *,
-    counts: Callable[[sqlite3.Connection], dict[str, int]] = stored_activity.state_counts,
-) -> int:
-    """How many tickets were open once the first `position` events were in.
+    after: str | None = None,
+    limit: int = 50,
+    ticket: str | None = None,
+) -> ChangesPage:
+    """`psa-ledger diff`'s rows for the window's tickets after ticket `after`, `limit` of them
+    (only `ticket`'s when given).
 
-    Today's count less what every event since `position` did; when that is the longer
-    way (a window early in the log), what every event up to `position` did, from nothing.
+    Each ticket's events (those that can change what it shows) are folded by `Rewind` up
+    to the window's start, copied, and folded on to its end; the two are compared field by
+    field as diff compares them. Tickets come in ncentralTicketId order, as diff lists them.
     """
-    head = stored_activity.head_position(db)
-    if position < head - position:
-        return stored.net_entered(db, 1, position, OPEN_STATES)
-    now = sum(n for state, n in counts(db).items() if state in OPEN_STATES)
-    if position >= head:
-        return now
-    return now - stored.net_entered(db, position + 1, head, OPEN_STATES)
+    touched = [t.ticket_id for t in window.tickets if ticket is None or t.ticket_id == ticket]
+    begin = bisect_right(touched, after) if after is not None else 0
+    page = touched[begin : begin + limit]
+    rewind = Rewind()
+    rewind.fold(stored.stream_rows(db, page, 0, window.first - 1), window.first - 1)
+    then = {tid: msgspec.structs.replace(record) for tid, record in rewind.records.items()}
+    rewind.fold(stored.stream_rows(db, page, window.first - 1, window.last), window.last)
+    more = begin + limit < len(touched)
+    return ChangesPage(compare(then, rewind.records), page[-1] if more and page else None)
 
 
 def bucket_size(since: str, until: str) -> timedelta:
@@ -226,9 +267,27 @@ def _bucket_starts(since: str, until: str) -> list[str]:
     return starts
 
 
-def _opened(before: str, after: str) -> int:
-    """+1 when an event opened a ticket, -1 when it closed one, else 0."""
-    return int(after in OPEN_STATES) - int(before in OPEN_STATES)
+def _bucket_bounds(
+    db: sqlite3.Connection, starts: list[str], first: int, last: int
+) -> list[tuple[int, int]]:
+    """Each bucket's positions: from the first event at its start to the one before the
+    next bucket's (the window's `first..last` cut in order; empty ranges where quiet)."""
+    lows = [first]
+    for start in starts[1:]:
+        found = first_position_from(db, start)
+        lows.append(min(max(found if found is not None else last + 1, first), last + 1))
+    highs = [low - 1 for low in lows[1:]] + [last]
+    return list(zip(lows, highs, strict=True))
+
+
+def _carry_ends(ends: dict[str, tuple[str, str]], rows: list[stored.Move]) -> None:
+    """Each ticket's state before its first event in the window and after its last."""
+    stated = [(t, b, a) for t, _, b, a in rows if t is not None and b and a]
+    later = {t: a for t, _, a in stated}
+    earlier = {t: b for t, b, _ in reversed(stated)}
+    for ticket_id, after in later.items():
+        known = ends.get(ticket_id)
+        ends[ticket_id] = (known[0] if known else earlier[ticket_id], after)
 
 
 def _parse(iso: str) -> datetime:

@@ -9,6 +9,7 @@ from litestar import Litestar, get
 from litestar.di import Provide
 
 from service.audit.activity import StateCounts
+from service.audit.window import OpenTally
 from service.callbacks.worker import courier_for
 from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
@@ -43,6 +44,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     )
     metrics = Metrics()
     counts = StateCounts()
+    tally = OpenTally()
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
     checkpointer = Checkpointer(ledger, settings.db, settings.checkpoint_every)
@@ -80,6 +82,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
             "counts": Provide(lambda: counts, sync_to_thread=False),
+            "tally": Provide(lambda: tally, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -37,7 +37,7 @@ from service.audit.events import (
 )
 from service.audit.export import csv_lines, jsonl_lines
 from service.audit.shapes import EventView, event_view
-from service.audit.window import Review, review
+from service.audit.window import ChangesPage, OpenTally, Review, changes, review
 from service.callbacks.retry import (
     AlreadyDelivered,
     NoCallback,
@@ -62,11 +62,11 @@ from statemachine.ticket import State
 
 __all__ = ["CallbackPages", "Console"]
 
-#: Tickets on one page of the list, events on one page of a window's timeline.
+#: Tickets on one page of the list, events on one page of a window's timeline, tickets
+#: on one page of what changed (each with a row per field that changed).
 TICKETS_PER_PAGE = 50
 EVENTS_PER_PAGE = 50
-#: Tickets listed under "what changed"; the counts cover them all.
-_CHANGES_SHOWN = 100
+CHANGED_TICKETS_PER_PAGE = 25
 _ATTEMPTS_SHOWN = 5
 _STATES = [s.value for s in State if s is not State.NEW]
 _SHORTCUTS = [("Last hour", timedelta(hours=1)), ("24 hours", timedelta(days=1)),
@@ -130,14 +130,16 @@ class Console(Controller):
         operation_class=openapi.documented(parameters=openapi.REVIEW_PARAMETERS),
     )
     async def review_window(
-        self, request: Request[Any, Any, Any], reads: ReadPool, counts: StateCounts
+        self, request: Request[Any, Any, Any], reads: ReadPool, tally: OpenTally
     ) -> Template | Response[Any]:
         try:
             query = _WindowQuery.parse(request.query_params, paged=True)
         except BadParameter as exc:
             return exc.response()
-        window: _Window = await reads.run(_review, query, counts)
-        keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
+        window: _Window = await reads.run(_review, query, tally)
+        params = list(request.query_params.multi_items())
+        keep = [(k, v) for k, v in params if k != "cursor" and v]
+        keep_changes = [(k, v) for k, v in params if k != "changes" and v]
         bounds = urlencode({"from": query.since, "to": query.until})
         now = datetime.now(UTC)
         return render(
@@ -149,7 +151,10 @@ class Console(Controller):
             c=window.charts,
             entries=window.entries,
             names=window.names,
-            shown_changes=window.review.tickets[:_CHANGES_SHOWN],
+            changed=window.changed.rows,
+            changes_next=_link("/review", keep_changes, window.changed.next, "changes"),
+            changes_from=query.changes,
+            per_page=CHANGED_TICKETS_PER_PAGE,
             next_link=_link("/review", keep, window.page_next),
             bounds=bounds,
             filters=urlencode(
@@ -257,11 +262,13 @@ class _WindowQuery(msgspec.Struct, frozen=True, kw_only=True):
     until: str
     where: EventFilter
     cursor: str | None
+    #: What changed goes on after this ncentralTicketId.
+    changes: str | None = None
 
     @classmethod
     def parse(cls, params: Any, *, paged: bool) -> _WindowQuery:
         allowed = {"from", "to", "ticket", "action", "outcome", "actor"} | (
-            {"cursor"} if paged else set()
+            {"cursor", "changes"} if paged else set()
         )
         p = Params(params, allowed=allowed, blank_is_absent=True)
         now = datetime.now(UTC)
@@ -283,12 +290,14 @@ class _WindowQuery(msgspec.Struct, frozen=True, kw_only=True):
                 cursor_position(cursor, "asc")
             except BadCursor as exc:
                 raise BadParameter("cursor", f"cursor: {exc}") from None
-        return cls(since=since, until=until, where=where, cursor=cursor)
+        changes = p.text("changes") if paged else None
+        return cls(since=since, until=until, where=where, cursor=cursor, changes=changes)
 
 
 class _Window(msgspec.Struct, frozen=True):
     review: Review
     charts: Charts
+    changed: ChangesPage
     entries: list[Entry]
     page_next: str | None
     #: ncentralTicketId -> (externalTicketId, title) of the tickets on the page.
@@ -303,14 +312,27 @@ def _tickets_now(
     return found, counts(db), head_position(db)
 
 
-def _review(db: sqlite3.Connection, query: _WindowQuery, counts: StateCounts) -> _Window:
-    window = review(db, query.since, query.until, counts=counts)
+def _review(db: sqlite3.Connection, query: _WindowQuery, tally: OpenTally) -> _Window:
+    window = review(db, query.since, query.until, tally=tally)
+    changed = changes(
+        db,
+        window,
+        after=query.changes,
+        limit=CHANGED_TICKETS_PER_PAGE,
+        ticket=query.where.ticket,
+    )
     page: Page = search(db, query.where, limit=EVENTS_PER_PAGE, cursor=query.cursor)
     wanted = {e.ticket_id for e in page.events if e.ticket_id}
-    wanted |= {t.ticket_id for t in window.tickets[:_CHANGES_SHOWN]}
+    wanted |= {c.ticket_id for c in changed.rows}
     names = stored_tickets.names(db, sorted(wanted))
     return _Window(
-        window, charts(window), [entry(e) for e in page.events], page.next, names, head_position(db)
+        window,
+        charts(window),
+        changed,
+        [entry(e) for e in page.events],
+        page.next,
+        names,
+        head_position(db),
     )
 
 
@@ -371,10 +393,12 @@ def _rows_only(fields: tuple[str, ...], rows: list[EventView]) -> Any:
     return lines
 
 
-def _link(path: str, query: list[tuple[str, str]], cursor: str | None) -> str | None:
+def _link(
+    path: str, query: list[tuple[str, str]], cursor: str | None, name: str = "cursor"
+) -> str | None:
     if cursor is None:
         return None
-    return f"{path}?{urlencode([*query, ('cursor', cursor)])}"
+    return f"{path}?{urlencode([*query, (name, cursor)])}"
 
 
 def _local_input(iso: str) -> str:

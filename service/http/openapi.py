@@ -384,7 +384,15 @@ _WINDOW_PARAMETERS = [
     _query("outcome", _choice(["", *sorted(OUTCOMES)]), "only this outcome"),
     _query("actor", _FORM_TEXT, "only events recorded for this credential"),
 ]
-REVIEW_PARAMETERS = [*_WINDOW_PARAMETERS, _CURSOR]
+REVIEW_PARAMETERS = [
+    *_WINDOW_PARAMETERS,
+    _CURSOR,
+    _query(
+        "changes",
+        _FORM_TEXT,
+        "the ncentralTicketId after which 'What changed' goes on (its next page)",
+    ),
+]
 DOWNLOAD_PARAMETERS = _WINDOW_PARAMETERS
 CALLBACK_PAGE_PARAMETERS = [
     _query("retried", _FORM_TEXT, "the callback just retried, to say so on the page"),

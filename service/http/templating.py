@@ -16,8 +16,9 @@ from litestar import MediaType
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
+from markupsafe import Markup, escape
 
-__all__ = ["age", "page", "shown_time", "template_config"]
+__all__ = ["age", "page", "shown_time", "template_config", "when"]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -31,6 +32,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment.filters["shown_time"] = shown_time
     environment.filters["cut"] = _cut
     environment.globals["age"] = age
+    environment.globals["when"] = when
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 
 
@@ -57,6 +59,15 @@ def shown_time(iso: str | None) -> str:
     if not iso:
         return "-"
     return iso.replace("T", " ").removesuffix("Z")[:19] + " UTC"
+
+
+def when(iso: str) -> Markup:
+    """A log time as a `<time>` element, both of its values escaped.
+
+    A function, not a template macro: a macro call costs Jinja ten times as much, and
+    the review page shows a hundred or more.
+    """
+    return Markup(f'<time datetime="{escape(iso)}">{escape(shown_time(iso))}</time>')
 
 
 def age(iso: str) -> str:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
+
+from psycopg.rows import tuple_row
 
 from service.storage.postgres.connections import Connection
-from service.storage.window import Mark
+from service.storage.window import Mark, Move
+from statemachine.projection import RewindRow
 
 __all__ = [
     "explain_marks",
+    "explain_moves",
     "explain_net_entered",
+    "explain_stream_rows",
     "marks",
+    "moves",
     "net_entered",
+    "stream_rows",
     "stream_step",
     "version_at",
 ]
@@ -35,6 +43,27 @@ def net_entered(db: Connection, low: int, high: int, states: frozenset[str]) -> 
     return int(row["n"] or 0) if row is not None else 0
 
 
+def moves(db: Connection, low: int, high: int) -> Iterator[list[Move]]:
+    """The events at positions `low..high` in log order, as lists of plain tuples, a chunk
+    at a time."""
+    cursor = db.cursor(row_factory=tuple_row)
+    while low <= high:
+        rows = cursor.execute(_MOVES, (low, high, _CHUNK)).fetchall()
+        if rows:
+            yield [row[1:] for row in rows]
+        if len(rows) < _CHUNK:
+            return
+        low = rows[-1][0] + 1
+
+
+def stream_rows(db: Connection, ticket_ids: list[str], after: int, through: int) -> list[RewindRow]:
+    """What `Rewind` folds of the events of `ticket_ids` at `after+1..through`, ticket by ticket."""
+    if not ticket_ids:
+        return []
+    cursor = db.cursor(row_factory=tuple_row)
+    return cursor.execute(_STREAM_ROWS, (ticket_ids, after, through)).fetchall()
+
+
 def version_at(db: Connection, ticket_id: str, position: int) -> int:
     """How many of one ticket's events the log held at `position` (its stream version then)."""
     row = db.execute(_VERSION_AT, (ticket_id, position)).fetchone()
@@ -55,8 +84,31 @@ def explain_net_entered(db: Connection) -> list[str]:
     return _plan(db, _NET_ENTERED, (["open"], ["open"], 1, 2))
 
 
+def explain_moves(db: Connection) -> list[str]:
+    return _plan(db, _MOVES, (1, 2, 3))
+
+
+def explain_stream_rows(db: Connection) -> list[str]:
+    # As the page asks: from the log's start, where only the tickets' index is short.
+    return _plan(db, _STREAM_ROWS, (["100001", "100002"], 0, 1_000_000_000))
+
+
 def _plan(db: Connection, sql: str, params: tuple[object, ...]) -> list[str]:
-    return [next(iter(row.values())) for row in db.execute("EXPLAIN " + sql, params)]
+    """Each node of PostgreSQL's plan (EXPLAIN (FORMAT JSON)): `Node on relation using index`."""
+    found = db.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+    document = next(iter(found.values())) if found is not None else []
+    return list(_nodes(document[0]["Plan"]))
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[str]:
+    relation, index = node.get("Relation Name"), node.get("Index Name")
+    yield (
+        node["Node Type"]
+        + (f" on {relation}" if relation else "")
+        + (f" using {index}" if index else "")
+    )
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
 
 
 _MARKS = (
@@ -67,6 +119,18 @@ _MARKS = (
 _NET_ENTERED = (
     "SELECT SUM((state_after = ANY(%s))::int - (state_before = ANY(%s))::int) AS n"
     " FROM events WHERE position BETWEEN %s AND %s"
+)
+_CHUNK = 5000
+_MOVES = (
+    "SELECT position, ticket_id, outcome, state_before, state_after FROM events"
+    " WHERE position BETWEEN %s AND %s ORDER BY position LIMIT %s"
+)
+_STREAM_ROWS = (
+    "SELECT position, ticket_id, action, outcome, recorded_at,"
+    " CASE WHEN outcome = 'accepted' THEN payload END AS payload"
+    " FROM events WHERE ticket_id = ANY(%s) AND position > %s AND position <= %s"
+    " AND (outcome = 'accepted' OR action IN ('identity_delivered', 'callback_delivered'))"
+    " ORDER BY ticket_id, position"
 )
 _VERSION_AT = (
     "SELECT stream_version FROM events WHERE ticket_id = %s AND position <= %s"

@@ -219,7 +219,7 @@ def test_diff_gives_the_rules_answer_from_checkpoints_or_not(served: Path, tmp_p
                     projection.apply(event)
                 return projection.records()
 
-            expected = replay._compare(records(first), records(second))
+            expected = replay.compare(records(first), records(second))
             assert expected or first == second or second < 5, (first, second)
             assert changes_between(db, first, second) == expected, (first, second)
             assert changes_between(without, first, second) == expected, (first, second)

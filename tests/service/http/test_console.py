@@ -3,7 +3,8 @@
 The log holds a day of a made-up incident written through the real write path with a
 clock the test sets (30 days ago), plus a ticket created live in `async` mode whose
 callbacks to an N-central that does not answer are dead-lettered. Titles and details
-are hostile throughout.
+are hostile throughout. Every test runs on both backends (`module_db`): one server and
+one seeded log per backend, on a SQLite file, then on a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+def console(module_db: Path | str) -> Iterator[Console]:
     ensure_chromium()
-    db = tmp_path_factory.mktemp("console") / "log.db"
+    db = module_db
     write_log(db, incident())
     nowhere = f"http://127.0.0.1:{free_port()}"
     service = Service(
@@ -156,7 +157,8 @@ def test_hostile_text_shows_as_text_on_every_page(console: Console) -> None:
     pages = {
         "/": [TITLE],
         "/?text=script": [TITLE],
-        console.review_path(): [TITLE],
+        # "What changed" from the ticket after "3" on: 4242, hostile title and all.
+        console.review_path() + "&changes=3": [TITLE],
         console.review_path() + "&ticket=4242": [TITLE, DETAILS],
         "/review": [TITLE, DETAILS],
         "/tickets/PSA-1": [TITLE, DETAILS],
@@ -226,26 +228,52 @@ def test_the_review_charts_hold_the_apis_numbers(console: Console) -> None:
 
 
 def test_what_changed_is_what_psa_ledger_diff_says(console: Console) -> None:
-    with chromium(operator_header()) as driver:
-        driver.get(console.url + console.review_path())  # type: ignore[attr-defined]
-        rows = driver.find_elements("css selector", "#changes tr[data-ticket]")  # type: ignore[attr-defined]
-        shown = {
-            r.get_attribute("data-ticket"): tuple(
-                c.text for c in r.find_elements("tag name", "td")[1:3]
-            )
-            for r in rows
-        }
-    done = console.service.cli("diff", console.since, console.until, "--format", "json")
+    """Every row of `psa-ledger diff` for the window (states, titles, details, tags), in
+    its order, across the pages of "What changed", each page reached by its link."""
     import json
 
-    diff = {
-        row["ticket_id"]: (row["before"] or "did not exist", row["after"])
+    shown: list[tuple[str, str, str, str]] = []
+    pages = 0
+    with chromium(operator_header()) as driver:
+        driver.get(console.url + console.review_path())  # type: ignore[attr-defined]
+        while True:
+            pages += 1
+            for row in driver.find_elements("css selector", "#changes tr[data-ticket]"):  # type: ignore[attr-defined]
+                cells = [
+                    c.get_attribute("textContent") for c in row.find_elements("tag name", "td")
+                ]
+                shown.append(
+                    (row.get_attribute("data-ticket"), row.get_attribute("data-field"), *cells[2:4])
+                )
+            more = driver.find_elements("css selector", "nav[aria-label='More changes'] a")  # type: ignore[attr-defined]
+            if not more:
+                break
+            _follow(driver, more[0])
+    done = console.service.cli("diff", console.since, console.until, "--format", "json")
+    diff = [
+        (row["ticket_id"], row["field"], row["before"] or "did not exist", row["after"])
         for row in json.loads(done.stdout)
-        if row["field"] == "state"
-    }
-    changed = {ticket: states for ticket, states in shown.items() if states[0] != states[1]}
-    assert changed == diff
-    assert len(diff) > 20
+    ]
+    assert shown == diff
+    assert {field for _, field, _, _ in diff} == {"state", "title", "details", "custom_tags"}
+    assert len(diff) > 60
+
+
+def test_what_changed_is_paged(console: Console) -> None:
+    """Fewer tickets a page than the window touched: the next page is the same window's,
+    from the ticket after the last one shown, and repeats none."""
+    import json
+
+    first = console.operator.get(console.review_path()).text
+    tickets = re.findall(r'data-ticket="([^"]+)" data-field="state"', first)
+    link = re.search(r'aria-label="More changes"><a href="([^"#]*)', first)
+    assert link is not None
+    second = console.operator.get(link.group(1).replace("&amp;", "&")).text
+    later = re.findall(r'data-ticket="([^"]+)" data-field="state"', second)
+    done = console.service.cli("diff", console.since, console.until, "--format", "json")
+    diff = sorted({row["ticket_id"] for row in json.loads(done.stdout)})
+    assert tickets + later == diff[: len(tickets) + len(later)]
+    assert later and len(tickets) == 25
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
