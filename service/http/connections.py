@@ -72,8 +72,11 @@ class HeaderLimits(HttpToolsProtocol):
         # keep-alive client's next request can arrive before the finished task of its last
         # one is dropped from the count: 64 busy connections were refused 503 under a cap
         # of 100 (measured, bench/ingest). Only a task that has not finished holds a place.
-        finished = [task for task in self.tasks if task.done()]
-        self.tasks.difference_update(finished)
+        # The set is the server's, shared by every connection: it is swept only when it
+        # would refuse, not walked at every request.
+        cap = self.limit_concurrency
+        if cap is not None and len(self.tasks) >= cap:
+            self.tasks.difference_update([task for task in self.tasks if task.done()])
         super().on_headers_complete()
 
     def _start_headers(self) -> None:
