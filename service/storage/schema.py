@@ -192,6 +192,7 @@ MIGRATIONS = [
             SELECT NEW.ncentral_ticket_id, {_restored("key")}, {_restored("value")}
             FROM json_each({_shielded("NEW.custom_tags")});
     END;
+    """,
     # The ticket list's text filter (storage/activity.py): a trigram index of each ticket's
     # title and details, so a substring is found without reading every ticket. A ticket's
     # rowid is no stable key (writers before version 7 replaced its row at every event), so
