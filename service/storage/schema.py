@@ -53,9 +53,12 @@ def _nul_mark(row: str) -> str:
 
 
 # A trigger's statements giving NEW's ticket its index entry (its row, then its text).
+# Not `INSERT OR IGNORE`: inside a trigger the firing statement's conflict policy wins,
+# and the writer's upsert would turn a second indexing of one ticket into an error.
 _reindex = f"""
-        INSERT OR IGNORE INTO tickets_text_rows (ncentral_ticket_id)
-            VALUES (NEW.ncentral_ticket_id);
+        INSERT INTO tickets_text_rows (ncentral_ticket_id)
+            SELECT NEW.ncentral_ticket_id WHERE NOT EXISTS (SELECT 1 FROM tickets_text_rows
+                WHERE ncentral_ticket_id = NEW.ncentral_ticket_id);
         DELETE FROM tickets_text WHERE rowid =
             (SELECT row FROM tickets_text_rows WHERE ncentral_ticket_id = NEW.ncentral_ticket_id);
         INSERT INTO tickets_text (rowid, title, details, nul)
