@@ -9,10 +9,6 @@ A tag filter has two plans, chosen by a bounded look at the tag index. A tag on 
 tickets: walk the activity order and look each ticket's tag up by primary key (a page
 is found after a few hundred). A tag on few: start from those tickets (`ticket_tags_by_tag`)
 and sort at most `_FEW_TAGGED` of them, instead of walking every ticket to find a page.
-
-A text filter likewise: text of a trigram or more that the index (`tickets_text`, FTS5,
-schema version 8) finds in fewer than `_FEW_TEXTS` tickets starts from those tickets;
-text in many walks the activity order, where a page's worth turns up soon.
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ import msgspec
 
 from service.storage.dialects import portable
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
-from service.storage.schema import TEXT_NUL_MARK
 from statemachine.projection import Ticket
 
 __all__ = ["ActivityRow", "explain_recent", "head_position", "recent", "state_counts"]
@@ -54,9 +49,7 @@ def recent(
     text: str | None = None,
 ) -> list[ActivityRow]:
     """Up to `limit` tickets, newest activity first, after the keyset `before` when given."""
-    sql, params = _recent(
-        limit, before, state, tags, ncentral_ticket_id, text, _rare(db, tags), _rare_text(db, text)
-    )
+    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text, _rare(db, tags))
     return [
         ActivityRow(
             ticket=ticket_from_row(row),
@@ -74,8 +67,7 @@ def recent(
 def explain_recent(db: sqlite3.Connection, **where: object) -> list[str]:
     """SQLite's plan for `recent`: the proof that the order comes from an index."""
     rare = _rare(db, where.get("tags", ()))  # type: ignore[arg-type]
-    rare_text = _rare_text(db, where.get("text"))  # type: ignore[arg-type]
-    sql, params = _recent(50, ("9999", 2**62), **where, rare=rare, rare_text=rare_text)  # type: ignore[arg-type]
+    sql, params = _recent(50, ("9999", 2**62), **where, rare=rare)  # type: ignore[arg-type]
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
@@ -100,19 +92,6 @@ def _rare(db: sqlite3.Connection, tags: tuple[tuple[str, str], ...]) -> tuple[st
     return None
 
 
-def _rare_text(db: sqlite3.Connection, text: str | None) -> bool:
-    """Whether `text` is in fewer than `_FEW_TEXTS` tickets, by the trigram index.
-
-    Then the page starts from those tickets; text found in many is found as soon by
-    walking the activity order, and the index's list of them would cost more to sort.
-    """
-    if text is None or not _indexable(text.lower()):
-        return False
-    return bool(
-        db.execute(_FEW_TEXT, (_candidates(text.lower()), _FEW_TEXTS)).fetchone()[0] < _FEW_TEXTS
-    )
-
-
 def _recent(
     limit: int,
     before: tuple[str, int] | None,
@@ -121,7 +100,6 @@ def _recent(
     ncentral_ticket_id: str | None = None,
     text: str | None = None,
     rare: tuple[str, str] | None = None,
-    rare_text: bool = False,
 ) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
@@ -148,27 +126,10 @@ def _recent(
         )
         params += [key, value]
     if text is not None:
-        needle = text.lower()
-        if rare_text:
-            clauses.append(
-                "t.ncentral_ticket_id IN (SELECT ncentral_ticket_id FROM tickets_text_rows"
-                " WHERE row IN (SELECT rowid FROM tickets_text WHERE tickets_text MATCH ?))"
-            )
-            params.append(_candidates(needle))
-        # instr, not LIKE: `%` and `_` in what the operator typed are plain characters. The
-        # index only narrows the tickets down; this says which of them match.
+        # instr, not LIKE: `%` and `_` in what the operator typed are plain characters.
         clauses.append("(instr(lower(t.title), ?) > 0 OR instr(lower(t.details), ?) > 0)")
-        params += [needle, needle]
+        params += [text.lower(), text.lower()]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    if rare_text:
-        # The page's tickets first, then their last events and callbacks: joined before
-        # the sort, those would be read for every ticket the text is in.
-        where = (
-            f"WHERE t.rowid IN (SELECT t.rowid FROM {source} {where}"
-            " ORDER BY t.updated_at DESC, t.rowid DESC LIMIT ?)"
-        )
-        source = "tickets AS t"
-        params.append(limit)
     sql = (
         f"SELECT {_COLUMNS}, t.rowid AS row_number, e.action AS last_action,"
         " e.outcome AS last_outcome, c.status AS callback"
@@ -181,28 +142,7 @@ def _recent(
     return sql, [*params, limit]
 
 
-def _candidates(needle: str) -> str:
-    """An FTS5 query for the tickets that may hold `needle`: a superset of those that do.
-
-    The trigram index folds case wider than SQLite's `lower` (which folds ASCII only), so
-    it finds at least every ticket `instr` does; a ticket marked as holding a NUL is
-    always a candidate, as the index stops at its first NUL.
-    """
-    phrase = needle.replace('"', '""')
-    return f'"{phrase}" OR nul : "{TEXT_NUL_MARK}"'
-
-
-def _indexable(needle: str) -> bool:
-    """Whether the trigram index can find `needle`: three characters or more, and no NUL."""
-    return len(needle) >= _TRIGRAM and "\x00" not in needle
-
-
 _COLUMNS = ", ".join(f"t.{column}" for column in TICKET_COLUMNS)
-#: The trigram index finds text of at least this many characters; shorter reads every ticket.
-_TRIGRAM = 3
-#: Up to this many candidate tickets for a text, the page starts from them and sorts them.
-_FEW_TEXTS = 5000
-_FEW_TEXT = "SELECT COUNT(*) FROM (SELECT 1 FROM tickets_text WHERE tickets_text MATCH ? LIMIT ?)"
 #: Up to this many tickets with a tag, the page starts from them and sorts them.
 _FEW_TAGGED = 2000
 _FEW = "SELECT COUNT(*) FROM (SELECT 1 FROM ticket_tags WHERE key = ? AND value = ? LIMIT ?)"

@@ -11,7 +11,7 @@ migrations applied; a PostgreSQL schema would keep the same numbering in a table
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "PRAGMAS", "TEXT_NUL_MARK", "migration_script"]
+__all__ = ["MIGRATIONS", "PRAGMAS", "migration_script"]
 
 # SQLite's JSON functions end a string at its first NUL (they pass it on as a C string), so
 # json_each would read the tag key "a\u0000x" as "a" and two keys would collide. The tags
@@ -38,32 +38,6 @@ def _restored(decoded: str) -> str:
         decoded = f"replace({decoded}, {_MARK} || '{letter}', {text})"
     return decoded
 
-
-#: What `tickets_text.nul` holds for a ticket with a NUL in its title or details: three
-#: characters, so that the trigram tokenizer indexes them as one trigram.
-TEXT_NUL_MARK = "\u2400" * 3  # SYMBOL FOR NULL
-
-
-def _nul_mark(row: str) -> str:
-    """SQL: `TEXT_NUL_MARK` when `row`'s title or details holds a NUL (bytes, as text stops)."""
-    has_nul = " OR ".join(
-        f"instr(CAST({row}.{c} AS BLOB), x'00') > 0" for c in ("title", "details")
-    )
-    return f"CASE WHEN {has_nul} THEN '{TEXT_NUL_MARK}' ELSE '' END"
-
-
-# A trigger's statements giving NEW's ticket its index entry (its row, then its text).
-# Not `INSERT OR IGNORE`: inside a trigger the firing statement's conflict policy wins,
-# and the writer's upsert would turn a second indexing of one ticket into an error.
-_reindex = f"""
-        INSERT INTO tickets_text_rows (ncentral_ticket_id)
-            SELECT NEW.ncentral_ticket_id WHERE NOT EXISTS (SELECT 1 FROM tickets_text_rows
-                WHERE ncentral_ticket_id = NEW.ncentral_ticket_id);
-        DELETE FROM tickets_text WHERE rowid =
-            (SELECT row FROM tickets_text_rows WHERE ncentral_ticket_id = NEW.ncentral_ticket_id);
-        INSERT INTO tickets_text (rowid, title, details, nul)
-            SELECT row, NEW.title, NEW.details, {_nul_mark("NEW")}
-            FROM tickets_text_rows WHERE ncentral_ticket_id = NEW.ncentral_ticket_id;"""
 
 PRAGMAS = """
 PRAGMA journal_mode = WAL;
@@ -195,33 +169,6 @@ MIGRATIONS = [
             SELECT NEW.ncentral_ticket_id, {_restored("key")}, {_restored("value")}
             FROM json_each({_shielded("NEW.custom_tags")});
     END;
-    """,
-    # The ticket list's text filter (storage/activity.py): a trigram index of each ticket's
-    # title and details, so a substring is found without reading every ticket. A ticket's
-    # rowid is no stable key (writers before version 7 replaced its row at every event), so
-    # the index keys each ticket by a row of its own in `tickets_text_rows`, rewritten when the
-    # title or details change (most events change neither). FTS5 indexes a text only up
-    # to its first NUL: a ticket with a NUL in either column is marked in `nul`, and the
-    # filter always takes marked tickets as candidates.
-    f"""
-    CREATE TABLE tickets_text_rows (
-        row                 INTEGER PRIMARY KEY,
-        ncentral_ticket_id  TEXT NOT NULL UNIQUE
-    );
-    CREATE VIRTUAL TABLE tickets_text USING fts5(title, details, nul, tokenize = 'trigram');
-    CREATE TRIGGER tickets_text_follow BEFORE INSERT ON tickets
-        WHEN NOT EXISTS (SELECT 1 FROM tickets WHERE ncentral_ticket_id = NEW.ncentral_ticket_id
-                         AND title IS NEW.title AND details IS NEW.details)
-    BEGIN {_reindex}
-    END;
-    CREATE TRIGGER tickets_text_change AFTER UPDATE OF title, details ON tickets
-        WHEN OLD.title IS NOT NEW.title OR OLD.details IS NOT NEW.details
-    BEGIN {_reindex}
-    END;
-    INSERT INTO tickets_text_rows (ncentral_ticket_id) SELECT ncentral_ticket_id FROM tickets;
-    INSERT INTO tickets_text (rowid, title, details, nul)
-        SELECT r.row, t.title, t.details, {_nul_mark("t")}
-        FROM tickets AS t JOIN tickets_text_rows AS r USING (ncentral_ticket_id);
     """,
 ]
 

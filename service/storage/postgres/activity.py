@@ -87,15 +87,9 @@ def _recent(
         )
         params += [shield(key), shield(value)]
     if text is not None:
-        needle = shield(text.lower())
-        if len(needle) >= _TRIGRAM:
-            # LIKE on the indexed expressions, so the trigram indexes find the tickets; the
-            # pattern escapes `%`, `_` and `\\`, so it means what strpos means: a substring.
-            clauses.append("(lower(t.title) LIKE %s OR lower(t.details) LIKE %s)")
-            params += [_containing(needle)] * 2
-        else:
-            clauses.append("(strpos(lower(t.title), %s) > 0 OR strpos(lower(t.details), %s) > 0)")
-            params += [needle, needle]
+        # strpos, not LIKE: `%` and `_` in what the operator typed are plain characters.
+        clauses.append("(strpos(lower(t.title), %s) > 0 OR strpos(lower(t.details), %s) > 0)")
+        params += [shield(text.lower()), shield(text.lower())]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT {_COLUMNS}, t.last_position AS row_number, e.action AS last_action,"
@@ -109,12 +103,4 @@ def _recent(
     return sql, [*params, limit]
 
 
-def _containing(needle: str) -> str:
-    """A LIKE pattern for any text holding `needle`, its wildcards and escapes escaped."""
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 _COLUMNS = ", ".join(f"t.{column}" for column in TICKET_COLUMNS)
-#: pg_trgm finds text of at least this many characters; shorter is found by strpos.
-_TRIGRAM = 3

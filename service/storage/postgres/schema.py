@@ -188,14 +188,6 @@ MIGRATIONS = [
     # SQLite's version 7 has its tags follow an update only when they change, as the
     # trigger of version 2 here always did: nothing to do but keep the numbering one.
     "SELECT 1;",
-    # The ticket list's text filter: trigram indexes (pg_trgm, shipped with PostgreSQL) on
-    # the lowered title and details, which `LIKE` on those same expressions uses. PostgreSQL
-    # keeps them itself, so this needs no trigger (SQLite's version 8 keeps an FTS5 table).
-    """
-    CREATE EXTENSION IF NOT EXISTS pg_trgm;
-    CREATE INDEX tickets_title_trigrams ON tickets USING gin (lower(title) gin_trgm_ops);
-    CREATE INDEX tickets_details_trigrams ON tickets USING gin (lower(details) gin_trgm_ops);
-    """,
 ]
 
 # Read committed, set explicitly: each statement after the lock must see what the replica

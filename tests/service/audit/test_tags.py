@@ -75,10 +75,6 @@ def test_the_tags_table_holds_each_key_and_value_as_sent(tmp_path: Path) -> None
 OLD_TRIGGER = """
     DROP TABLE checkpoints;
     DROP TRIGGER tickets_tags_change;
-    DROP TRIGGER tickets_text_follow;
-    DROP TRIGGER tickets_text_change;
-    DROP TABLE tickets_text;
-    DROP TABLE tickets_text_rows;
     DROP TRIGGER tickets_tags_follow;
     CREATE TRIGGER tickets_tags_follow AFTER INSERT ON tickets BEGIN
         DELETE FROM ticket_tags WHERE ncentral_ticket_id = NEW.ncentral_ticket_id;

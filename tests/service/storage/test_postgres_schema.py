@@ -240,15 +240,7 @@ def sqlite_shape(db: sqlite3.Connection) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     keys: dict[str, Any] = {}
     indexes: dict[str, Any] = {}
-    # Not the text index, which is each backend's own: an FTS5 table (virtual, with shadow
-    # tables) and its rows here, expression indexes (which carry no column) on PostgreSQL.
-    listed = db.execute("PRAGMA table_list").fetchall()
-    names = [
-        name
-        for schema, name, kind, *_ in listed
-        if schema == "main" and kind == "table" and name != "sqlite_schema"
-        if not name.startswith("tickets_text")
-    ]
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
     for table in names:
         info = db.execute(f"PRAGMA table_info({table})").fetchall()
         tables[table] = [(n, TYPE_FAMILY[t], bool(nn or pk)) for _, n, t, nn, _, pk in info]
