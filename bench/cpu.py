@@ -128,15 +128,8 @@ def _server(db: Path | None) -> Iterator[tuple[int, int]]:
         process: subprocess.Popen[bytes] = servers.start(command, port)
     else:
         process = servers.psa_ledger_process(db, port, create_mode="sync")
-    try:
+    with servers.stopping(process):
         yield port, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

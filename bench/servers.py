@@ -18,7 +18,16 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["AUTH", "PASSWORD", "USERNAME", "baseline", "free_port", "psa_ledger", "start"]
+__all__ = [
+    "AUTH",
+    "PASSWORD",
+    "USERNAME",
+    "baseline",
+    "free_port",
+    "psa_ledger",
+    "start",
+    "stopping",
+]
 
 USERNAME = "ncentral"
 PASSWORD = "bench-inbound-password"
@@ -62,7 +71,7 @@ def psa_ledger_process(db: Path, port: int, **settings: str) -> subprocess.Popen
 def psa_ledger(db: Path, **settings: str) -> Iterator[int]:
     """A running `psa-ledger serve`; yields its port."""
     port = free_port()
-    with _stopping(psa_ledger_process(db, port, **settings)):
+    with stopping(psa_ledger_process(db, port, **settings)):
         yield port
 
 
@@ -71,12 +80,12 @@ def baseline() -> Iterator[int]:
     """A running `python -m bench.baseline`; yields its port."""
     port = free_port()
     command = [sys.executable, "-m", "bench.baseline", "--port", str(port)]
-    with _stopping(start(command, port)):
+    with stopping(start(command, port)):
         yield port
 
 
 @contextmanager
-def _stopping(server: subprocess.Popen[bytes]) -> Iterator[None]:
+def stopping(server: subprocess.Popen[bytes]) -> Iterator[None]:
     try:
         yield
     finally:

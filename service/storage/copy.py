@@ -19,9 +19,10 @@ from typing import Any
 from service.storage import events, rows, sqlite
 from service.storage.appends import INSERT_EVENT, UPSERT_TICKET
 from service.storage.outbox import CALLBACK_COLUMNS
+from statemachine.events import Event
 from statemachine.projection import Projection
 
-__all__ = ["COPIED_CALLBACK_COLUMNS", "NotEmpty", "copy_log", "owed_callbacks"]
+__all__ = ["COPIED_CALLBACK_COLUMNS", "NotEmpty", "Replaying", "copy_log", "owed_callbacks"]
 
 #: The outbox columns that move with a log: all but a lease, which only its holder knows.
 COPIED_CALLBACK_COLUMNS = (*CALLBACK_COLUMNS, "create_position")
@@ -56,33 +57,40 @@ def owed_callbacks(source: Any) -> list[tuple[Any, ...]]:
     return [tuple(row[name] for name in COPIED_CALLBACK_COLUMNS) for row in found]
 
 
-def _copy(source: Any, target: sqlite3.Connection, progress: Callable[[int], None] | None) -> int:
-    projection = Projection()
-    last_position: dict[str, int] = {}
-    copied = 0
+class Replaying:
+    """A log's events on their way to a copy, folded as they pass: the target's `tickets`
+    rows are then what the rules derive from exactly the events copied."""
 
-    def event_rows() -> Iterator[tuple[Any, ...]]:
-        nonlocal copied
-        for event in events.iter_after(source):
-            projection.apply(event)
+    def __init__(self, source: Any, progress: Callable[[int], None] | None) -> None:
+        self._source = source
+        self._progress = progress
+        self.projection = Projection()
+        self.last_position: dict[str, int] = {}
+        self.count = 0
+
+    def events(self) -> Iterator[Event]:
+        for event in events.iter_after(self._source):
+            self.projection.apply(event)
             if event.ticket_id is not None:
-                last_position[event.ticket_id] = event.position
-            copied += 1
-            if progress is not None and copied % 100_000 == 0:
-                progress(copied)
-            yield rows.event_row(event)
+                self.last_position[event.ticket_id] = event.position
+            self.count += 1
+            if self._progress is not None and self.count % 100_000 == 0:
+                self._progress(self.count)
+            yield event
 
-    target.executemany(INSERT_EVENT, event_rows())
-    target.executemany(
-        UPSERT_TICKET,
-        (
-            rows.ticket_row(ticket_id, stream, last_position[ticket_id])
-            for ticket_id, stream in projection.streams.items()
-            if stream.ticket is not None
-        ),
-    )
+    def ticket_rows(self) -> Iterator[tuple[Any, ...]]:
+        """The rebuilt tickets, once every event has gone past."""
+        for ticket_id, stream in self.projection.streams.items():
+            if stream.ticket is not None:
+                yield rows.ticket_row(ticket_id, stream, self.last_position[ticket_id])
+
+
+def _copy(source: Any, target: sqlite3.Connection, progress: Callable[[int], None] | None) -> int:
+    replaying = Replaying(source, progress)
+    target.executemany(INSERT_EVENT, (rows.event_row(event) for event in replaying.events()))
+    target.executemany(UPSERT_TICKET, replaying.ticket_rows())
     target.executemany(_INSERT_CALLBACK, owed_callbacks(source))
-    return copied
+    return replaying.count
 
 
 def _refuse_used(path: Path) -> None:

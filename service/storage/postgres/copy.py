@@ -16,11 +16,10 @@ from typing import Any
 
 import psycopg
 
-from service.storage import events, rows
-from service.storage.copy import COPIED_CALLBACK_COLUMNS, NotEmpty, owed_callbacks
+from service.storage import rows
+from service.storage.copy import COPIED_CALLBACK_COLUMNS, NotEmpty, Replaying, owed_callbacks
 from service.storage.postgres.appends import APPEND_LOCK, UPSERT_TICKET, ticket_params
 from service.storage.postgres.connections import CONNECT_TIMEOUT, connect_sync
-from statemachine.projection import Projection
 
 __all__ = ["NotEmpty", "copy_log"]
 
@@ -46,30 +45,18 @@ def _copy(
     target: psycopg.Connection[dict[str, object]],
     progress: Callable[[int], None] | None,
 ) -> int:
-    projection = Projection()
-    last_position: dict[str, int] = {}
-    count = 0
+    replaying = Replaying(source, progress)
     with target.cursor() as cursor:
         with cursor.copy(f"COPY events ({', '.join(rows.EVENT_COLUMNS)}) FROM STDIN") as copy:
-            for event in events.iter_after(source):
+            for event in replaying.events():
                 copy.write_row(rows.event_row(event))
-                projection.apply(event)
-                if event.ticket_id is not None:
-                    last_position[event.ticket_id] = event.position
-                count += 1
-                if progress is not None and count % 100_000 == 0:
-                    progress(count)
-        tickets = [
-            ticket_params(rows.ticket_row(ticket_id, stream, last_position[ticket_id]))
-            for ticket_id, stream in projection.streams.items()
-            if stream.ticket is not None
-        ]
+        tickets = [ticket_params(row) for row in replaying.ticket_rows()]
         if tickets:
             cursor.executemany(UPSERT_TICKET, tickets)
         owed = owed_callbacks(source)
         if owed:
             cursor.executemany(_INSERT_CALLBACK, owed)
-    return count
+    return replaying.count
 
 
 def _refuse_used(url: str) -> None:
