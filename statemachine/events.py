@@ -238,24 +238,11 @@ def digest(payload: str | bytes) -> str:
 
 def chain_hash(event: Event, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the canonical encoding of every other column."""
-    return chain_hash_values(
-        (
-            event.position,
-            event.ticket_id,
-            event.stream_version,
-            event.action,
-            event.outcome,
-            event.state_before,
-            event.state_after,
-            event.recorded_at,
-            event.request_id,
-            event.actor,
-            event.payload,
-            event.response,
-            event.schema_version,
-        ),
-        prev_hash,
-    )
+    return chain_hash_values(msgspec.structs.astuple(event)[:_HASHED], prev_hash)
+
+
+#: The columns the chain covers: `Event`'s fields from position to schema_version.
+_HASHED = 13
 
 
 def chain_hash_values(values: tuple[Any, ...], prev_hash: str) -> str:

@@ -40,13 +40,7 @@ import msgspec
 from service.storage import StoreUnavailable, rows
 from service.storage.backend import backend_for
 from service.timestamps import utc_now
-from statemachine.events import (
-    GENESIS_HASH,
-    SCHEMA_VERSION,
-    Event,
-    TicketRequest,
-    chain_hash_values,
-)
+from statemachine.events import GENESIS_HASH, Event, TicketRequest, chain_hash
 from statemachine.projection import Stream, evolve
 
 __all__ = ["OWN_ACTOR", "Batch", "Command", "Ledger"]
@@ -112,32 +106,10 @@ class Batch:
         position = self.tail.position + 1
         # Time never runs backwards in the log, so "state as of T" has one answer.
         recorded_at = max(self._clock(), self.tail.recorded_at)
-        version = stream.version + 1 if stream is not None else None
-        prev_hash = self.tail.hash
-        # Hashed from the values themselves, in `Event` field order (`chain_hash`), so the
-        # event is built once, with its hash.
-        digest = chain_hash_values(
-            (
-                position,
-                ticket_id,
-                version,
-                action,
-                outcome,
-                state_before,
-                state_after,
-                recorded_at,
-                request_id,
-                actor,
-                payload,
-                response,
-                SCHEMA_VERSION,
-            ),
-            prev_hash,
-        )
         event = Event(
             position=position,
             ticket_id=ticket_id,
-            stream_version=version,
+            stream_version=stream.version + 1 if stream is not None else None,
             action=action,
             outcome=outcome,
             state_before=state_before,
@@ -147,11 +119,12 @@ class Batch:
             actor=actor,
             payload=payload,
             response=response,
-            prev_hash=prev_hash,
-            hash=digest,
+            prev_hash=self.tail.hash,
         )
+        # Set in place, not by `replace`: the event is built once, then sealed by its hash.
+        msgspec.structs.force_setattr(event, "hash", chain_hash(event, event.prev_hash))
         self.events.append(event)
-        self.tail = Tail(position, digest, recorded_at)
+        self.tail = Tail(position, event.hash, recorded_at)
         if ticket_id is not None and stream is not None:
             self.streams[ticket_id] = evolve(stream, event, request)
         return event
