@@ -11,18 +11,17 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.biglog import build_log
+from bench.timing import median_seconds
 from tests.support.harness import Server
 
 
@@ -34,7 +33,7 @@ def main(argv: list[str]) -> None:
         count = build_log(db, options.events)
         built = time.perf_counter() - started
         print(f"built {count:,} events in {built:.1f} s ({count / built:,.0f} events/s)")
-        scan = _median(lambda: _full_scan(db), 3)
+        scan = median_seconds(lambda: _full_scan(db), 3)
         print(f"baseline: full scan of the log {scan * 1000:.1f} ms")
         _pages(db, scan, count)
         _export(db, scan, count)
@@ -58,7 +57,7 @@ def _full_scan(db: Path) -> None:
 def _pages(db: Path, scan: float, count: int) -> None:
     server = Server(db)
     try:
-        bare = _median(lambda: server.operator.get("/healthz"), 50)
+        bare = median_seconds(lambda: server.operator.get("/healthz"), 50)
         print(f"baseline: GET /healthz {bare * 1000:.2f} ms")
         middle = _middle_time(db, count)
         deep = server.operator.get("/api/events", params={"limit": 1000}).json()["next"]
@@ -77,7 +76,7 @@ def _pages(db: Path, scan: float, count: int) -> None:
             f"{'GET /api/events (limit 100)':<34}{'median ms':>10}{'x scan':>10}{'x healthz':>11}"
         )
         for name, params in cases:
-            seconds = _median(lambda p=params: _get(server.operator, p), 30)
+            seconds = median_seconds(lambda p=params: _get(server.operator, p), 30)
             print(
                 f"  {name:<32}{seconds * 1000:>10.2f}{seconds / scan:>10.4f}{seconds / bare:>11.1f}"
             )
@@ -154,12 +153,3 @@ def _middle_time(db: Path, count: int) -> str:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         row = conn.execute("SELECT recorded_at FROM events WHERE position = ?", (count // 2,))
         return str(row.fetchone()[0])
-
-
-def _median(action: Callable[[], object], times: int) -> float:
-    samples = []
-    for _ in range(times):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)

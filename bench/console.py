@@ -26,12 +26,11 @@ import argparse
 import sqlite3
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 from bench.biglog import build_log
+from bench.timing import median_seconds
 from service.storage.events import iter_after
 from service.storage.sqlite import connect_sync
 from tests.support.harness import Server
@@ -58,7 +57,7 @@ def _run(db: Path, options: argparse.Namespace) -> dict[str, float]:
         print(
             f"built {count:,} events over {options.days} days ({count / options.days:,.0f} a day)"
         )
-    decoded = _median(lambda: _read_side_scan(db), 1)
+    decoded = median_seconds(lambda: _read_side_scan(db), 1)
     print(f"baseline: full scan through the read side (events decoded) {decoded * 1000:.0f} ms")
     return _pages(db, decoded, options.rounds, options.requests)
 
@@ -87,7 +86,7 @@ def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, fl
         ("callbacks", "/callbacks", {}),
     ]
     try:
-        cold = _median(lambda: _get(server, "/review", middle), 1)
+        cold = median_seconds(lambda: _get(server, "/review", middle), 1)
         print(f"the first review mid-log after start (sums the log once): {cold * 1000:.0f} ms")
         for _, path, params in cases:
             _get(server, path, params)
@@ -95,11 +94,11 @@ def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, fl
         bare: list[float] = []
         times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         for _ in range(rounds):
-            scans.append(_median(lambda: _sql_scan(db), 3))
-            bare.append(_median(lambda: server.operator.get("/healthz"), 20))
+            scans.append(median_seconds(lambda: _sql_scan(db), 3))
+            bare.append(median_seconds(lambda: server.operator.get("/healthz"), 20))
             for name, path, params in cases:
                 times[name].append(
-                    _median(lambda p=path, q=params: _get(server, p, q), requests)  # type: ignore[misc]
+                    median_seconds(lambda p=path, q=params: _get(server, p, q), requests)  # type: ignore[misc]
                 )
     finally:
         server.stop()
@@ -158,12 +157,3 @@ def _read_side_scan(db: Path) -> None:
         sum(1 for _ in iter_after(conn))
     finally:
         conn.close()
-
-
-def _median(action: Callable[[], object], times: int) -> float:
-    samples = []
-    for _ in range(times):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
