@@ -1,8 +1,9 @@
 """An incident window: what its events did, for the review page.
 
-One pass over the window's events (their narrow columns only, see `storage.window.moves`)
-gives both charts and each touched ticket's state at both ends: actions counted per time
-bucket and outcome, and the number of open tickets after each bucket. The number open
+The database reads the window's events once for the charts and once for the tickets
+(`storage.window.tallies`, `ticket_ends`) and hands back counts, not rows: actions per
+time bucket by kind (so by outcome, and the number of open tickets after each bucket),
+and each touched ticket's first and last event. The number open
 when the window starts comes from an `OpenTally`: the open count at every 1,024th
 position, summed once per process and kept (the log is append-only, so a sum of past
 events never changes), plus the few events since the nearest one. No step replays the
@@ -41,7 +42,7 @@ __all__ = [
     "ChangesPage",
     "OpenTally",
     "Review",
-    "TicketChange",
+    "Touched",
     "bucket_size",
     "changes",
     "review",
@@ -64,7 +65,7 @@ OUTCOME_ORDER = (
 #: Bucket sizes a person reads without arithmetic; the first that gives at most
 #: `_MOST_BUCKETS` buckets is used.
 _SIZES = [timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 180, 360, 720, 1440, 10080, 43200)]
-_MOST_BUCKETS = 48
+_MOST_BUCKETS = 24
 
 
 class Bucket(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,14 +82,16 @@ class Bucket(msgspec.Struct, frozen=True, kw_only=True):
         return sum(self.outcomes.values())
 
 
-class TicketChange(msgspec.Struct, frozen=True, kw_only=True):
-    """One ticket the window touched: its state at both ends, as `psa-ledger diff` has it."""
+class Touched(msgspec.Struct, frozen=True, kw_only=True):
+    """The tickets a window touched, counted as `psa-ledger diff` sees their states at its
+    start and end (a ticket that did not exist at the start was created)."""
 
-    ticket_id: str
-    #: None: the ticket did not exist when the window began.
-    before: str | None
-    after: str
-    reopened: bool
+    tickets: int
+    created: int
+    closed: int
+    reopened: int
+    #: Open at the start and at the end.
+    still_open: int
 
 
 class Review(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,28 +103,9 @@ class Review(msgspec.Struct, frozen=True, kw_only=True):
     events: int
     open_at_start: int
     buckets: list[Bucket]
-    #: Every ticket the window touched, by ncentralTicketId order (its state at both ends).
-    tickets: list[TicketChange]
-
-    @property
-    def created(self) -> list[TicketChange]:
-        return [t for t in self.tickets if t.before is None]
-
-    @property
-    def closed(self) -> list[TicketChange]:
-        return [t for t in self.tickets if t.after == "closed" and t.before != "closed"]
-
-    @property
-    def reopened(self) -> list[TicketChange]:
-        return [t for t in self.tickets if t.reopened]
-
-    @property
-    def still_open(self) -> list[TicketChange]:
-        return [t for t in self.tickets if t.before in OPEN_STATES and t.after in OPEN_STATES]
-
-    @property
-    def state_changes(self) -> list[TicketChange]:
-        return [t for t in self.tickets if t.before != t.after]
+    #: The ncentralTicketId of every ticket the window touched, in order.
+    touched: list[str]
+    counts: Touched
 
 
 class OpenTally:
@@ -169,8 +153,10 @@ class ChangesPage(msgspec.Struct, frozen=True):
 def review(db: sqlite3.Connection, since: str, until: str, *, tally: OpenTally) -> Review:
     """The window `since`..`until` (ISO-8601 UTC as the log writes it, both inclusive).
 
-    Each bucket is a position range (the log's times grow with its positions), read as
-    plain tuples and counted by comprehensions and builtins: no loop of statements per event.
+    Each bucket is a position range (the log's times grow with its positions). The
+    database counts each range's events by kind and finds each touched ticket's first and
+    last event; Python sees a few hundred counts and one row per ticket, never a row per
+    event.
     """
     first = first_position_from(db, since)
     last = last_position_at(db, until)
@@ -179,41 +165,19 @@ def review(db: sqlite3.Connection, since: str, until: str, *, tally: OpenTally) 
     starts = _bucket_starts(since, until)
     bounds = _bucket_bounds(db, starts, first, last)
     start_count = tally(db, first - 1)
-    ends: dict[str, tuple[str, str]] = {}
-    reopened: set[str] = set()
-    buckets, running, events = [], start_count, 0
-    for index, (start, (low, high)) in enumerate(zip(starts, bounds, strict=True)):
-        outcomes: Counter[str] = Counter()
-        for rows in stored.moves(db, low, high):
-            events += len(rows)
-            outcomes.update(outcome for _, outcome, _, _ in rows)
-            moved = [(t, b, a) for t, _, b, a in rows if t is not None and b and a and b != a]
-            running += sum(a in OPEN_STATES for _, _, a in moved)
-            running -= sum(b in OPEN_STATES for _, b, _ in moved)
-            reopened.update(t for t, b, a in moved if b == "closed" and a == "reopened")
-            _carry_ends(ends, rows)
-        end = starts[index + 1] if index + 1 < len(starts) else until
-        buckets.append(Bucket(start=start, end=end, outcomes=dict(outcomes), open_after=running))
-    tickets = [
-        TicketChange(
-            ticket_id=ticket_id,
-            before=None if before == "new" else before,
-            after=after,
-            reopened=ticket_id in reopened,
-        )
-        for ticket_id, (before, after) in sorted(ends.items())
-        # Only refused requests for a ticket that never came to exist.
-        if after != "new"
-    ]
+    buckets = _buckets(stored.tallies(db, bounds), starts, until, start_count)
+    # Not those only refused requests named: tickets that never came to exist.
+    touched = [row for row in sorted(stored.ticket_ends(db, first, last)) if row[2] != "new"]
     return Review(
         since=since,
         until=until,
         first=first,
         last=last,
-        events=events,
+        events=sum(b.total for b in buckets),
         open_at_start=start_count,
         buckets=buckets,
-        tickets=tickets,
+        touched=[ticket_id for ticket_id, _, _, _ in touched],
+        counts=_counted(touched),
     )
 
 
@@ -232,7 +196,7 @@ def changes(
     to the window's start, copied, and folded on to its end; the two are compared field by
     field as diff compares them. Tickets come in ncentralTicketId order, as diff lists them.
     """
-    touched = [t.ticket_id for t in window.tickets if ticket is None or t.ticket_id == ticket]
+    touched = [t for t in window.touched if ticket is None or t == ticket]
     begin = bisect_right(touched, after) if after is not None else 0
     page = touched[begin : begin + limit]
     rewind = Rewind()
@@ -267,27 +231,45 @@ def _bucket_starts(since: str, until: str) -> list[str]:
     return starts
 
 
+def _buckets(
+    tallies: list[stored.Tally], starts: list[str], until: str, open_at_start: int
+) -> list[Bucket]:
+    """The buckets from their events counted by kind: outcomes, and open tickets carried
+    from the window's start by each kind's move into or out of the open states."""
+    outcomes: list[Counter[str]] = [Counter() for _ in starts]
+    moved = [0] * len(starts)
+    for index, outcome, before, after, count in tallies:
+        outcomes[index][outcome] += count
+        if before and after:
+            moved[index] += count * ((after in OPEN_STATES) - (before in OPEN_STATES))
+    buckets, running = [], open_at_start
+    ends = [*starts[1:], until]
+    for start, end, counted, change in zip(starts, ends, outcomes, moved, strict=True):
+        running += change
+        buckets.append(Bucket(start=start, end=end, outcomes=dict(counted), open_after=running))
+    return buckets
+
+
 def _bucket_bounds(
     db: sqlite3.Connection, starts: list[str], first: int, last: int
 ) -> list[tuple[int, int]]:
     """Each bucket's positions: from the first event at its start to the one before the
     next bucket's (the window's `first..last` cut in order; empty ranges where quiet)."""
     lows = [first]
-    for start in starts[1:]:
-        found = first_position_from(db, start)
+    for found in stored.firsts_from(db, starts[1:]):
         lows.append(min(max(found if found is not None else last + 1, first), last + 1))
     highs = [low - 1 for low in lows[1:]] + [last]
     return list(zip(lows, highs, strict=True))
 
 
-def _carry_ends(ends: dict[str, tuple[str, str]], rows: list[stored.Move]) -> None:
-    """Each ticket's state before its first event in the window and after its last."""
-    stated = [(t, b, a) for t, _, b, a in rows if t is not None and b and a]
-    later = {t: a for t, _, a in stated}
-    earlier = {t: b for t, b, _ in reversed(stated)}
-    for ticket_id, after in later.items():
-        known = ends.get(ticket_id)
-        ends[ticket_id] = (known[0] if known else earlier[ticket_id], after)
+def _counted(ends: list[stored.Ends]) -> Touched:
+    return Touched(
+        tickets=len(ends),
+        created=sum(before == "new" for _, before, _, _ in ends),
+        closed=sum(after == "closed" and before != "closed" for _, before, after, _ in ends),
+        reopened=sum(bool(reopened) for _, _, _, reopened in ends),
+        still_open=sum(b in OPEN_STATES and a in OPEN_STATES for _, b, a, _ in ends),
+    )
 
 
 def _parse(iso: str) -> datetime:

@@ -1,8 +1,11 @@
 """The review page's two charts as geometry for inline SVG, drawn on the server.
 
 No script and no library: a step line of open tickets and bars of actions stacked by
-outcome are a few rectangles and one path. The numbers drawn are the `Review`'s, and the
-page puts the same numbers in a table under each chart for people who cannot see it.
+outcome. Each outcome's bars are one path (one element for the whole series, not one
+per bar and outcome), and each period one transparent hover area whose title reads out
+its numbers; every figure is worked out here once, so the template only places strings.
+The numbers drawn are the `Review`'s, and the page puts the same numbers in a table
+under each chart for people who cannot see it.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import msgspec
 
 from service.audit.window import OUTCOME_ORDER, Review
+from service.http.templating import shown_time, when
 
-__all__ = ["COLOURS", "HEIGHT", "WIDTH", "Bar", "Charts", "Segment", "charts"]
+__all__ = ["COLOURS", "HEIGHT", "WIDTH", "Charts", "Period", "Point", "Series", "charts"]
 
 #: The drawing's coordinate system; the SVG scales to the page's width.
 WIDTH, HEIGHT = 640, 200
@@ -28,40 +32,66 @@ COLOURS = {
     "mismatch": "#ad1457",
     "invalid": "#4e342e",
 }
+_OTHER_COLOUR = "#37474f"
 
 
-class Segment(msgspec.Struct, frozen=True):
-    outcome: str
-    count: int
+class Point(msgspec.Struct, frozen=True):
+    """The open count at the end of one period, where the step line's point is drawn."""
+
+    x: float
     y: float
-    height: float
+    at: str
+    open: int
+    label: str
+    #: `at` as the page's `<time>` element.
+    shown: str
+
+
+class Series(msgspec.Struct, frozen=True):
+    """One outcome's bars, stacked on those of the outcomes before it, as one path."""
+
+    outcome: str
     colour: str
+    path: str
+    #: Its count in each period, space-separated, in the periods' order.
+    counts: str
 
 
-class Bar(msgspec.Struct, frozen=True):
+class Period(msgspec.Struct, frozen=True):
+    """One period's column of the bar chart: the area its title is shown over."""
+
     x: float
     width: float
-    segments: list[Segment]
+    start: str
+    end: str
+    label: str
+    #: `start` as the page's `<time>` element.
+    shown: str
+    #: Its row of the table: the count of each outcome present, then all of them.
+    cells: list[int]
 
 
 class Charts(msgspec.Struct, frozen=True, kw_only=True):
     open_path: str
-    #: The height of the line at each bucket's end, where its point is drawn.
-    open_y: list[float]
+    points: list[Point]
     open_most: int
     actions_most: int
-    bars: list[Bar]
+    series: list[Series]
+    periods: list[Period]
     #: (y, label) of the horizontal grid lines of each chart.
     open_ticks: list[tuple[float, int]]
     action_ticks: list[tuple[float, int]]
+    #: The outcomes present, in stacking order.
     outcomes: list[str]
+    #: The plot area: from `left` to the right edge, `top` down `plot` units.
     left: int
+    top: int
+    plot: int
 
 
 def charts(review: Review) -> Charts:
     buckets = review.buckets
-    count = max(len(buckets), 1)
-    step = (WIDTH - _LEFT) / count
+    step = (WIDTH - _LEFT) / max(len(buckets), 1)
     plot = HEIGHT - _BOTTOM - _TOP
     open_most = max([review.open_at_start, *(b.open_after for b in buckets)], default=0)
     open_scale = plot / max(open_most, 1)
@@ -70,37 +100,72 @@ def charts(review: Review) -> Charts:
         return round(HEIGHT - _BOTTOM - value * open_scale, 1)
 
     path = [f"M{_LEFT},{open_y(review.open_at_start)}"]
+    points = []
     for index, bucket in enumerate(buckets):
-        x = round(_LEFT + (index + 1) * step, 1)
-        path.append(f"H{x}V{open_y(bucket.open_after)}")
-    actions_most = max((b.total for b in buckets), default=0)
+        x, y = round(_LEFT + (index + 1) * step, 1), open_y(bucket.open_after)
+        path.append(f"H{x}V{y}")
+        label = f"{shown_time(bucket.end)}: {bucket.open_after} open"
+        points.append(Point(x, y, bucket.end, bucket.open_after, label, when(bucket.end)))
+    totals = [b.total for b in buckets]
+    actions_most = max(totals, default=0)
     bar_scale = plot / max(actions_most, 1)
-    bars = []
-    for index, bucket in enumerate(buckets):
-        y = float(HEIGHT - _BOTTOM)
-        segments = []
-        for outcome in _stacked(bucket.outcomes):
-            height = bucket.outcomes[outcome] * bar_scale
-            y -= height
-            colour = COLOURS.get(outcome, "#37474f")
-            segments.append(
-                Segment(outcome, bucket.outcomes[outcome], round(y, 1), round(height, 1), colour)
-            )
-        bars.append(Bar(round(_LEFT + index * step + 1, 1), round(max(step - 2, 1), 1), segments))
-    present = {o for b in buckets for o in b.outcomes}
+    present = _stacked({o: 1 for b in buckets for o in b.outcomes if b.outcomes[o]})
+    xs = [round(_LEFT + index * step + 1, 1) for index in range(len(buckets))]
+    width = round(max(step - 2, 1), 1)
+    series = _series(review, present, xs, width, bar_scale)
+    periods = [
+        Period(
+            x,
+            width,
+            b.start,
+            b.end,
+            _period_label(b.start, b.outcomes, present, total),
+            when(b.start),
+            [*(b.outcomes.get(o, 0) for o in present), total],
+        )
+        for x, b, total in zip(xs, buckets, totals, strict=True)
+    ]
     return Charts(
         open_path="".join(path),
-        open_y=[open_y(b.open_after) for b in buckets],
+        points=points,
         open_most=open_most,
         actions_most=actions_most,
-        bars=bars,
+        series=series,
+        periods=periods,
         open_ticks=[(open_y(v), v) for v in _ticks(open_most)],
         action_ticks=[
             (round(HEIGHT - _BOTTOM - v * bar_scale, 1), v) for v in _ticks(actions_most)
         ],
-        outcomes=[o for o in _stacked(dict.fromkeys(present, 1))],
+        outcomes=present,
         left=_LEFT,
+        top=_TOP,
+        plot=plot,
     )
+
+
+def _series(
+    review: Review, outcomes: list[str], xs: list[float], width: float, scale: float
+) -> list[Series]:
+    """Each outcome's bars as rectangles in one path, each on top of the earlier outcomes'."""
+    stacked = [0] * len(review.buckets)
+    series = []
+    for outcome in outcomes:
+        counts = [b.outcomes.get(outcome, 0) for b in review.buckets]
+        shapes = []
+        for index, count in enumerate(counts):
+            if count:
+                base = HEIGHT - _BOTTOM - stacked[index] * scale
+                height = round(count * scale, 1)
+                shapes.append(f"M{xs[index]},{round(base - height, 1)}h{width}v{height}h-{width}z")
+                stacked[index] += count
+        colour = COLOURS.get(outcome, _OTHER_COLOUR)
+        series.append(Series(outcome, colour, "".join(shapes), " ".join(map(str, counts))))
+    return series
+
+
+def _period_label(start: str, counted: dict[str, int], outcomes: list[str], total: int) -> str:
+    parts = ", ".join(f"{counted[o]} {o}" for o in outcomes if counted.get(o))
+    return f"{shown_time(start)}: {total} actions" + (f" ({parts})" if parts else "")
 
 
 def _stacked(outcomes: dict[str, int]) -> list[str]:

@@ -28,6 +28,8 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship inside the package: compiled once, never checked for changes.
+        auto_reload=False,
     )
     environment.filters["shown_time"] = shown_time
     environment.filters["cut"] = _cut

@@ -16,17 +16,22 @@ from service.storage.dialects import portable
 from statemachine.projection import RewindRow
 
 __all__ = [
+    "Ends",
     "Mark",
-    "Move",
+    "Tally",
+    "explain_firsts_from",
     "explain_marks",
-    "explain_moves",
     "explain_net_entered",
     "explain_stream_rows",
+    "explain_tallies",
+    "explain_ticket_ends",
+    "firsts_from",
     "marks",
-    "moves",
     "net_entered",
     "stream_rows",
     "stream_step",
+    "tallies",
+    "ticket_ends",
     "version_at",
 ]
 
@@ -43,8 +48,12 @@ class Mark(msgspec.Struct, frozen=True, array_like=True):
     state_after: str | None
 
 
-#: (ticket_id, outcome, state_before, state_after) of one event.
-Move = tuple[str | None, str, str | None, str | None]
+#: (range, outcome, state_before, state_after, events): how many events of one kind the
+#: `range`-th of the position ranges asked for holds.
+Tally = tuple[int, str, str | None, str | None, int]
+#: (ticket_id, state before its first event in a range, state after its last, whether
+#: one of them reopened it).
+Ends = tuple[str, str, str, bool]
 
 
 @portable
@@ -72,15 +81,37 @@ def net_entered(db: sqlite3.Connection, low: int, high: int, states: frozenset[s
 
 
 @portable
-def moves(db: sqlite3.Connection, low: int, high: int) -> Iterator[list[Move]]:
-    """The events at positions `low..high` in log order, as lists of plain tuples of the
-    columns the review reads (no object per event but the tuple), a few thousand at a
-    time so that a year-long window never sits in memory at once."""
+def firsts_from(db: sqlite3.Connection, times: list[str]) -> list[int | None]:
+    """For each of `times`, the first position recorded at or after it (None past the
+    log's end): one statement, each time a seek of the time index."""
+    if not times:
+        return []
+    sql = _FIRSTS_FROM.format(values=", ".join(["(?, ?)"] * len(times)))
+    found = dict(db.execute(sql, [v for pair in enumerate(times) for v in pair]).fetchall())
+    return [found.get(index) for index in range(len(times))]
+
+
+@portable
+def tallies(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Tally]:
+    """How many events of each (outcome, state_before, state_after) each position range
+    holds, counted by the database: a window's rows never reach Python one by one.
+    Empty ranges (low > high) hold nothing."""
+    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
+    if not asked:
+        return []
+    sql = _TALLIES.format(values=", ".join(["(?, ?, ?)"] * len(asked)))
     cursor = db.cursor()
     cursor.row_factory = None
-    cursor.arraysize = _CHUNK
-    cursor.execute(_MOVES, (low, high))
-    return iter(cursor.fetchmany, [])
+    return cursor.execute(sql, [v for triple in asked for v in triple]).fetchall()
+
+
+@portable
+def ticket_ends(db: sqlite3.Connection, low: int, high: int) -> list[Ends]:
+    """Every ticket with a stated event at positions `low..high`: its state before the
+    first of them and after the last, and whether one of them reopened it (in no order)."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    return cursor.execute(_TICKET_ENDS, (low, high)).fetchall()
 
 
 @portable
@@ -122,8 +153,19 @@ def explain_net_entered(db: sqlite3.Connection) -> list[str]:
 
 
 @portable
-def explain_moves(db: sqlite3.Connection) -> list[str]:
-    return _plan(db, _MOVES, (1, 2))
+def explain_firsts_from(db: sqlite3.Connection) -> list[str]:
+    sql = _FIRSTS_FROM.format(values="(?, ?), (?, ?)")
+    return _plan(db, sql, (0, "2026-01-01T00:00:00Z", 1, "2026-01-02T00:00:00Z"))
+
+
+@portable
+def explain_tallies(db: sqlite3.Connection) -> list[str]:
+    return _plan(db, _TALLIES.format(values="(?, ?, ?), (?, ?, ?)"), (0, 1, 2, 1, 3, 4))
+
+
+@portable
+def explain_ticket_ends(db: sqlite3.Connection) -> list[str]:
+    return _plan(db, _TICKET_ENDS, (1, 2))
 
 
 @portable
@@ -144,10 +186,28 @@ _NET_ENTERED = (
     "SELECT SUM((state_after IN ({marks})) - (state_before IN ({marks}))) FROM events"
     " WHERE position BETWEEN ? AND ?"
 )
-_CHUNK = 5000
-_MOVES = (
-    "SELECT ticket_id, outcome, state_before, state_after FROM events"
-    " WHERE position BETWEEN ? AND ? ORDER BY position"
+_FIRSTS_FROM = (
+    "WITH asked(i, t) AS (VALUES {values})"
+    " SELECT i, (SELECT position FROM events WHERE recorded_at >= asked.t"
+    " ORDER BY recorded_at, position LIMIT 1) FROM asked"
+)
+_TALLIES = (
+    "WITH ranges(i, low, high) AS (VALUES {values})"
+    " SELECT ranges.i, e.outcome, e.state_before, e.state_after, COUNT(*)"
+    " FROM ranges JOIN events AS e ON e.position BETWEEN ranges.low AND ranges.high"
+    " GROUP BY ranges.i, e.outcome, e.state_before, e.state_after"
+)
+# A ticket's first and last stated event in the range, then those two rows by the key.
+_TICKET_ENDS = (
+    "WITH touched AS ("
+    " SELECT ticket_id, MIN(position) AS low, MAX(position) AS high,"
+    " MAX(CASE WHEN state_before = 'closed' AND state_after = 'reopened' THEN 1 ELSE 0 END)"
+    " AS reopened"
+    " FROM events WHERE position BETWEEN ? AND ? AND ticket_id IS NOT NULL"
+    " AND state_before <> '' AND state_after <> '' GROUP BY ticket_id)"
+    " SELECT touched.ticket_id, opening.state_before, closing.state_after, touched.reopened"
+    " FROM touched JOIN events AS opening ON opening.position = touched.low"
+    " JOIN events AS closing ON closing.position = touched.high"
 )
 # What `storage.events.rewind_rows` reads, for a few tickets by their own index.
 _STREAM_ROWS = (

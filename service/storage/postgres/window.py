@@ -8,19 +8,23 @@ from typing import Any
 from psycopg.rows import tuple_row
 
 from service.storage.postgres.connections import Connection
-from service.storage.window import Mark, Move
+from service.storage.window import Ends, Mark, Tally
 from statemachine.projection import RewindRow
 
 __all__ = [
+    "explain_firsts_from",
     "explain_marks",
-    "explain_moves",
     "explain_net_entered",
     "explain_stream_rows",
+    "explain_tallies",
+    "explain_ticket_ends",
+    "firsts_from",
     "marks",
-    "moves",
     "net_entered",
     "stream_rows",
     "stream_step",
+    "tallies",
+    "ticket_ends",
     "version_at",
 ]
 
@@ -43,17 +47,30 @@ def net_entered(db: Connection, low: int, high: int, states: frozenset[str]) -> 
     return int(row["n"] or 0) if row is not None else 0
 
 
-def moves(db: Connection, low: int, high: int) -> Iterator[list[Move]]:
-    """The events at positions `low..high` in log order, as lists of plain tuples, a chunk
-    at a time."""
+def firsts_from(db: Connection, times: list[str]) -> list[int | None]:
+    """For each of `times`, the first position recorded at or after it (None past the end)."""
+    if not times:
+        return []
     cursor = db.cursor(row_factory=tuple_row)
-    while low <= high:
-        rows = cursor.execute(_MOVES, (low, high, _CHUNK)).fetchall()
-        if rows:
-            yield [row[1:] for row in rows]
-        if len(rows) < _CHUNK:
-            return
-        low = rows[-1][0] + 1
+    found: dict[int, int] = dict(cursor.execute(_FIRSTS_FROM, (times,)).fetchall())
+    return [found.get(index) for index in range(len(times))]
+
+
+def tallies(db: Connection, ranges: list[tuple[int, int]]) -> list[Tally]:
+    """How many events of each (outcome, state_before, state_after) each position range holds."""
+    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
+    if not asked:
+        return []
+    cursor = db.cursor(row_factory=tuple_row)
+    indexes, lows, highs = (list(column) for column in zip(*asked, strict=True))
+    return cursor.execute(_TALLIES, (indexes, lows, highs)).fetchall()
+
+
+def ticket_ends(db: Connection, low: int, high: int) -> list[Ends]:
+    """Every ticket with a stated event at `low..high`: its state at both ends, and whether
+    one of them reopened it (in no order)."""
+    cursor = db.cursor(row_factory=tuple_row)
+    return cursor.execute(_TICKET_ENDS, (low, high)).fetchall()
 
 
 def stream_rows(db: Connection, ticket_ids: list[str], after: int, through: int) -> list[RewindRow]:
@@ -84,8 +101,16 @@ def explain_net_entered(db: Connection) -> list[str]:
     return _plan(db, _NET_ENTERED, (["open"], ["open"], 1, 2))
 
 
-def explain_moves(db: Connection) -> list[str]:
-    return _plan(db, _MOVES, (1, 2, 3))
+def explain_firsts_from(db: Connection) -> list[str]:
+    return _plan(db, _FIRSTS_FROM, (["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"],))
+
+
+def explain_tallies(db: Connection) -> list[str]:
+    return _plan(db, _TALLIES, ([0, 1], [1, 3], [2, 4]))
+
+
+def explain_ticket_ends(db: Connection) -> list[str]:
+    return _plan(db, _TICKET_ENDS, (1, 2))
 
 
 def explain_stream_rows(db: Connection) -> list[str]:
@@ -120,10 +145,27 @@ _NET_ENTERED = (
     "SELECT SUM((state_after = ANY(%s))::int - (state_before = ANY(%s))::int) AS n"
     " FROM events WHERE position BETWEEN %s AND %s"
 )
-_CHUNK = 5000
-_MOVES = (
-    "SELECT position, ticket_id, outcome, state_before, state_after FROM events"
-    " WHERE position BETWEEN %s AND %s ORDER BY position LIMIT %s"
+# Arrays in, one row per element out (WITH ORDINALITY counts from 1).
+_FIRSTS_FROM = (
+    "SELECT asked.i - 1, (SELECT position FROM events WHERE recorded_at >= asked.t"
+    " ORDER BY recorded_at, position LIMIT 1)"
+    " FROM unnest(%s::text[]) WITH ORDINALITY AS asked(t, i)"
+)
+_TALLIES = (
+    "SELECT ranges.i, e.outcome, e.state_before, e.state_after, COUNT(*)::int"
+    " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS ranges(i, low, high)"
+    " JOIN events AS e ON e.position BETWEEN ranges.low AND ranges.high"
+    " GROUP BY ranges.i, e.outcome, e.state_before, e.state_after"
+)
+_TICKET_ENDS = (
+    "WITH touched AS ("
+    " SELECT ticket_id, MIN(position) AS low, MAX(position) AS high,"
+    " bool_or(state_before = 'closed' AND state_after = 'reopened') AS reopened"
+    " FROM events WHERE position BETWEEN %s AND %s AND ticket_id IS NOT NULL"
+    " AND state_before <> '' AND state_after <> '' GROUP BY ticket_id)"
+    " SELECT touched.ticket_id, opening.state_before, closing.state_after, touched.reopened"
+    " FROM touched JOIN events AS opening ON opening.position = touched.low"
+    " JOIN events AS closing ON closing.position = touched.high"
 )
 _STREAM_ROWS = (
     "SELECT position, ticket_id, action, outcome, recorded_at,"

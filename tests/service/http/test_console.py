@@ -196,22 +196,28 @@ def test_the_review_charts_hold_the_apis_numbers(console: Console) -> None:
         driver.get(console.url + console.review_path())  # type: ignore[attr-defined]
         assert len(driver.find_elements("css selector", "main svg")) == 2  # type: ignore[attr-defined]
         _shoot(driver, "review")
-        groups = driver.find_elements("css selector", "#actions-chart g[data-start]")  # type: ignore[attr-defined]
-        bars = [
-            (
-                g.get_attribute("data-start"),
-                g.get_attribute("data-end"),
-                {
-                    r.get_attribute("data-outcome"): int(r.get_attribute("data-count"))
-                    for r in g.find_elements("css selector", "rect")
-                },
-            )
-            for g in groups
+        periods = [
+            (p.get_attribute("data-start"), p.get_attribute("data-end"))
+            for p in driver.find_elements("css selector", "#actions-chart rect.period")  # type: ignore[attr-defined]
         ]
+        series = {
+            p.get_attribute("data-outcome"): (
+                [int(n) for n in p.get_attribute("data-counts").split()],
+                p.get_attribute("d").count("M"),
+            )
+            for p in driver.find_elements("css selector", "#actions-chart path.series")  # type: ignore[attr-defined]
+        }
         points = [
             (p.get_attribute("data-at"), int(p.get_attribute("data-open")))
             for p in driver.find_elements("css selector", "#open-chart circle.point")  # type: ignore[attr-defined]
         ]
+    # Each outcome's bars are one path: a rectangle for each period it has events in.
+    for counts, rectangles in series.values():
+        assert len(counts) == len(periods) and rectangles == sum(1 for n in counts if n)
+    bars = [
+        (start, end, {o: counts[i] for o, (counts, _) in series.items() if counts[i]})
+        for i, (start, end) in enumerate(periods)
+    ]
     assert len(bars) == len(points) > 10
     assert sum(sum(counts.values()) for _, _, counts in bars) > 80
     for index, (start, end, counts) in enumerate(bars):
