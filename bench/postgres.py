@@ -73,8 +73,8 @@ class Round(msgspec.Struct, frozen=True):
 async def _rounds(one: str, raw_url: str, shared: str, rounds: int, count: int) -> list[Round]:
     """`rounds` rounds of `count` UPDATEs, each timed on the ledger, its baseline, two replicas."""
     async with AsyncExitStack() as stack:
-        ledger = await stack.enter_async_context(_Replicas(one, 1))
-        two = await stack.enter_async_context(_Replicas(shared, 2))
+        ledger = await stack.enter_async_context(_Replicas(one, 1, keep=True))
+        two = await stack.enter_async_context(_Replicas(shared, 2, keep=False))
         connect_sync(raw_url, readonly=False).close()  # the schema
         raw = await psycopg.AsyncConnection.connect(raw_url)
         stack.push_async_callback(raw.close)
@@ -94,16 +94,19 @@ async def _rounds(one: str, raw_url: str, shared: str, rounds: int, count: int) 
 
 
 class _Replicas:
-    """`replicas` Ledgers on one database; the batches the first commits are kept."""
+    """`replicas` Ledgers on one database; with `keep`, the batches the first commits are
+    kept for `taken` (only then: kept batches hold every event, for the collector to walk)."""
 
-    def __init__(self, url: str, replicas: int) -> None:
+    def __init__(self, url: str, replicas: int, *, keep: bool) -> None:
         self.writers = [Ledger(url) for _ in range(replicas)]
+        self._keep = keep
         self._kept: list[Batch] = []
 
     async def __aenter__(self) -> _Replicas:
         for writer in self.writers:
             await writer.open()
-        self.writers[0].on_commit(self._kept.append)
+        if self._keep:
+            self.writers[0].on_commit(self._kept.append)
         return self
 
     async def __aexit__(self, *_: object) -> None:
