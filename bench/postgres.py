@@ -1,26 +1,34 @@
 """The ledger on PostgreSQL: against raw batched inserts of the same rows, and two replicas;
 then HTTP ingest (wrk, as `bench.ingest`) on PostgreSQL against SQLite in the same run.
 
-On a throwaway PostgreSQL server (as the tests start one). First the real `Ledger` takes
-UPDATEs with 256 in flight, and every batch it commits is kept: its event rows and ticket
-rows. The baseline then inserts exactly those rows into a fresh database, batch for batch
-(the same commit cadence), with plain psycopg in pipeline mode: what the ledger costs on
-top of its writes is the append lock, the tail read and deciding. Last, two `Ledger`s on
-one database (two replicas' writers, 128 in flight each) against the one. Over HTTP, the
-same `psa-ledger serve` on a SQLite file, then on PostgreSQL, then two replicas on one
-PostgreSQL database with the connections split between them.
+On a throwaway PostgreSQL server (as the tests start one), three databases side by side:
+one for the real `Ledger` (256 clients in flight), one for the raw baseline, one for two
+`Ledger`s (two replicas' writers, 128 clients each). The run is cut into rounds that
+alternate the three, so that a neighbour's burst on a shared machine lands on all of them
+alike, and each figure is the median of the rounds. In a round the ledger takes UPDATEs
+and every batch it commits is kept; the baseline then inserts exactly those rows, batch
+for batch (the same commit cadence), with the ledger's own statements in the same
+pipeline (rows and COMMIT, one round trip a batch) from plain psycopg, its rows built
+before its clock starts. What the ledger costs on top of those writes is the append lock
+and the tail read, deciding, and building the rows. Over HTTP, the same `psa-ledger serve`
+on a SQLite file, then on PostgreSQL, then two replicas on one PostgreSQL database with
+the connections split between them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 
 from bench import ingest, servers, traffic, wrk
@@ -37,79 +45,136 @@ Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     options = _parse(argv or [])
-    count = max(200, int(6000 * options.scale))
+    count = max(200, int(4000 * options.scale))
     with throwaway_postgres() as server:
-        batches: list[Rows] = []
-        ledger = asyncio.run(_ledger(server.create_database(), count, 256, 1, batches))
-        raw = asyncio.run(_raw(server.create_database(), batches))
-        two = asyncio.run(_ledger(server.create_database(), count, 128, 2, []))
-        _report(batches, raw, ledger, two)
+        urls = [server.create_database() for _ in range(3)]
+        rounds = asyncio.run(_rounds(*urls, options.rounds, count))
+        _report(rounds)
         if options.http_seconds:
             _http(server.create_database(), server.create_database(), options.http_seconds)
-    return {"raw": raw, "ledger": ledger, "two": two, "ratio": ledger / raw}
+    return {
+        "raw": statistics.median(r.raw for r in rounds),
+        "ledger": statistics.median(r.ledger for r in rounds),
+        "two": statistics.median(r.two for r in rounds),
+        "ratio": statistics.median(r.ledger / r.raw for r in rounds),
+    }
 
 
-def _report(batches: list[Rows], raw: float, ledger: float, two: float) -> None:
-    timed = batches[batches.index(([], [])) + 1 :]
-    events = sum(len(b[0]) for b in timed)
+class Round(msgspec.Struct, frozen=True):
+    """One round's requests/s: the ledger, raw inserts of its batches, two replicas."""
+
+    commits: int
+    events: int
+    ledger: float
+    raw: float
+    two: float
+
+
+async def _rounds(one: str, raw_url: str, shared: str, rounds: int, count: int) -> list[Round]:
+    """`rounds` rounds of `count` UPDATEs, each timed on the ledger, its baseline, two replicas."""
+    async with AsyncExitStack() as stack:
+        ledger = await stack.enter_async_context(_Replicas(one, 1, keep=True))
+        two = await stack.enter_async_context(_Replicas(shared, 2, keep=False))
+        connect_sync(raw_url, readonly=False).close()  # the schema
+        raw = await psycopg.AsyncConnection.connect(raw_url)
+        stack.push_async_callback(raw.close)
+        creates = [traffic.create(n) for n in range(traffic.TICKETS)]
+        await two.send(creates, 128)
+        await ledger.send(creates, 256)
+        await _insert(raw, ledger.taken())
+        measured = []
+        for number, updates in enumerate(_updates(rounds, count), start=1):
+            ledger_rate = len(updates) / await ledger.send(updates, 256)
+            batches = ledger.taken()
+            raw_rate = sum(len(events) for events, _ in batches) / await _insert(raw, batches)
+            two_rate = len(updates) / await two.send(updates, 128)
+            measured.append(Round(len(batches), len(updates), ledger_rate, raw_rate, two_rate))
+            _print_round(number, measured[-1])
+        return measured
+
+
+class _Replicas:
+    """`replicas` Ledgers on one database; with `keep`, the batches the first commits are
+    kept for `taken` (only then: kept batches hold every event, for the collector to walk)."""
+
+    def __init__(self, url: str, replicas: int, *, keep: bool) -> None:
+        self.writers = [Ledger(url) for _ in range(replicas)]
+        self._keep = keep
+        self._kept: list[Batch] = []
+
+    async def __aenter__(self) -> _Replicas:
+        for writer in self.writers:
+            await writer.open()
+        if self._keep:
+            self.writers[0].on_commit(self._kept.append)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for writer in self.writers:
+            await writer.close()
+
+    async def send(self, bodies: list[bytes], in_flight: int) -> float:
+        """Seconds to have every body recorded, `in_flight` clients a writer, each sending
+        its share one after another as keep-alive connections do."""
+        clients = in_flight * len(self.writers)
+
+        async def client(number: int) -> None:
+            writer = self.writers[number % len(self.writers)]
+            for body in bodies[number::clients]:
+                await writer.submit(RecordRequest(POLICY, body, actor="b", request_id="-"))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(number) for number in range(clients)))
+        return time.perf_counter() - started
+
+    def taken(self) -> list[Rows]:
+        """The rows of the batches committed since the last call, built now (untimed)."""
+        taken = [_rows(batch) for batch in self._kept]
+        self._kept.clear()
+        return taken
+
+
+def _updates(rounds: int, count: int) -> Iterator[list[bytes]]:
+    for number in range(rounds):
+        yield [traffic.update(n) for n in range(number * count, (number + 1) * count)]
+
+
+def _print_round(number: int, r: Round) -> None:
     print(
-        f"postgres: {len(timed)} commits, {events / len(timed):.1f} events a commit"
-        f" (the cadence both sides below keep)"
-    )
-    print(f"postgres: raw batched inserts, same rows  {raw:9.0f} requests/s  (baseline)")
-    print(
-        f"postgres: Ledger, one replica             {ledger:9.0f} requests/s  ({ledger / raw:.2f}x)"
-    )
-    print(
-        f"postgres: Ledger, two replicas            {two:9.0f} requests/s"
-        f"  ({two / ledger:.2f}x of one)",
+        f"postgres: round {number}: {r.commits} commits of {r.events / r.commits:.1f} events;"
+        f" raw {r.raw:.0f}/s, Ledger {r.ledger:.0f}/s ({r.ledger / r.raw:.2f}x),"
+        f" two replicas {r.two:.0f}/s ({r.two / r.ledger:.2f}x of one)",
         flush=True,
     )
 
 
-async def _ledger(url: str, count: int, in_flight: int, replicas: int, kept: list[Rows]) -> float:
-    writers = [Ledger(url) for _ in range(replicas)]
-    for writer in writers:
-        await writer.open()
-    writers[0].on_commit(lambda batch: kept.append(_rows(batch)))
-    gate = asyncio.Semaphore(in_flight * replicas)
+def _report(rounds: list[Round]) -> None:
+    ratios = sorted(r.ledger / r.raw for r in rounds)
+    raw = statistics.median(r.raw for r in rounds)
+    ledger = statistics.median(r.ledger for r in rounds)
+    two = statistics.median(r.two for r in rounds)
+    print(f"postgres: medians of {len(rounds)} alternating rounds")
+    print(f"postgres: raw batched inserts, same rows  {raw:9.0f} requests/s  (baseline)")
+    print(
+        f"postgres: Ledger, one replica             {ledger:9.0f} requests/s"
+        f"  ({statistics.median(ratios):.2f}x; rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
+    )
+    print(
+        f"postgres: Ledger, two replicas            {two:9.0f} requests/s"
+        f"  ({statistics.median(r.two / r.ledger for r in rounds):.2f}x of one)",
+        flush=True,
+    )
 
-    async def send(n: int, body: bytes) -> None:
-        async with gate:
-            await writers[n % replicas].submit(
-                RecordRequest(POLICY, body, actor="b", request_id="-")
-            )
 
-    await asyncio.gather(*(send(n, traffic.create(n)) for n in range(traffic.TICKETS)))
-    kept.append(([], []))  # the timed batches start after this mark
+async def _insert(db: psycopg.AsyncConnection[Any], batches: list[Rows]) -> float:
+    """Each batch's rows and its COMMIT in one pipeline, as the ledger writes; the seconds."""
     started = time.perf_counter()
-    await asyncio.gather(*(send(n, traffic.update(n)) for n in range(count)))
-    elapsed = time.perf_counter() - started
-    for writer in writers:
-        await writer.close()
-    return count / elapsed
-
-
-async def _raw(url: str, batches: list[Rows]) -> float:
-    connect_sync(url, readonly=False).close()  # the schema
-    db = await psycopg.AsyncConnection.connect(url)
-    mark = batches.index(([], []))
-    await _insert(db, batches[:mark])
-    timed = batches[mark + 1 :]
-    requests = sum(len(events) for events, _ in timed)
-    started = time.perf_counter()
-    await _insert(db, timed)
-    elapsed = time.perf_counter() - started
-    await db.close()
-    return requests / elapsed
-
-
-async def _insert(db: psycopg.AsyncConnection[Any], batches: list[Rows]) -> None:
     for events, tickets in batches:
         async with db.pipeline(), db.cursor() as cursor:
             await cursor.executemany(INSERT_EVENT, events)
             await cursor.executemany(UPSERT_TICKET, [ticket_params(row) for row in tickets])
-        await db.commit()
+            await db.commit()
+    return time.perf_counter() - started
 
 
 def _rows(batch: Batch) -> Rows:
@@ -169,6 +234,9 @@ def _ingest(ports: list[int], connections: int, seconds: int) -> float:
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench postgres")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full run")
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="rounds, each timing every side in turn"
+    )
     parser.add_argument(
         "--http-seconds", type=int, default=5, help="length of each wrk run (0: no HTTP part)"
     )

@@ -220,9 +220,9 @@ class Ledger:
         for _ in range(_ATTEMPTS):
             try:
                 db = await self._connection()
-                if self._appends.BEGIN_WAITS:
-                    self._answer()  # not held up by another replica's append lock
-                began = await self._appends.begin(db, self._tail.position if self._tail else None)
+                after = self._tail.position if self._tail else None
+                # Answers are not held up while another replica has the append lock.
+                began = await self._appends.begin(db, after, waiting=self._answer)
                 self._follow(began)
                 batch, results = await self._prepare(db, work, presume=presume)
                 await self._persist(db, batch)

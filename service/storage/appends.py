@@ -21,7 +21,6 @@ from service.storage.outbox import STATEMENTS, Statement
 from service.storage.rows import EVENT_COLUMNS, STREAM_COLUMNS, TICKET_COLUMNS
 
 __all__ = [
-    "BEGIN_WAITS",
     "INSERT_EVENT",
     "MOVED",
     "UPSERT_TICKET",
@@ -36,8 +35,6 @@ __all__ = [
 
 #: Raised by `write` when another process appended since the writer read the tail.
 MOVED: type[Exception] = sqlite3.IntegrityError
-#: Whether `begin` may wait on another writer (an append lock): SQLite's does not.
-BEGIN_WAITS = False
 
 _CONTENT_COLUMNS = ("title", "details", "custom_tags")
 
@@ -73,8 +70,11 @@ class Began(NamedTuple):
     moved: set[str] | None
 
 
-async def begin(db: aiosqlite.Connection, after: int | None) -> Began:
-    """Nothing to do before deciding on SQLite: the primary key catches a moved log."""
+async def begin(
+    db: aiosqlite.Connection, after: int | None, waiting: Callable[[], None] = lambda: None
+) -> Began:
+    """Nothing to do before deciding on SQLite: the primary key catches a moved log, and
+    no lock is waited for (so `waiting` is never called)."""
     return Began(None, set())
 
 

@@ -28,7 +28,6 @@ from statemachine.events import GENESIS_HASH
 
 __all__ = [
     "APPEND_LOCK",
-    "BEGIN_WAITS",
     "INSERT_EVENT",
     "MOVED",
     "UPSERT_TICKET",
@@ -45,8 +44,6 @@ APPEND_LOCK = int.from_bytes(b"psa-appd", "big")
 
 #: Another writer got the position first: only possible from a writer that skips the lock.
 MOVED: type[Exception] = psycopg.errors.UniqueViolation
-#: Whether `begin` may wait on another writer: it takes the append lock other replicas hold.
-BEGIN_WAITS = True
 
 # Past this many tickets moved by other replicas, the whole cache is dropped instead.
 _MOVED_LIMIT = 10_000
@@ -74,22 +71,22 @@ UPSERT_TICKET = (
 )
 
 
-async def begin(db: AsyncConnection, after: int | None) -> Began:
+async def begin(
+    db: AsyncConnection, after: int | None, waiting: Callable[[], None] = lambda: None
+) -> Began:
     """Take the append lock, then read the tail and what moved after position `after`.
 
-    One round trip: the statements are pipelined, and PostgreSQL runs them in order, so
-    the reads (read committed: a snapshot per statement) see every batch committed before
-    the lock was ours.
+    One round trip when the lock is free: the statements are pipelined, and PostgreSQL
+    runs them in order, so the reads (read committed: a snapshot per statement) see every
+    batch committed before the lock was ours. When another replica holds it, those reads
+    are thrown away, `waiting` is called (the writer answers what it owes rather than hold
+    the answers through the wait), and the lock is waited for, then the reads made again.
     """
-    async with db.pipeline():
-        await db.execute(_LOCK, (APPEND_LOCK,))
-        tail_read = await db.execute(_TAIL)
-        moved_read = None if after is None else await db.execute(_MOVED, (after, _MOVED_LIMIT + 1))
-    tail = await tail_read.fetchone() or _EMPTY_TAIL
-    if moved_read is None:
-        return Began(tail, None)
-    moved = {row["ticket_id"] for row in await moved_read.fetchall()}
-    return Began(tail, moved if len(moved) <= _MOVED_LIMIT else None)
+    had, began = await _locked_reads(db, _TRY_LOCK, after)
+    if not had:
+        waiting()
+        _, began = await _locked_reads(db, _LOCK, after)
+    return began
 
 
 async def load(db: AsyncConnection, ticket_ids: Iterable[str], *, with_tail: bool) -> Loaded:
@@ -114,7 +111,12 @@ async def write(
     statements: Sequence[Statement],
     queued: Callable[[], None] = lambda: None,
 ) -> None:
-    """The batch's writes pipelined, then COMMIT; a callback made due wakes every courier."""
+    """The batch's writes and its COMMIT in one pipeline: one round trip. A callback made
+    due wakes every courier.
+
+    If any write fails, the server skips the rest of the pipeline, COMMIT included, and
+    the transaction is rolled back: nothing of the batch stays.
+    """
     try:
         async with db.pipeline(), db.cursor() as cursor:
             await cursor.executemany(INSERT_EVENT, events)
@@ -125,7 +127,7 @@ async def write(
             if any(name in WAKES for name, _ in statements):
                 await cursor.execute(_NOTIFY, (CHANNEL,))
             queued()  # runs while the writes are on their way (see the writer's docstring)
-        await db.commit()
+            await db.commit()
     except BaseException:
         await rollback(db)
         raise
@@ -155,8 +157,25 @@ def ticket_params(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*values, row[0])
 
 
+async def _locked_reads(db: AsyncConnection, lock: str, after: int | None) -> tuple[bool, Began]:
+    """`lock`, then the tail and the moved tickets, in one round trip; whether the lock was
+    had (the reads mean nothing if not)."""
+    async with db.pipeline():
+        locked = await db.execute(lock, (APPEND_LOCK,))
+        tail_read = await db.execute(_TAIL)
+        moved_read = None if after is None else await db.execute(_MOVED, (after, _MOVED_LIMIT + 1))
+    had = bool((await locked.fetchone() or {}).get("had"))
+    tail = await tail_read.fetchone() or _EMPTY_TAIL
+    if moved_read is None:
+        return had, Began(tail, None)
+    moved = {row["ticket_id"] for row in await moved_read.fetchall()}
+    return had, Began(tail, moved if len(moved) <= _MOVED_LIMIT else None)
+
+
 _EMPTY_TAIL = {"position": 0, "hash": GENESIS_HASH, "recorded_at": ""}
-_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+# Either way the lock, when had, is the transaction's until COMMIT or ROLLBACK.
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s) AS had"
+_LOCK = "SELECT pg_advisory_xact_lock(%s), true AS had"
 _TAIL = "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 _MOVED = (
     "SELECT DISTINCT ticket_id FROM ("

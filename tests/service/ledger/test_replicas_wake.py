@@ -58,3 +58,46 @@ async def test_a_batch_waits_for_the_append_lock_then_is_refused_not_stuck(
         assert (await ledger.submit(received("CREATE", "2"))).status == 202
     finally:
         await ledger.close()
+
+
+async def test_a_committed_batch_is_answered_while_the_next_waits_for_the_append_lock(
+    postgres_url: str,
+) -> None:
+    """The writer answers a batch once the next batch's writes are on their way; when the
+    next must first wait for another replica's lock, the answers may not wait with it."""
+    ledger = Ledger(postgres_url)
+    await ledger.open()
+    try:
+        with psycopg.connect(postgres_url) as holder, psycopg.connect(postgres_url) as queued:
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+            first = asyncio.create_task(ledger.submit(received("CREATE", "3")))
+            await _until_waiting_for_the_lock(holder, 1)
+            second = asyncio.create_task(ledger.submit(received("CREATE", "4")))
+            # Another replica asks for the lock after the first batch: it gets it next.
+            taken = asyncio.create_task(asyncio.to_thread(_take_lock, queued))
+            await _until_waiting_for_the_lock(holder, 2)
+            holder.rollback()
+            await taken
+            assert (await asyncio.wait_for(first, 10)).status == 202
+            assert not second.done(), "the second batch waits for the other replica's lock"
+            queued.rollback()
+            assert (await asyncio.wait_for(second, 10)).status == 202
+    finally:
+        await ledger.close()
+
+
+def _take_lock(db: psycopg.Connection[object]) -> None:
+    db.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+
+
+async def _until_waiting_for_the_lock(db: psycopg.Connection[object], sessions: int) -> None:
+    """Until `sessions` sessions wait for the append lock (`holder` is in a transaction, so
+    each look is a statement of its own: read committed sees the lock table afresh)."""
+    for _ in range(500):
+        waiting = db.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+        if waiting is not None and waiting[0] >= sessions:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{sessions} sessions never waited for the append lock")
