@@ -14,6 +14,7 @@ import msgspec
 
 from service.storage.dialects import portable
 from statemachine.projection import RewindRow
+from statemachine.ticket import State
 
 __all__ = [
     "Ends",
@@ -201,7 +202,8 @@ _TALLIES = (
 _TICKET_ENDS = (
     "WITH touched AS ("
     " SELECT ticket_id, MIN(position) AS low, MAX(position) AS high,"
-    " MAX(CASE WHEN state_before = 'closed' AND state_after = 'reopened' THEN 1 ELSE 0 END)"
+    f" MAX(CASE WHEN state_before = '{State.CLOSED}' AND state_after = '{State.REOPENED}'"
+    " THEN 1 ELSE 0 END)"
     " AS reopened"
     " FROM events WHERE position BETWEEN ? AND ? AND ticket_id IS NOT NULL"
     " AND state_before <> '' AND state_after <> '' GROUP BY ticket_id)"

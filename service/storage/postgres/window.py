@@ -10,6 +10,7 @@ from psycopg.rows import tuple_row
 from service.storage.postgres.connections import Connection
 from service.storage.window import Ends, Mark, Tally
 from statemachine.projection import RewindRow
+from statemachine.ticket import State
 
 __all__ = [
     "explain_firsts_from",
@@ -160,7 +161,8 @@ _TALLIES = (
 _TICKET_ENDS = (
     "WITH touched AS ("
     " SELECT ticket_id, MIN(position) AS low, MAX(position) AS high,"
-    " bool_or(state_before = 'closed' AND state_after = 'reopened') AS reopened"
+    f" bool_or(state_before = '{State.CLOSED}' AND state_after = '{State.REOPENED}')"
+    " AS reopened"
     " FROM events WHERE position BETWEEN %s AND %s AND ticket_id IS NOT NULL"
     " AND state_before <> '' AND state_after <> '' GROUP BY ticket_id)"
     " SELECT touched.ticket_id, opening.state_before, closing.state_after, touched.reopened"
