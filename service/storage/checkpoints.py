@@ -61,7 +61,7 @@ INSERT_CHECKPOINT = (
 
 
 #: At least every this many checkpoints one is full: the rest are deltas on the one before.
-FULL_EVERY = 5
+FULL_EVERY = 10
 
 
 class Checkpoint(NamedTuple):

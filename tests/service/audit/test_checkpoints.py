@@ -53,11 +53,12 @@ def checkpoint_positions(path: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A log written by a real server that checkpoints every 4 events."""
+    """A log written by a real server that checkpoints every 4 events: a checkpoint after
+    each ticket, more of them than `FULL_EVERY`, so that a second full one is due."""
     db = tmp_path_factory.mktemp("checkpoints") / "ledger.db"
     service = Service(db, checkpoint_every="4").start()
     try:
-        for n in range(1, 7):
+        for n in range(1, checkpoints.FULL_EVERY + 3):
             made = len(checkpoint_positions(db)) if n > 1 else 0
             tid = str(700 + n)
             assert (
@@ -249,10 +250,10 @@ def test_a_delta_holds_only_the_tickets_that_changed(tmp_path: Path) -> None:
     """Waves of 100 tickets: 500 events touch one wave, so a delta holds 100 of 600."""
     path = tmp_path / "waves.db"
     build_log(path, 6_000, wave=100, check=True, checkpoint_every=500)
-    assert kinds(path) == [0, 500, 1000, 1500, 2000, 0, 3000, 3500, 4000, 4500, 0, 5500]
+    assert kinds(path) == [0, *range(500, 5_000, 500), 0, 5500]
     with closing(connect_sync(path)) as db:
         sizes = {c.position: c.tickets for c in checkpoints.every(db)}
-        assert sizes[1_000] == 100 and sizes[3_000] == 300 and sizes[6_000] == 100
+        assert sizes[1_000] == 100 and sizes[5_500] == 600 and sizes[6_000] == 100
         for position in (999, 1_000, 2_750, 4_999, 6_000):
             assert shown(state_at(db, position)) == shown(by_rules(db, position)), position
         assert verify(db).ok
