@@ -331,15 +331,21 @@ def test_deltas_on_both_backends_rewind_to_the_rules_answer(log_db: Path | str) 
         for position in range(last + 1):
             assert shown(state_at(db, position)) == shown(by_rules(db, position)), position
         assert verify(db).ok
+        # verify's parts: two ranges of tickets, each event in exactly one.
+        ranges = events.ticket_ranges(db, 2)
+        split = [list(events.iter_for_rules(db, tickets)) for tickets in ranges]
+        assert len(split) == 2 and all(split)
+        assert sorted(e.position for part in split for e in part) == list(range(1, last + 1))
 
 
 def test_each_ticket_falls_in_one_part_even_with_a_nul_in_its_id(
     generated: Path, tmp_path: Path
 ) -> None:
-    """SQLite's text functions stop at a NUL (an old log may hold one in an id): the parts
-    are cut on bytes, so SQL and `part_of` put every ticket in the same one part, and
-    verify in workers finds what one process finds."""
-    nul_id = "'é' || char(0) || '8'"
+    """The parts are ranges of ticket ids, compared as SQLite compares text (byte by
+    byte, past a NUL that an old log's id may hold): SQL and `TicketRange.holds` put every
+    ticket in the same one part, the parts hold about as many events each, and verify in
+    workers finds what one process finds."""
+    nul_id = "'100001' || char(0) || 'é'"
     copy = copy_of(
         generated,
         tmp_path,
@@ -349,13 +355,16 @@ def test_each_ticket_falls_in_one_part_even_with_a_nul_in_its_id(
     )
     with closing(connect_sync(copy)) as db:
         for parts in (2, 3):
-            split = {part: list(events.iter_for_rules(db, part, parts)) for part in range(parts)}
+            ranges = events.ticket_ranges(db, parts)
+            split = {tickets: list(events.iter_for_rules(db, tickets)) for tickets in ranges}
             positions = sorted(e.position for found in split.values() for e in found)
             assert positions == list(range(1, 6_001))
             assert all(
-                events.part_of(e.ticket_id, parts) == part
-                for part, found in split.items()
-                for e in found
+                tickets.holds(e.ticket_id) for tickets, found in split.items() for e in found
             )
+            ids = {e.ticket_id for found in split.values() for e in found}
+            assert "100001\x00é" in ids
+            assert all(sum(tickets.holds(t) for tickets in ranges) == 1 for t in ids)
+            assert all(len(found) <= 2 * 6_000 // parts for found in split.values())
         alone = verify(db, keep=1_000)
         assert verify(db, workers=2, parallel_from=0, keep=1_000) == alone
