@@ -171,15 +171,21 @@ _TIME_TRAVELS = 3
 def _time_travel(db: Path, position: int) -> dict[str, float]:
     """Every ticket at `position`, from genesis then from the nearest checkpoint: seconds
     to the state, and to every ticket built."""
-    took = {}
+    took: dict[str, float] = {}
     with closing(connect_sync(db)) as conn:
         for way in ("genesis", "checkpoint"):
-            started = time.perf_counter()
-            state = rewind(conn, position, from_genesis=way == "genesis")
-            took[way] = time.perf_counter() - started
-            state.tickets()
-            took[f"{way} built"] = time.perf_counter() - started
+            took |= _timed_rewind(conn, position, way)
     return took
+
+
+def _timed_rewind(conn: sqlite3.Connection, position: int, way: str) -> dict[str, float]:
+    """One way's times. Its tickets are freed when it returns, before the next way's clock
+    starts: freeing 96,000 tickets took 30 ms, which the next way was charged before."""
+    started = time.perf_counter()
+    state = rewind(conn, position, from_genesis=way == "genesis")
+    state_took = time.perf_counter() - started
+    state.tickets()
+    return {way: state_took, f"{way} built": time.perf_counter() - started}
 
 
 def _sizes(db: Path) -> str:
