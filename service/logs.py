@@ -15,10 +15,14 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import msgspec
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    # Only for the access log's signatures: the shell tools configure logging too, and
+    # importing Litestar would add half a second to each of their starts.
+    from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 __all__ = ["FORMATS", "LEVELS", "AccessLog", "LogFormat", "LogLevel", "configure_logging"]
 

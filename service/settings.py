@@ -74,7 +74,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     trusted_proxies: str | None = None
     log_format: Literal["text", "json"] = "text"
     #: Events between two checkpoints of the tickets, which time travel starts from.
-    checkpoint_every: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+    checkpoint_every: Annotated[int, msgspec.Meta(ge=1)] = 10_000
 
     @property
     def base_url(self) -> str:

@@ -219,7 +219,8 @@ def parse_request(body: bytes | str) -> TicketRequest:
         for name, value in (("title", request.title), ("details", request.details)):
             if value is None:
                 raise InvalidRequest(f"CREATE requires `{name}`", field=name, malformed=False)
-    if request.action == action.value:
+    # An Action is a StrEnum: it equals its text, without the Enum's `value` lookup.
+    if request.action == action:
         return request
     return msgspec.structs.replace(request, action=action.value)
 

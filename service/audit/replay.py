@@ -154,8 +154,9 @@ def _chain(db: sqlite3.Connection, checkpoint: checkpoints.Checkpoint) -> list[H
 
 
 def _laid_over(layers: list[dict[str, Any]]) -> dict[str, Any]:
-    """The first layer with each later one laid over it, in turn."""
-    merged = dict(layers[0]) if len(layers) > 1 else layers[0]
+    """The first layer with each later one laid over it, in turn. The first is changed, not
+    copied (a full checkpoint's hundred thousand entries): its callers have just decoded it."""
+    merged = layers[0]
     for layer in layers[1:]:
         merged.update(layer)
     return merged

@@ -8,8 +8,8 @@ Two kinds of pass over the log, each cut so that both cores can share the work:
   every row's hash can be checked on its own: the log is cut into position ranges, hashed
   in worker processes, and only the links between ranges are checked here;
 - the rules: the `Projection` re-derives each outcome and state from the events before
-  it. A ticket's events depend on no other ticket's, so the tickets are cut into parts
-  (`events.part_of`), each replayed in a worker of its own. Each part also checks every
+  it. A ticket's events depend on no other ticket's, so the tickets are cut into ranges
+  of ids (`events.ticket_ranges`), each replayed in a worker of its own. Each part also checks every
   checkpoint's tickets of that part against the replay at its position, folds time
   travel's `Rewind` from the last sound checkpoint to the log's end and compares it with
   the replay (so the fold that time travel runs is proven too), and compares its rows of
@@ -29,11 +29,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
-from service.storage import checkpoints, events, rows, tickets
+from service.storage import checkpoints, events, rows
+from service.storage import tickets as ticket_rows
 from service.storage.sqlite import connect_sync, file_of, snapshot
 from statemachine.events import GENESIS_HASH, chain_hash_values
 from statemachine.projection import Projection, Rewind, Stream
@@ -83,12 +84,15 @@ def verify(
     with _pool(workers if parallel else 0) as pool:
         if pool is not None and path is not None:
             # The rules' parts first: they are the longest, and the ranges fill in after.
-            ruled = [pool.submit(_rules_part, path, n, workers, last, keep) for n in range(workers)]
+            ruled = [
+                pool.submit(_rules_part, path, tickets, n == 0, last, keep)
+                for n, tickets in enumerate(events.ticket_ranges(db, workers))
+            ]
             ranges = _ranges(last, 2 * workers)
             chained = [pool.submit(_chain_part, path, low, high, keep) for low, high in ranges]
         else:
             told = _Told(progress, every, total)
-            ruled = [_done(_rules_part_of(db, 0, 1, last, keep, told))]
+            ruled = [_done(_rules_part_of(db, events.EVERY_TICKET, True, last, keep, told))]
             chained = [_done(_chain_part_of(db, 0, last, keep))]
         parts = _in_turn(ruled, total, progress if parallel else None)
         findings = _links([part.result() for part in chained])
@@ -138,9 +142,11 @@ def _first(findings: list[Finding], keep: int) -> list[Finding]:
     return sorted(unique, key=lambda f: (f.position, f.problem))[:keep]
 
 
-def _rules_part(path: Path, part: int, parts: int, last: int, keep: int) -> _RulesPart:
+def _rules_part(
+    path: Path, tickets: events.TicketRange, first: bool, last: int, keep: int
+) -> _RulesPart:
     with _reading(path) as db:
-        return _rules_part_of(db, part, parts, last, keep)
+        return _rules_part_of(db, tickets, first, last, keep)
 
 
 class _Told:
@@ -156,20 +162,21 @@ class _Told:
 
 def _rules_part_of(
     db: sqlite3.Connection,
-    part: int,
-    parts: int,
+    tickets: events.TicketRange,
+    first: bool,
     last: int,
     keep: int,
     told: Callable[[int], None] | None = None,
 ) -> _RulesPart:
-    """Replay the tickets in `part`, checking each event, each checkpoint, and at the end
-    time travel's fold and the `tickets` table."""
+    """Replay `tickets`, checking each event, each checkpoint, and at the end time travel's
+    fold and the `tickets` table. The `first` part also says what is wrong with a whole
+    checkpoint."""
     projection = Projection()
     last_position: dict[str, int] = {}
     findings: list[Finding] = []
     count = 0
-    ahead = _Checkpoints(db, part, parts, last)
-    for event in events.iter_for_rules(db, part, parts):
+    ahead = _Checkpoints(db, tickets, first, last)
+    for event in events.iter_for_rules(db, tickets):
         if event.position > ahead.position:
             findings += ahead.check(projection, event.position)
         count += 1
@@ -184,10 +191,10 @@ def _rules_part_of(
     findings += ahead.check(projection, 2**62)
     replayed = projection.records()
     rewind = ahead.sound()
-    rewind.fold(events.rewind_rows(db, rewind.position, last, part, parts), last)
+    rewind.fold(events.rewind_rows(db, rewind.position, last, tickets), last)
     if rewind.records != replayed:
         findings.append(Finding(last, "time travel's fold does not give the replayed tickets"))
-    stored = {t: row for t, row in tickets.rows_by_ticket(db).items() if _in(t, part, parts)}
+    stored = _of(tickets, ticket_rows.rows_by_ticket(db))
     table = _table_problems(stored, projection.streams, last_position)
     return _RulesPart(count, len(replayed), findings[:keep], _first(table, keep))
 
@@ -204,11 +211,13 @@ class _Checkpoints:
     hold every ticket whose record changed since, as replayed.
     """
 
-    def __init__(self, db: sqlite3.Connection, part: int, parts: int, last: int) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, tickets: events.TicketRange, first: bool, last: int
+    ) -> None:
         self.changed: set[str] = set()
         self.position = 0
         self._every = checkpoints.every(db)
-        self._part, self._parts, self._last = part, parts, last
+        self._tickets, self._first, self._last = tickets, first, last
         self._replayed: dict[str, msgspec.Raw] = {}
         #: The last checkpoint that held, if it was the one just checked: a delta's base.
         self._previous: tuple[int, dict[str, msgspec.Raw]] | None = None
@@ -236,8 +245,8 @@ class _Checkpoints:
         self.position = self._checkpoint.position if self._checkpoint is not None else 2**62
 
     def _problem(self, checkpoint: checkpoints.Checkpoint, projection: Projection) -> str | None:
-        # A problem with the whole checkpoint is said by part 0 only.
-        whole = self._part == 0
+        # A problem with the whole checkpoint is said by the first part only.
+        whole = self._first
         if checkpoint.position > self._last:
             past = f"checkpoint at position {checkpoint.position} is past the log's end"
             return past if whole else None
@@ -247,7 +256,7 @@ class _Checkpoints:
         if held is None:
             damaged = "checkpoint is damaged (its snapshot does not match its digest)"
             return damaged if whole else None
-        mine = {t: raw for t, raw in held.records.items() if _in(t, self._part, self._parts)}
+        mine = _of(self._tickets, held.records)
         if held.base == 0:
             state = mine
             if len(mine) != len(self._replayed) or not self._agree(mine):
@@ -294,8 +303,15 @@ def _same(replayed: msgspec.Raw | None, held: msgspec.Raw) -> bool:
     return record is not None and record == checkpoints.record_of(replayed)
 
 
-def _in(ticket_id: str, part: int, parts: int) -> bool:
-    return parts == 1 or events.part_of(ticket_id, parts) == part
+_V = TypeVar("_V")
+
+
+def _of(tickets: events.TicketRange, by_ticket: dict[str, _V]) -> dict[str, _V]:
+    """The entries of `by_ticket` whose ticket is one of `tickets`."""
+    if tickets == events.EVERY_TICKET:
+        return dict(by_ticket)
+    holds = tickets.holds
+    return {ticket_id: value for ticket_id, value in by_ticket.items() if holds(ticket_id)}
 
 
 def _chain_part(path: Path, low: int, high: int, keep: int) -> _ChainPart:

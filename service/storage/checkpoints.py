@@ -61,7 +61,7 @@ INSERT_CHECKPOINT = (
 
 
 #: At least every this many checkpoints one is full: the rest are deltas on the one before.
-FULL_EVERY = 5
+FULL_EVERY = 10
 
 
 class Checkpoint(NamedTuple):
@@ -78,8 +78,11 @@ class Held(NamedTuple):
     all, so a reader decodes only the tickets it needs, with `record_of`)."""
 
     base: int
+    #: A reader may take records out of it as it decodes them (`Rewind` does).
     records: dict[str, msgspec.Raw]
     snapshot: bytes
+    #: How many records the snapshot holds.
+    tickets: int
 
 
 def snapshot_of(position: int, records: dict[str, Record]) -> Checkpoint:
@@ -118,7 +121,7 @@ def raw_records_of(checkpoint: Checkpoint) -> Held | None:
     base, records = (0, held) if isinstance(held, dict) else held
     if len(records) != checkpoint.tickets or not 0 <= base < checkpoint.position:
         return None
-    return Held(base, records, snapshot)
+    return Held(base, records, snapshot, len(records))
 
 
 def decode_records(held: Held) -> dict[str, Record] | None:
@@ -129,7 +132,7 @@ def decode_records(held: Held) -> dict[str, Record] | None:
     except msgspec.DecodeError:
         return None
     records = decoded if isinstance(decoded, dict) else decoded[1]
-    return records if len(records) == len(held.records) else None
+    return records if len(records) == held.tickets else None
 
 
 def delta_base(db: Any, full_every: int = FULL_EVERY) -> int:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping
+from itertools import pairwise
 from typing import Any, Literal
+
+import msgspec
 
 from service.storage.dialects import portable
 from service.storage.rows import EVENT_COLUMNS, event_from_row, event_from_values
@@ -16,7 +19,9 @@ from statemachine.events import Event
 from statemachine.projection import RewindRow
 
 __all__ = [
+    "EVERY_TICKET",
     "FILTER_COLUMNS",
+    "TicketRange",
     "at",
     "count",
     "explain",
@@ -25,19 +30,45 @@ __all__ = [
     "iter_for_rules",
     "last_position",
     "last_position_at",
-    "part_of",
+    "ranges_between",
     "raw_rows",
     "rewind_rows",
     "select",
     "stream_length",
     "stream_slice",
     "ticket_events",
+    "ticket_ranges",
 ]
 
 #: The columns a page may be filtered on by equality; each has a `(column, position)` index.
 FILTER_COLUMNS = ("ticket_id", "action", "outcome", "actor")
 
 Order = Literal["asc", "desc"]
+
+
+class TicketRange(msgspec.Struct, frozen=True):
+    """The tickets whose ids sort from `low` (included) to `high` (left out); None is no
+    bound, and events without a ticket fall in the range with no `low`.
+
+    A ticket's events depend on no other ticket's, so `verify` checks each range in a
+    process of its own. Ids compare as SQLite compares text, byte by byte: Python's order
+    of code points is the order of their UTF-8 bytes, so a range holds the same tickets
+    in SQL and here, whatever an id holds (a NUL included).
+    """
+
+    low: str | None = None
+    high: str | None = None
+
+    def holds(self, ticket_id: str | None) -> bool:
+        if ticket_id is None:
+            return self.low is None
+        return (self.low is None or self.low <= ticket_id) and (
+            self.high is None or ticket_id < self.high
+        )
+
+
+#: Every ticket, and the events without one.
+EVERY_TICKET = TicketRange()
 
 
 @portable
@@ -77,11 +108,10 @@ def iter_after(
 
 
 @portable
-def iter_for_rules(db: sqlite3.Connection, part: int = 0, parts: int = 1) -> Iterator[Event]:
-    """Every event, in order, with only the columns the rules read (`RULE_COLUMNS`).
+def iter_for_rules(db: sqlite3.Connection, tickets: TicketRange = EVERY_TICKET) -> Iterator[Event]:
+    """Every event of `tickets`, in order, with only the columns the rules read
+    (`RULE_COLUMNS`).
 
-    With `parts` > 1, only the events of the tickets in `part` (see `part_of`): a ticket's
-    events depend on no other ticket's, so each part can be checked in a process of its own.
     The chain's columns (request_id, actor, schema_version, prev_hash, hash) are left at
     their defaults: `verify` checks them in another pass, and copying them out of SQLite
     for every row costs more than deriving the row's outcome.
@@ -89,7 +119,7 @@ def iter_for_rules(db: sqlite3.Connection, part: int = 0, parts: int = 1) -> Ite
     cursor = db.cursor()
     cursor.row_factory = None
     cursor.arraysize = 5000
-    sql, params = _in_part(_SELECT_FOR_RULES, (), part, parts)
+    sql, params = _of_tickets(_SELECT_FOR_RULES, (), tickets)
     cursor.execute(sql + " ORDER BY position", params)
     while rows := cursor.fetchmany():
         for row in rows:
@@ -109,21 +139,6 @@ def iter_for_rules(db: sqlite3.Connection, part: int = 0, parts: int = 1) -> Ite
             )
 
 
-def part_of(ticket_id: str | None, parts: int) -> int:
-    """Which of `parts` parts a ticket's events fall in: what `_PART` selects in SQL.
-
-    The id's length in bytes plus the two hex digits of its last byte, so that ids ending
-    in any digit or letter spread evenly. Bytes, not characters: SQLite's `length` and
-    `substr` on text stop at a NUL, which a ticket id of an old log may hold. Events
-    without a ticket fall in part 0.
-    """
-    if not ticket_id:
-        return 0
-    encoded = ticket_id.encode()
-    last = f"{encoded[-1]:02X}"
-    return (len(encoded) + ord(last[0]) + ord(last[1])) % parts
-
-
 @portable
 def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
     """The rows at positions `after+1..through` as stored: plain tuples, `EVENT_COLUMNS`."""
@@ -138,16 +153,32 @@ def last_position(db: sqlite3.Connection) -> int:
 
 @portable
 def rewind_rows(
-    db: sqlite3.Connection, after: int, through: int, part: int = 0, parts: int = 1
+    db: sqlite3.Connection, after: int, through: int, tickets: TicketRange = EVERY_TICKET
 ) -> Iterator[RewindRow]:
     """What time travel folds of the events at positions `after+1..through`, in order.
 
     Only the events that can change what a ticket shows (accepted requests, deliveries),
-    as plain tuples of the few columns `Rewind` reads: SQLite skips the rest. With `parts`
-    > 1, only those of the tickets in `part` (see `part_of`).
+    as plain tuples of the few columns `Rewind` reads: SQLite skips the rest. Only those
+    of `tickets`.
     """
-    sql, params = _in_part(_REWIND_ROWS, (after, through), part, parts)
+    sql, params = _of_tickets(_REWIND_ROWS, (after, through), tickets)
     return _tuples(db, sql + " ORDER BY position", params, 2000)
+
+
+@portable
+def ticket_ranges(db: sqlite3.Connection, parts: int) -> list[TicketRange]:
+    """At most `parts` ranges of tickets with about as many events each, every ticket in
+    exactly one: the ids at even steps of the `events_by_ticket` index cut them."""
+    total = int(db.execute(_COUNT_TICKETED).fetchone()[0])
+    cuts = [db.execute(_NTH_TICKET, (total * n // parts,)).fetchone() for n in range(1, parts)]
+    return ranges_between([cut[0] for cut in cuts if cut is not None])
+
+
+def ranges_between(cuts: list[str]) -> list[TicketRange]:
+    """The ranges that `cuts` (ticket ids) separate: sorted, so that every ticket falls in
+    exactly one, and the same cut twice is one."""
+    bounds = [None, *sorted(set(cuts)), None]
+    return [TicketRange(low, high) for low, high in pairwise(bounds)]
 
 
 @portable
@@ -212,13 +243,17 @@ def _tuples(db: sqlite3.Connection, sql: str, params: tuple[Any, ...], size: int
         yield from rows
 
 
-def _in_part(
-    sql: str, params: tuple[Any, ...], part: int, parts: int
+def _of_tickets(
+    sql: str, params: tuple[Any, ...], tickets: TicketRange
 ) -> tuple[str, tuple[Any, ...]]:
-    """`sql` (a WHERE clause last) narrowed to the tickets in `part` of `parts`."""
-    if parts == 1:
-        return sql, params
-    return sql + _PART, (*params, parts, part)
+    """`sql` (a WHERE clause last) narrowed to `tickets`. The unary + keeps SQLite on the
+    primary key: the rows come in position order, and two comparisons a row are all the
+    narrowing costs."""
+    if tickets.low is not None:
+        sql, params = sql + " AND +ticket_id >= ?", (*params, tickets.low)
+    if tickets.high is not None:
+        sql, params = sql + " AND +ticket_id < ?", (*params, tickets.high)
+    return sql, params
 
 
 def _select(
@@ -263,12 +298,9 @@ _REWIND_ROWS = (
     # The unary + keeps SQLite on the primary key: an index per term would mean a sort.
     " AND (+outcome = 'accepted' OR +action IN ('identity_delivered', 'callback_delivered'))"
 )
-#: `part_of` in SQL: the same sum over the id's bytes, NULL (no ticket, or an empty id)
-#: being part 0.
-_LAST_BYTE = "hex(substr(CAST(ticket_id AS BLOB), -1))"
-_PART = (
-    f" AND COALESCE(length(CAST(ticket_id AS BLOB)) + unicode({_LAST_BYTE})"
-    f" + unicode(substr({_LAST_BYTE}, 2)), 0) % ? = ?"
+_COUNT_TICKETED = "SELECT COUNT(ticket_id) FROM events"
+_NTH_TICKET = (
+    "SELECT ticket_id FROM events WHERE ticket_id IS NOT NULL ORDER BY ticket_id LIMIT 1 OFFSET ?"
 )
 _STREAM_LENGTH = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ticket_id = ?"
 _SELECT_SLICE = (

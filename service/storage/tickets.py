@@ -60,8 +60,9 @@ def rows_by_ticket(db: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
 
     Plain values, so that they compare equal to `rows.ticket_row` of the replayed stream.
     """
-    rows = db.execute(f"SELECT {_COLUMNS} FROM tickets")
-    return {row["ncentral_ticket_id"]: tuple(row) for row in rows}
+    cursor = db.cursor()
+    cursor.row_factory = None
+    return {row[0]: row for row in cursor.execute(f"SELECT {_COLUMNS} FROM tickets")}
 
 
 _COLUMNS = ", ".join(TICKET_COLUMNS)

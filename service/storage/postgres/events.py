@@ -8,7 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from service.storage.events import FILTER_COLUMNS, Order, part_of
+from service.storage.events import (
+    EVERY_TICKET,
+    FILTER_COLUMNS,
+    Order,
+    TicketRange,
+    ranges_between,
+)
 from service.storage.postgres.connections import Connection
 from service.storage.postgres.nul import holds_nul
 from service.storage.rows import EVENT_COLUMNS, event_from_row
@@ -30,6 +36,7 @@ __all__ = [
     "stream_length",
     "stream_slice",
     "ticket_events",
+    "ticket_ranges",
 ]
 
 
@@ -60,10 +67,10 @@ def iter_after(
     return (event_from_row(row) for row in _chunks(db, _SELECT_RANGE, after, through, chunk))
 
 
-def iter_for_rules(db: Connection, part: int = 0, parts: int = 1) -> Iterator[Event]:
-    """Every event of the tickets in `part`, in order; PostgreSQL reads whole rows as
-    cheaply as a few columns. `verify` asks for more than one part only of a SQLite file."""
-    return (e for e in iter_after(db) if parts == 1 or part_of(e.ticket_id, parts) == part)
+def iter_for_rules(db: Connection, tickets: TicketRange = EVERY_TICKET) -> Iterator[Event]:
+    """Every event of `tickets`, in order; PostgreSQL reads whole rows as cheaply as a few
+    columns. `verify` asks for fewer than every ticket only of a SQLite file."""
+    return (e for e in iter_after(db) if tickets == EVERY_TICKET or tickets.holds(e.ticket_id))
 
 
 def raw_rows(db: Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
@@ -78,12 +85,12 @@ def last_position(db: Connection) -> int:
 
 
 def rewind_rows(
-    db: Connection, after: int, through: int, part: int = 0, parts: int = 1
+    db: Connection, after: int, through: int, tickets: TicketRange = EVERY_TICKET
 ) -> Iterator[RewindRow]:
     """What time travel folds of the events at positions `after+1..through`, in order
-    (of the tickets in `part` of `parts` only, as on SQLite)."""
+    (of `tickets` only, as on SQLite)."""
     for row in _chunks(db, _REWIND_ROWS, after, through, 2000):
-        if parts > 1 and part_of(row["ticket_id"], parts) != part:
+        if not tickets.holds(row["ticket_id"]):
             continue
         yield (
             row["position"],
@@ -93,6 +100,14 @@ def rewind_rows(
             row["recorded_at"],
             row["payload"],
         )
+
+
+def ticket_ranges(db: Connection, parts: int) -> list[TicketRange]:
+    """At most `parts` ranges of tickets with about as many events each (see SQLite's
+    twin); the ids are ordered by their bytes, as Python and SQLite order them."""
+    total = int(_scalar(db, _COUNT_TICKETED, ()))
+    cuts = [_scalar(db, _NTH_TICKET, (total * n // parts,)) for n in range(1, parts)]
+    return ranges_between([cut for cut in cuts if cut is not None])
 
 
 def _chunks(
@@ -188,6 +203,11 @@ _REWIND_ROWS = (
     " FROM events WHERE position > %s AND position <= %s"
     " AND (outcome = 'accepted' OR action IN ('identity_delivered', 'callback_delivered'))"
     " ORDER BY position LIMIT %s"
+)
+_COUNT_TICKETED = "SELECT COUNT(ticket_id) AS n FROM events"
+_NTH_TICKET = (
+    "SELECT ticket_id FROM events WHERE ticket_id IS NOT NULL"
+    ' ORDER BY ticket_id COLLATE "C" LIMIT 1 OFFSET %s'
 )
 _STREAM_LENGTH = "SELECT COALESCE(MAX(stream_version), 0) AS n FROM events WHERE ticket_id = %s"
 _SELECT_SLICE = (

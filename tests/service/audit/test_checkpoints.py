@@ -53,11 +53,12 @@ def checkpoint_positions(path: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A log written by a real server that checkpoints every 4 events."""
+    """A log written by a real server that checkpoints every 4 events: a checkpoint after
+    each ticket, more of them than `FULL_EVERY`, so that a second full one is due."""
     db = tmp_path_factory.mktemp("checkpoints") / "ledger.db"
     service = Service(db, checkpoint_every="4").start()
     try:
-        for n in range(1, 7):
+        for n in range(1, checkpoints.FULL_EVERY + 3):
             made = len(checkpoint_positions(db)) if n > 1 else 0
             tid = str(700 + n)
             assert (
@@ -249,10 +250,10 @@ def test_a_delta_holds_only_the_tickets_that_changed(tmp_path: Path) -> None:
     """Waves of 100 tickets: 500 events touch one wave, so a delta holds 100 of 600."""
     path = tmp_path / "waves.db"
     build_log(path, 6_000, wave=100, check=True, checkpoint_every=500)
-    assert kinds(path) == [0, 500, 1000, 1500, 2000, 0, 3000, 3500, 4000, 4500, 0, 5500]
+    assert kinds(path) == [0, *range(500, 5_000, 500), 0, 5500]
     with closing(connect_sync(path)) as db:
         sizes = {c.position: c.tickets for c in checkpoints.every(db)}
-        assert sizes[1_000] == 100 and sizes[3_000] == 300 and sizes[6_000] == 100
+        assert sizes[1_000] == 100 and sizes[5_500] == 600 and sizes[6_000] == 100
         for position in (999, 1_000, 2_750, 4_999, 6_000):
             assert shown(state_at(db, position)) == shown(by_rules(db, position)), position
         assert verify(db).ok
@@ -330,15 +331,21 @@ def test_deltas_on_both_backends_rewind_to_the_rules_answer(log_db: Path | str) 
         for position in range(last + 1):
             assert shown(state_at(db, position)) == shown(by_rules(db, position)), position
         assert verify(db).ok
+        # verify's parts: two ranges of tickets, each event in exactly one.
+        ranges = events.ticket_ranges(db, 2)
+        split = [list(events.iter_for_rules(db, tickets)) for tickets in ranges]
+        assert len(split) == 2 and all(split)
+        assert sorted(e.position for part in split for e in part) == list(range(1, last + 1))
 
 
 def test_each_ticket_falls_in_one_part_even_with_a_nul_in_its_id(
     generated: Path, tmp_path: Path
 ) -> None:
-    """SQLite's text functions stop at a NUL (an old log may hold one in an id): the parts
-    are cut on bytes, so SQL and `part_of` put every ticket in the same one part, and
-    verify in workers finds what one process finds."""
-    nul_id = "'é' || char(0) || '8'"
+    """The parts are ranges of ticket ids, compared as SQLite compares text (byte by
+    byte, past a NUL that an old log's id may hold): SQL and `TicketRange.holds` put every
+    ticket in the same one part, the parts hold about as many events each, and verify in
+    workers finds what one process finds."""
+    nul_id = "'100001' || char(0) || 'é'"
     copy = copy_of(
         generated,
         tmp_path,
@@ -348,13 +355,16 @@ def test_each_ticket_falls_in_one_part_even_with_a_nul_in_its_id(
     )
     with closing(connect_sync(copy)) as db:
         for parts in (2, 3):
-            split = {part: list(events.iter_for_rules(db, part, parts)) for part in range(parts)}
+            ranges = events.ticket_ranges(db, parts)
+            split = {tickets: list(events.iter_for_rules(db, tickets)) for tickets in ranges}
             positions = sorted(e.position for found in split.values() for e in found)
             assert positions == list(range(1, 6_001))
             assert all(
-                events.part_of(e.ticket_id, parts) == part
-                for part, found in split.items()
-                for e in found
+                tickets.holds(e.ticket_id) for tickets, found in split.items() for e in found
             )
+            ids = {e.ticket_id for found in split.values() for e in found}
+            assert "100001\x00é" in ids
+            assert all(sum(tickets.holds(t) for tickets in ranges) == 1 for t in ids)
+            assert all(len(found) <= 2 * 6_000 // parts for found in split.values())
         alone = verify(db, keep=1_000)
         assert verify(db, workers=2, parallel_from=0, keep=1_000) == alone
