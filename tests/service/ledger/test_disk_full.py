@@ -91,10 +91,13 @@ def _fill_refuse_and_recover(server: Service, disk: Path, filler: str, *, room: 
     assert any(full in refusal.json()["detail"] for full in FULL), "refused for a full disk"
     assert client.get("/healthz").status_code == 200
 
+    # Room first, then read: a new PostgreSQL session may have to write its relcache init
+    # file into the database's folder, which a full disk refuses ("could not write init
+    # file"). Nothing is written in between, so the log read is the one the refusal left.
+    subprocess.run(["mount", "-o", f"remount,size={room}", str(disk)], check=True)
     logged = _replayed_details(server.db)
     assert set(acknowledged) <= logged
 
-    subprocess.run(["mount", "-o", f"remount,size={room}", str(disk)], check=True)
     again = client.put(
         "/ncentral/tickets",
         json={"action": "UPDATE", "ncentralTicketId": "1", "details": "room again"},
