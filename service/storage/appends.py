@@ -123,27 +123,35 @@ async def load(db: aiosqlite.Connection, ticket_ids: Iterable[str], *, with_tail
     still has a version.
     """
     ids = sorted(ticket_ids)
-    marks = ", ".join("?" for _ in ids)
-    queries = [
-        db.execute_fetchall(
-            f"SELECT {', '.join(STREAM_COLUMNS)} FROM tickets"
-            f" WHERE ncentral_ticket_id IN ({marks})",
-            ids,
-        ),
-        db.execute_fetchall(
-            "SELECT ticket_id, MAX(stream_version) AS version FROM events"
-            f" WHERE ticket_id IN ({marks}) GROUP BY ticket_id",
-            ids,
-        ),
-    ]
-    if with_tail:
-        queries.append(db.execute_fetchall(_SELECT_TAIL))
-    tickets, versions, *tail_rows = await asyncio.gather(*queries)
-    tail = None
-    if with_tail:
-        rows = list(tail_rows[0])
-        tail = rows[0] if rows else None
-    return Loaded(tail, list(tickets), {row["ticket_id"]: row["version"] for row in versions})
+    queries = [db.execute_fetchall(_SELECT_TAIL)] if with_tail else []
+    if ids:
+        queries.append(db.execute_fetchall(_select_streams(len(ids)), ids))
+        queries.append(db.execute_fetchall(_select_versions(len(ids)), ids))
+    found = [list(rows) for rows in await asyncio.gather(*queries)]
+    tail_rows = found.pop(0) if with_tail else []
+    tickets, versions = found or ([], [])
+    return Loaded(
+        tail_rows[0] if tail_rows else None,
+        tickets,
+        {row["ticket_id"]: row["version"] for row in versions if row["version"] is not None},
+    )
+
+
+def _select_streams(count: int) -> str:
+    marks = ", ".join("?" for _ in range(count))
+    return f"SELECT {', '.join(STREAM_COLUMNS)} FROM tickets WHERE ncentral_ticket_id IN ({marks})"
+
+
+def _select_versions(count: int) -> str:
+    """Each ticket's last version by one seek of `events_by_ticket` (SQLite's MAX on an index
+    prefix), not a walk of its whole history, which a GROUP BY would be: a long-lived
+    ticket's reload would cost as many index entries as it has events. NULL: no events."""
+    asked = ", ".join("(?)" for _ in range(count))
+    return (
+        f"WITH asked(ticket_id) AS (VALUES {asked}) SELECT ticket_id,"
+        " (SELECT MAX(stream_version) FROM events WHERE events.ticket_id = asked.ticket_id)"
+        " AS version FROM asked"
+    )
 
 
 class _Writes:

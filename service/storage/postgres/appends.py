@@ -100,7 +100,11 @@ async def load(db: AsyncConnection, ticket_ids: Iterable[str], *, with_tail: boo
     return Loaded(
         tail,
         await tickets.fetchall(),
-        {row["ticket_id"]: row["version"] for row in await versions.fetchall()},
+        {
+            row["ticket_id"]: row["version"]
+            for row in await versions.fetchall()
+            if row["version"] is not None
+        },
     )
 
 
@@ -183,8 +187,13 @@ _MOVED = (
     " LIMIT %s"
 )
 _STREAMS = f"SELECT {', '.join(STREAM_COLUMNS)} FROM tickets WHERE ncentral_ticket_id = ANY(%s)"
+# Each ticket's last version by one backward step of `events_by_ticket` (PostgreSQL turns
+# MAX on an index prefix into that), not a walk of its whole history as a GROUP BY would:
+# with several replicas every ticket another one moved is reloaded, and a long-lived
+# ticket's reload would cost as many index entries as it has events. NULL: no events.
 _VERSIONS = (
-    "SELECT ticket_id, MAX(stream_version) AS version FROM events"
-    " WHERE ticket_id = ANY(%s) GROUP BY ticket_id"
+    "SELECT asked.ticket_id, (SELECT MAX(stream_version) FROM events"
+    " WHERE events.ticket_id = asked.ticket_id) AS version"
+    " FROM unnest(%s::text[]) AS asked(ticket_id)"
 )
 _NOTIFY = "SELECT pg_notify(%s, '')"
