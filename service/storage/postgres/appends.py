@@ -167,7 +167,10 @@ async def _locked_reads(db: AsyncConnection, lock: str, after: int | None) -> tu
     async with db.pipeline():
         locked = await db.execute(lock, (APPEND_LOCK,))
         tail_read = await db.execute(_TAIL)
-        moved_read = None if after is None else await db.execute(_MOVED, (after, _MOVED_LIMIT + 1))
+        moved_read = None
+        if after is not None:
+            # Planned for its values every time: see `_MOVED`.
+            moved_read = await db.execute(_MOVED, (after, _MOVED_LIMIT + 1), prepare=False)
     had = bool((await locked.fetchone() or {}).get("had"))
     tail = await tail_read.fetchone() or _EMPTY_TAIL
     if moved_read is None:
@@ -181,6 +184,11 @@ _EMPTY_TAIL = {"position": 0, "hash": GENESIS_HASH, "recorded_at": ""}
 _TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s) AS had"
 _LOCK = "SELECT pg_advisory_xact_lock(%s), true AS had"
 _TAIL = "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+# Never prepared: PostgreSQL may settle a prepared statement on a generic plan, and the
+# generic plan of this one walks all of `events_by_ticket` filtering on position (40 ms
+# at 64,000 events, growing with the log; 0.2 ms planned for the values, by the primary
+# key). psycopg prepares a statement on its fifth execution; under two replicas every
+# batch's rate fell with the log's size until this was planned each time.
 _MOVED = (
     "SELECT DISTINCT ticket_id FROM ("
     " SELECT ticket_id FROM events WHERE position > %s AND ticket_id IS NOT NULL) AS later"
