@@ -101,3 +101,27 @@ async def _until_waiting_for_the_lock(db: psycopg.Connection[object], sessions: 
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{sessions} sessions never waited for the append lock")
+
+
+async def test_what_moved_is_planned_for_its_values_however_often_it_is_read(
+    postgres_url: str,
+) -> None:
+    """A prepared "what moved" read could settle on PostgreSQL's generic plan, which walks
+    the whole ticket index: each batch of each replica would then slow with the log."""
+    first, second = Ledger(postgres_url), Ledger(postgres_url)
+    await first.open()
+    await second.open()
+    try:
+        for n in range(12):  # psycopg prepares a statement on its fifth execution
+            for k, ledger in enumerate((first, second), start=1):
+                assert (await ledger.submit(received("CREATE", f"9{n:03d}{k}"))).status == 202
+        # The writer's own session: prepared statements belong to the session.
+        prepared = await (
+            await first._db.execute("SELECT statement FROM pg_prepared_statements")
+        ).fetchall()
+    finally:
+        await first.close()
+        await second.close()
+    statements = [row["statement"] for row in prepared]
+    assert statements, "psycopg prepared none of the writer's statements: the check proves nothing"
+    assert not [s for s in statements if "DISTINCT ticket_id" in s], statements
