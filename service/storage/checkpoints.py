@@ -98,15 +98,8 @@ def delta_of(position: int, base: int, changed: dict[str, Record]) -> Checkpoint
 def records_of(checkpoint: Checkpoint) -> dict[str, Record] | None:
     """The tickets a checkpoint holds (a delta's: those that changed), all decoded; None
     when it is damaged (so it must not be used)."""
-    snapshot = _checked(checkpoint)
-    if snapshot is None:
-        return None
-    try:
-        held = _decode(snapshot)
-    except msgspec.DecodeError:
-        return None
-    records = held if isinstance(held, dict) else held[1]
-    return records if len(records) == checkpoint.tickets else None
+    held = raw_records_of(checkpoint)
+    return None if held is None else decode_records(held)
 
 
 def raw_records_of(checkpoint: Checkpoint) -> Held | None:

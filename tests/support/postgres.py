@@ -236,18 +236,13 @@ def _run_as(owner: pwd.struct_passwd | None) -> dict[str, object]:
 
 
 def _initdb(bin_dir: Path, folder: Path, owner: pwd.struct_passwd | None) -> None:
-    done = subprocess.run(
+    _run_tool(
         [
             *(str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "postgres"),
             *("--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"),
         ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **_run_as(owner),
+        owner,
     )
-    if done.returncode != 0:
-        pytest.fail(f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
 
 
 def _start(
@@ -311,18 +306,21 @@ def _base_backup(
     bin_dir: Path, primary: Postgres, folder: Path, owner: pwd.struct_passwd | None
 ) -> None:
     """The standby's data folder, copied from the running primary; `-R` makes it a standby."""
-    done = subprocess.run(
+    _run_tool(
         [
             *(str(bin_dir / "pg_basebackup"), "-D", str(folder / "data"), "-R", "--no-sync"),
             *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
         ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **_run_as(owner),
+        owner,
     )
+
+
+def _run_tool(command: list[str], owner: pwd.struct_passwd | None) -> None:
+    """One of PostgreSQL's programs, as the server's owner; the run fails with its words."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, **_run_as(owner))
     if done.returncode != 0:
-        pytest.fail(f"pg_basebackup failed: {done.stderr.strip()}")
+        name = Path(command[0]).name
+        pytest.fail(f"{name} failed: {done.stderr.strip() or done.stdout.strip()}")
 
 
 def _wait_streaming(primary: Postgres, *, state: str = "async") -> None:
