@@ -19,6 +19,7 @@ import msgspec
 __all__ = [
     "ACTION_ALIASES",
     "GENESIS_HASH",
+    "HASHED_COLUMNS",
     "MAX_DEPTH",
     "SCHEMA_VERSION",
     "Action",
@@ -239,15 +240,16 @@ def digest(payload: str | bytes) -> str:
 
 def chain_hash(event: Event, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the canonical encoding of every other column."""
-    return chain_hash_values(msgspec.structs.astuple(event)[:_HASHED], prev_hash)
+    return chain_hash_values(msgspec.structs.astuple(event)[:HASHED_COLUMNS], prev_hash)
 
 
-#: The columns the chain covers: `Event`'s fields from position to schema_version.
-_HASHED = 13
+#: The columns the chain covers: `Event`'s first fields, position to schema_version; then
+#: come prev_hash and hash, as in a stored row.
+HASHED_COLUMNS = 13
 
 
 def chain_hash_values(values: tuple[Any, ...], prev_hash: str) -> str:
-    """`chain_hash` of a row given as its first 13 columns, position to schema_version, in
+    """`chain_hash` of a row given as its first `HASHED_COLUMNS` columns, in
     `Event` field order: how `verify` hashes rows without building an `Event` each."""
     return hashlib.sha256(prev_hash.encode() + _ENCODER.encode(values)).hexdigest()
 

@@ -36,7 +36,7 @@ import msgspec
 from service.storage import checkpoints, events, rows
 from service.storage import tickets as ticket_rows
 from service.storage.sqlite import connect_sync, file_of, snapshot
-from statemachine.events import GENESIS_HASH, chain_hash_values
+from statemachine.events import GENESIS_HASH, HASHED_COLUMNS, chain_hash_values
 from statemachine.projection import Projection, Rewind, Stream
 
 __all__ = ["Finding", "Report", "verify"]
@@ -325,13 +325,14 @@ def _chain_part_of(db: sqlite3.Connection, after: int, through: int, keep: int) 
     count, first_position, first_prev = 0, 0, GENESIS_HASH
     previous, prev_hash = 0, GENESIS_HASH
     for row in events.raw_rows(db, after, through):
-        position, recorded_prev, recorded_hash = row[0], row[13], row[14]
+        position = row[0]
+        recorded_prev, recorded_hash = row[HASHED_COLUMNS], row[HASHED_COLUMNS + 1]
         problems = []
         if count == 0:
             first_position, first_prev = position, recorded_prev
         else:
             problems = _link_problems(position, previous, recorded_prev, prev_hash)
-        if chain_hash_values(row[:13], recorded_prev) != recorded_hash:
+        if chain_hash_values(row[:HASHED_COLUMNS], recorded_prev) != recorded_hash:
             problems.append("the row does not hash to its recorded hash (it was edited)")
         if problems and len(findings) < keep:
             findings += [Finding(position, p) for p in problems]
