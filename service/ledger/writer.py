@@ -18,6 +18,14 @@ reading the tail; what other replicas wrote since our last batch is reloaded bef
 deciding. Either way a batch makes few round trips however large it is: its writes are
 queued together, then COMMIT.
 
+On PostgreSQL two more round trips are saved where they can be. When work is waiting as
+a batch commits (or its submitters, answered then, are likely to come back), the next
+batch's transaction is begun in the same round trip as that COMMIT; if no work comes, it
+is rolled back at once, so the lock is never held while the writer waits. Otherwise, while
+`begin` waits for the lock and the tail, the batch is decided on the cache; that decision
+stands only if the tail read inside the lock is the one this writer last wrote, and is
+made again on the reloaded tickets if not (its positions would collide anyway).
+
 A committed batch is answered once the next batch's writes are on their way to the
 database, not before: answering wakes every submitter at once, and the event loop then
 spends milliseconds sending their answers and reading their next requests while the
@@ -160,6 +168,8 @@ class Ledger:
         )
         self._streams: dict[str, Stream] = {}
         self._tail: Tail | None = None
+        # The next batch's transaction, begun in the round trip that committed the last.
+        self._began: Any = None
         self._db: Any = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Batch], None]] = []
@@ -198,9 +208,10 @@ class Ledger:
         while True:
             if self._queue.empty():
                 self._answer()  # no batch follows to overlap with
+                await self._let_go()
             item = await self._queue.get()
             if item is None:
-                self._answer()
+                await self._stop()
                 return
             work = [item]
             stopping = False
@@ -212,7 +223,7 @@ class Ledger:
                 work.append(more)
             await self._write(work)
             if stopping:
-                self._answer()
+                await self._stop()
                 return
 
     async def _write(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
@@ -221,10 +232,14 @@ class Ledger:
             try:
                 db = await self._connection()
                 after = self._tail.position if self._tail else None
-                # Answers are not held up while another replica has the append lock.
-                began = await self._appends.begin(db, after, waiting=self._answer)
-                self._follow(began)
-                batch, results = await self._prepare(db, work, presume=presume)
+                began, self._began = self._began, None
+                ahead = None
+                if began is None:
+                    began, ahead = await self._begin(db, after, work, presume=presume)
+                if self._follow(began) or ahead is None:
+                    batch, results = await self._prepare(db, work, presume=presume)
+                else:
+                    batch, results = ahead
                 await self._persist(db, batch)
             except self._appends.MOVED as exc:
                 # Another process appended since we cached the tail, or a ticket presumed new
@@ -270,19 +285,57 @@ class Ledger:
             db, self._db = self._db, None
             await db.close()
 
-    def _follow(self, began: Any) -> None:
-        """Inside the append lock: forget what other writers changed since our last batch."""
+    async def _begin(
+        self,
+        db: Any,
+        after: int | None,
+        work: list[tuple[Command, asyncio.Future[Any]]],
+        *,
+        presume: bool,
+    ) -> tuple[Any, tuple[Batch, list[Any]] | None]:
+        """Begin the batch's transaction; where that takes a lock and reads the tail (a
+        round trip), the batch is decided on the cache meanwhile (`_decide_ahead`)."""
+        if not self._appends.LOCKS:
+            return await self._appends.begin(db, after), None
+        # Answers are not held up while another replica has the append lock.
+        beginning = asyncio.ensure_future(self._appends.begin(db, after, waiting=self._answer))
+        for _ in range(_SENDING):
+            await asyncio.sleep(0)  # to the point where the statements are sent
+        ahead = self._decide_ahead(work, presume=presume)
+        return await beginning, ahead
+
+    def _decide_ahead(
+        self, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
+    ) -> tuple[Batch, list[Any]] | None:
+        """The batch decided on the cache alone, while the lock is being taken; None when a
+        ticket must be read first. It stands only if the tail read inside the lock is the
+        one this writer last wrote."""
+        streams = self._streams
+        if self._tail is None or any(
+            cmd.ticket_id is not None
+            and cmd.ticket_id not in streams
+            and not (presume and cmd.new_ticket)
+            for cmd, _ in work
+        ):
+            return None
+        batch = Batch(streams, self._tail, self._clock)
+        return batch, [_run_one(batch, cmd) for cmd, _ in work]
+
+    def _follow(self, began: Any) -> bool:
+        """Inside the append lock: forget what other writers changed since our last batch;
+        whether anything was forgotten."""
         if began.tail is None:
-            return  # nothing read: the primary key catches a moved log
+            return False  # nothing read: the primary key catches a moved log
         tail = Tail(began.tail["position"], began.tail["hash"], began.tail["recorded_at"])
         if self._tail == tail:
-            return
+            return False
         if began.moved is None or self._tail is None:
             self._streams.clear()
         else:
             for ticket_id in began.moved:
                 self._streams.pop(ticket_id, None)
         self._tail = tail
+        return True
 
     async def _prepare(
         self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
@@ -323,11 +376,33 @@ class Ledger:
             if stream.ticket is not None
         ]
         events = [rows.event_row(e) for e in batch.events]
-        await self._appends.write(db, events, tickets, batch.statements, queued=self._answer)
+        # When work is waiting, or the submitters answered in this round trip are likely
+        # to come back, the next batch's transaction is begun in this batch's round trip.
+        expected = not self._queue.empty() or self._owed is not None
+        self._began = await self._appends.write(
+            db,
+            events,
+            tickets,
+            batch.statements,
+            queued=self._answer,
+            then_after=batch.tail.position if expected else None,
+        )
 
     def _forget(self) -> None:
         self._streams.clear()
         self._tail = None
+        self._began = None
+
+    async def _stop(self) -> None:
+        self._answer()
+        await self._let_go()
+
+    async def _let_go(self) -> None:
+        """Roll back a transaction begun for work that did not come: the append lock is
+        not held while the writer waits."""
+        if self._began is not None:
+            self._began = None
+            await self._appends.rollback(self._db)
 
     def _commit(self, batch: Batch) -> None:
         if len(self._streams) > self._cache_limit:
@@ -340,6 +415,9 @@ class Ledger:
 
 
 _ATTEMPTS = 3
+# Turns of the event loop a `begin` task takes to send its statements (measured: the
+# overlap with deciding stops growing after two).
+_SENDING = 2
 
 
 class _Failed(msgspec.Struct):

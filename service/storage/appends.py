@@ -22,6 +22,7 @@ from service.storage.rows import EVENT_COLUMNS, STREAM_COLUMNS, TICKET_COLUMNS
 
 __all__ = [
     "INSERT_EVENT",
+    "LOCKS",
     "MOVED",
     "UPSERT_TICKET",
     "Began",
@@ -70,6 +71,10 @@ class Began(NamedTuple):
     moved: set[str] | None
 
 
+#: `begin` takes no lock and reads nothing: the primary key catches a moved log.
+LOCKS = False
+
+
 async def begin(
     db: aiosqlite.Connection, after: int | None, waiting: Callable[[], None] = lambda: None
 ) -> Began:
@@ -84,8 +89,11 @@ async def write(
     tickets: Sequence[tuple[Any, ...]],
     statements: Sequence[Statement],
     queued: Callable[[], None] = lambda: None,
-) -> None:
+    then_after: int | None = None,
+) -> Began | None:
     """The batch's writes and its COMMIT, in one turn of the connection's thread.
+
+    Nothing is begun for the next batch (`then_after` is for PostgreSQL's lock): None.
 
     The writer's connection opens `BEGIN IMMEDIATE` itself before the first write, so no
     write can land outside the transaction. Everything goes to the thread as one call:
@@ -95,6 +103,7 @@ async def write(
     """
     queued()  # its answers go out while the thread writes (see the writer's docstring)
     await _on_writer_thread(db, _Writes(events, tickets, statements))
+    return None
 
 
 async def rollback(db: aiosqlite.Connection) -> None:

@@ -29,6 +29,7 @@ from statemachine.events import GENESIS_HASH
 __all__ = [
     "APPEND_LOCK",
     "INSERT_EVENT",
+    "LOCKS",
     "MOVED",
     "UPSERT_TICKET",
     "begin",
@@ -41,6 +42,9 @@ __all__ = [
 
 # The advisory lock key of appends: the bytes of "psa-appd" (the migrations hold "psa-migr").
 APPEND_LOCK = int.from_bytes(b"psa-appd", "big")
+
+#: `begin` takes the append lock and reads the tail: a round trip the writer overlaps.
+LOCKS = True
 
 #: Another writer got the position first: only possible from a writer that skips the lock.
 MOVED: type[Exception] = psycopg.errors.UniqueViolation
@@ -114,9 +118,16 @@ async def write(
     tickets: Sequence[tuple[Any, ...]],
     statements: Sequence[Statement],
     queued: Callable[[], None] = lambda: None,
-) -> None:
+    then_after: int | None = None,
+) -> Began | None:
     """The batch's writes and its COMMIT in one pipeline: one round trip. A callback made
     due wakes every courier.
+
+    With `then_after` (the batch's last position, given when more work is waiting), the
+    same round trip also begins the next batch: it tries the append lock and makes
+    `begin`'s reads. Returns what they learnt, or None when the lock was not had (another
+    replica got it first: the next batch then goes through `begin`). A lock taken here is
+    the next batch's, and it is held only while that batch is decided and written.
 
     If any write fails, the server skips the rest of the pipeline, COMMIT included, and
     the transaction is rolled back: nothing of the batch stays.
@@ -131,10 +142,19 @@ async def write(
             if any(name in WAKES for name, _ in statements):
                 await cursor.execute(_NOTIFY, (CHANNEL,))
             queued()  # runs while the writes are on their way (see the writer's docstring)
-            await db.commit()
+            if then_after is None:
+                await db.commit()
+                return None
+            # Spelt out: psycopg's own commit() would wait for its answer before the next
+            # statement could be queued behind it.
+            await cursor.execute("COMMIT")
+            await cursor.execute("BEGIN")
+            reads = await _queue_locked_reads(db, _TRY_LOCK, then_after)
+        had, began = await _locked_reads_result(*reads)
     except BaseException:
         await rollback(db)
         raise
+    return began if had else None
 
 
 async def rollback(db: AsyncConnection) -> None:
@@ -165,12 +185,28 @@ async def _locked_reads(db: AsyncConnection, lock: str, after: int | None) -> tu
     """`lock`, then the tail and the moved tickets, in one round trip; whether the lock was
     had (the reads mean nothing if not)."""
     async with db.pipeline():
-        locked = await db.execute(lock, (APPEND_LOCK,))
-        tail_read = await db.execute(_TAIL)
-        moved_read = None
-        if after is not None:
-            # Planned for its values every time: see `_MOVED`.
-            moved_read = await db.execute(_MOVED, (after, _MOVED_LIMIT + 1), prepare=False)
+        reads = await _queue_locked_reads(db, lock, after)
+    return await _locked_reads_result(*reads)
+
+
+_Cursor = psycopg.AsyncCursor[Any]
+_Reads = tuple[_Cursor, _Cursor, _Cursor | None]
+
+
+async def _queue_locked_reads(db: AsyncConnection, lock: str, after: int | None) -> _Reads:
+    """`lock` and the reads behind it, queued in the open pipeline; their cursors."""
+    locked = await db.execute(lock, (APPEND_LOCK,))
+    tail_read = await db.execute(_TAIL)
+    moved_read = None
+    if after is not None:
+        # Planned for its values every time: see `_MOVED`.
+        moved_read = await db.execute(_MOVED, (after, _MOVED_LIMIT + 1), prepare=False)
+    return locked, tail_read, moved_read
+
+
+async def _locked_reads_result(
+    locked: _Cursor, tail_read: _Cursor, moved_read: _Cursor | None
+) -> tuple[bool, Began]:
     had = bool((await locked.fetchone() or {}).get("had"))
     tail = await tail_read.fetchone() or _EMPTY_TAIL
     if moved_read is None:

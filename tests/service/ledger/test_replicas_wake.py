@@ -4,6 +4,7 @@ and a batch waits for the append lock only so long."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgspec
 import psycopg
@@ -125,3 +126,70 @@ async def test_what_moved_is_planned_for_its_values_however_often_it_is_read(
     statements = [row["statement"] for row in prepared]
     assert statements, "psycopg prepared none of the writer's statements: the check proves nothing"
     assert not [s for s in statements if "DISTINCT ticket_id" in s], statements
+
+
+async def test_a_burst_begins_each_batch_in_the_round_trip_before_and_then_lets_go(
+    postgres_url: str,
+) -> None:
+    """Work waiting while a batch commits gets its transaction (the append lock and the
+    tail) in the same round trip as that COMMIT; once the burst is over the writer holds
+    no lock, so another replica is never kept waiting by one with nothing to write."""
+    ledger = Ledger(postgres_url, batch_limit=20)
+    begun = _Counted(ledger)
+    commits: list[int] = []
+    ledger.on_commit(lambda batch: commits.append(len(batch.events)))
+    await ledger.open()
+    try:
+        assert (await ledger.submit(received("CREATE", "5"))).status == 202
+        answers = await asyncio.gather(
+            *(ledger.submit(received("UPDATE", "5")) for _ in range(200))
+        )
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            held = other.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ).fetchone()
+            free = other.execute("SELECT pg_try_advisory_lock(%s)", (APPEND_LOCK,)).fetchone()
+    finally:
+        await ledger.close()
+    assert [a.status for a in answers] == [200] * 200
+    assert len(commits) >= 10
+    assert begun.calls <= len(commits) // 2, (begun.calls, len(commits))
+    assert held == (0,) and free == (True,)
+
+
+async def test_a_replica_decides_again_inside_the_lock_when_another_moved_its_ticket(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch is decided on the cache while the lock is taken; when the tail read inside
+    the lock shows another replica's events, the batch is decided again on the tickets
+    reloaded, before anything is written (not after the log refuses a stale write)."""
+    first, second = Ledger(postgres_url), Ledger(postgres_url)
+    await first.open()
+    await second.open()
+    try:
+        assert (await first.submit(received("CREATE", "6"))).status == 202
+        assert (await second.submit(received("RESOLVE", "6"))).status == 200
+        with caplog.at_level(logging.INFO, logger="psa_ledger.ledger"):
+            # The first replica's cache still says "open", where REOPEN is refused.
+            reopened = await first.submit(received("REOPEN", "6"))
+    finally:
+        await first.close()
+        await second.close()
+    assert reopened.status == 200
+    assert not [r for r in caplog.records if "refused the batch" in r.getMessage()]
+
+
+class _Counted:
+    """Counts the writer's separate `begin` round trips (its storage module, wrapped)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.calls = 0
+        self._appends = ledger._appends
+        ledger._appends = self
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._appends, name)
+
+    async def begin(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return await self._appends.begin(*args, **kwargs)
