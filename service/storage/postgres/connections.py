@@ -37,8 +37,15 @@ __all__ = [
 AsyncConnection = psycopg.AsyncConnection[DictRow]
 Connection = psycopg.Connection[DictRow]
 
+# Every statement planned for the values it is run with. psycopg prepares a statement on
+# its fifth execution, and PostgreSQL may then settle on a generic plan, blind to the
+# values: on a million events the review page went from 30 ms to 3 s after about twenty
+# requests, its time-window reads walking whole indexes (docs/architecture.md). Not the
+# writer's session: its INSERTs plan alike for any values, and planning each of them
+# again would cost every batch.
+_CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
 # The server refuses every write in these sessions' transactions.
-_READ_ONLY = "-c default_transaction_read_only=on"
+_READ_ONLY = f"-c default_transaction_read_only=on {_CUSTOM_PLANS}"
 # Seconds to wait for a server that does not answer (libpq waits forever by default).
 CONNECT_TIMEOUT = 10
 _NO_LOG = "SELECT to_regclass('events') IS NULL"
@@ -51,7 +58,11 @@ async def connect(url: str, *, writer: bool = False) -> AsyncConnection:
     that a write can never land outside one; other connections are autocommit.
     """
     db = await psycopg.AsyncConnection.connect(
-        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
+        url,
+        autocommit=True,
+        row_factory=dict_row,
+        connect_timeout=CONNECT_TIMEOUT,
+        options="" if writer else _CUSTOM_PLANS,
     )
     try:
         await migrate_async(db)
@@ -76,7 +87,11 @@ async def connect_readonly(url: str) -> AsyncConnection:
 async def connect_listener(url: str) -> AsyncConnection:
     """An autocommit connection for LISTEN, which a read-only session may not run."""
     return await psycopg.AsyncConnection.connect(
-        url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
+        url,
+        autocommit=True,
+        row_factory=dict_row,
+        connect_timeout=CONNECT_TIMEOUT,
+        options=_CUSTOM_PLANS,
     )
 
 
@@ -91,7 +106,7 @@ def connect_sync(url: str, *, readonly: bool = True) -> Connection:
         autocommit=True,
         row_factory=dict_row,
         connect_timeout=CONNECT_TIMEOUT,
-        options=_READ_ONLY if readonly else "",
+        options=_READ_ONLY if readonly else _CUSTOM_PLANS,
     )
     try:
         if not readonly:
@@ -133,7 +148,7 @@ async def pool(
             "autocommit": True,
             "row_factory": dict_row,
             "connect_timeout": CONNECT_TIMEOUT,
-            **({"options": _READ_ONLY} if readonly else {}),
+            "options": _READ_ONLY if readonly else _CUSTOM_PLANS,
         },
     )
     await opened.open(wait=True, timeout=CONNECT_TIMEOUT)

@@ -14,6 +14,7 @@ import msgspec
 import psycopg
 import pytest
 
+from service.storage.backend import backend_for
 from service.storage.postgres import connections
 from service.storage.rows import TICKET_COLUMNS, stream_from_row, ticket_from_row, ticket_row
 from statemachine.projection import Content, Standing, Stream
@@ -171,3 +172,39 @@ async def test_an_unreachable_server_is_a_quick_one_line_error() -> None:
 def test_display_hides_the_password() -> None:
     url = "postgresql://ledger:s3cret@db.example.test:5433/psa"
     assert connections.display(url) == "postgresql://ledger@db.example.test:5433/psa"
+
+
+async def test_every_session_but_the_writers_plans_each_statement_for_its_values(
+    postgres_url: str,
+) -> None:
+    """psycopg prepares a statement on its fifth run, and PostgreSQL may then keep a generic
+    plan, blind to the values: on a million events the review page's window reads then
+    walked whole indexes (30 ms became 3 s after some twenty requests). Every session of
+    the read side, the shell and the couriers plans each run for its values; the writer's
+    keeps PostgreSQL's default, since its INSERTs plan alike for any values."""
+    backend = backend_for(postgres_url)
+    writer = await backend.connect_writer()
+    reader = await connections.connect_readonly(postgres_url)
+    listener = await connections.connect_listener(postgres_url)
+    courier = await connections.connect(postgres_url)
+    shell, shell_writer = backend.connect_sync(), backend.connect_sync(readonly=False)
+    modes: dict[str, str] = {}
+    try:
+        with backend.reading() as read_side:
+            modes["read side"] = read_side.execute(SHOW_PLANS).fetchone()["m"]
+        for name, db in (("reader", reader), ("listener", listener), ("courier", courier)):
+            modes[name] = (await (await db.execute(SHOW_PLANS)).fetchone())["m"]
+        for name, sync in (("shell", shell), ("shell writing", shell_writer)):
+            modes[name] = sync.execute(SHOW_PLANS).fetchone()["m"]
+        writers = (await (await writer.execute(SHOW_PLANS)).fetchone())["m"]
+    finally:
+        backend.close()
+        shell.close()
+        shell_writer.close()
+        for db in (writer, reader, listener, courier):
+            await db.close()
+    assert set(modes.values()) == {"force_custom_plan"}, modes
+    assert writers == "auto"
+
+
+SHOW_PLANS = "SELECT current_setting('plan_cache_mode') AS m"
