@@ -66,8 +66,7 @@ def build_log(
     position, prev_hash, rows = 0, GENESIS_HASH, []
     created: dict[str, int] = {}
     last: dict[str, int] = {}
-    touched: set[str] = set()
-    made_count, base = 0, 0
+    checkpointing = checkpoints.Checkpointing(projection, checkpoint_every)
     db.execute("BEGIN")
     for first in range(0, tickets, wave):
         batch = range(first, min(first + wave, tickets))
@@ -98,14 +97,9 @@ def build_log(
                 if check and problems:
                     raise AssertionError(f"position {position}: {problems}")
                 last[ticket_id] = position
-                touched.add(ticket_id)
                 rows.append(event_row(event))
-                if position % checkpoint_every == 0:
-                    delta_on = base if made_count % checkpoints.FULL_EVERY else 0
-                    made = _checkpoint(projection, position, delta_on, touched)
+                if made := checkpointing.passed(position, ticket_id):
                     db.execute(checkpoints.INSERT_CHECKPOINT, (*made, event.recorded_at))
-                    made_count, base = made_count + 1, position
-                    touched = set()
             if len(rows) >= 50_000:
                 db.executemany(appends.INSERT_EVENT, rows)
                 rows = []
@@ -117,16 +111,6 @@ def build_log(
     db.execute("COMMIT")
     db.close()
     return position
-
-
-def _checkpoint(
-    projection: Projection, position: int, base: int, touched: set[str]
-) -> checkpoints.Checkpoint:
-    """A full checkpoint (`base` 0), or the delta of the tickets `touched` since `base`."""
-    if base == 0:
-        return checkpoints.snapshot_of(position, projection.records())
-    changed = {tid: r for tid in touched if (r := projection.record(tid)) is not None}
-    return checkpoints.delta_of(position, base, changed)
 
 
 _SITES = ["Leeds", "York", "Hull", "Bath"]

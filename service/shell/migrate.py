@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from service.audit.verify import verify
+from service.settings import ENV_PREFIX, Settings
 from service.shell.options import db_option
 from service.storage import copy as into_sqlite
 from service.storage.backend import backend_for, is_url
@@ -33,7 +34,16 @@ __all__ = ["migrate"]
     help="an empty postgresql:// database (from a SQLite --db), or a new SQLite file"
     " (from a postgresql:// --db)",
 )
-def migrate(db: str, target: str) -> None:
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    envvar=f"{ENV_PREFIX}CHECKPOINT_EVERY",
+    default=Settings().checkpoint_every,
+    show_default=True,
+    help="make the copy's checkpoints every this many events, as the service would"
+    f" [{ENV_PREFIX}CHECKPOINT_EVERY]",
+)
+def migrate(db: str, target: str, checkpoint_every: int) -> None:
     """Copy the log into an empty database of the other kind, then verify the copy there."""
     if is_url(db) == is_url(target):
         raise click.BadParameter(
@@ -49,7 +59,7 @@ def migrate(db: str, target: str) -> None:
         raise click.ClickException(f"cannot read {source_backend.display}: {exc}") from None
     try:
         with contextlib.closing(source), source_backend.snapshot(source):
-            count = _copy(source, target)
+            count = _copy(source, target, checkpoint_every)
     except NotEmpty as exc:
         raise click.ClickException(f"{where}: {exc}") from None
     except (*source_backend.errors, *target_backend.errors) as exc:
@@ -70,10 +80,14 @@ def migrate(db: str, target: str) -> None:
     click.echo(f"verify: OK: {report.events} events, {report.tickets} tickets; chain intact")
 
 
-def _copy(source: object, target: str) -> int:
+def _copy(source: object, target: str, checkpoint_every: int) -> int:
     if is_url(target):
-        return into_postgres.copy_log(source, target, progress=_progress)
-    return into_sqlite.copy_log(source, Path(target), progress=_progress)
+        return into_postgres.copy_log(
+            source, target, progress=_progress, checkpoint_every=checkpoint_every
+        )
+    return into_sqlite.copy_log(
+        source, Path(target), progress=_progress, checkpoint_every=checkpoint_every
+    )
 
 
 def _progress(count: int) -> None:

@@ -27,7 +27,7 @@ from service.storage.dialects import portable
 from service.storage.rows import TICKET_COLUMNS
 from service.storage.sqlite import snapshot
 from service.timestamps import utc_now
-from statemachine.projection import Record
+from statemachine.projection import Projection, Record
 from statemachine.ticket import State
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "INSERT_CHECKPOINT",
     "TICKET_SNAPSHOT_COLUMNS",
     "Checkpoint",
+    "Checkpointing",
     "Held",
     "at",
     "at_or_before",
@@ -83,6 +84,37 @@ class Held(NamedTuple):
     snapshot: bytes
     #: How many records the snapshot holds.
     tickets: int
+
+
+class Checkpointing:
+    """The checkpoints of a log folded from genesis, where the service would have made
+    them: at every multiple of `every`, at least every `FULL_EVERY`th full, the others
+    deltas on the one before. For whole logs made or moved at once (`migrate`, the
+    benchmarks' big logs), whose time travel should start as near as the service's does.
+    """
+
+    def __init__(self, projection: Projection, every: int) -> None:
+        self._projection = projection
+        self._every = every
+        self._touched: set[str] = set()
+        self._made = 0
+        self._base = 0
+
+    def passed(self, position: int, ticket_id: str | None) -> Checkpoint | None:
+        """After the projection has applied the event at `position`: the checkpoint due
+        there, if one is."""
+        if ticket_id is not None:
+            self._touched.add(ticket_id)
+        if position % self._every:
+            return None
+        projection = self._projection
+        if self._made % FULL_EVERY == 0:
+            made = snapshot_of(position, projection.records())
+        else:
+            changed = {t: r for t in self._touched if (r := projection.record(t)) is not None}
+            made = delta_of(position, self._base, changed)
+        self._made, self._base, self._touched = self._made + 1, position, set()
+        return made
 
 
 def snapshot_of(position: int, records: dict[str, Record]) -> Checkpoint:

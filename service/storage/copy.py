@@ -16,13 +16,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from service.storage import events, rows, sqlite
+from service.storage import checkpoints, events, rows, sqlite
 from service.storage.appends import INSERT_EVENT, UPSERT_TICKET
 from service.storage.outbox import CALLBACK_COLUMNS
+from service.timestamps import utc_now
 from statemachine.events import Event
 from statemachine.projection import Projection
 
-__all__ = ["COPIED_CALLBACK_COLUMNS", "NotEmpty", "Replaying", "copy_log", "owed_callbacks"]
+__all__ = [
+    "COPIED_CALLBACK_COLUMNS",
+    "NotEmpty",
+    "Replaying",
+    "copy_log",
+    "owed_callbacks",
+]
 
 #: The outbox columns that move with a log: all but a lease, which only its holder knows.
 COPIED_CALLBACK_COLUMNS = (*CALLBACK_COLUMNS, "create_position")
@@ -32,15 +39,22 @@ class NotEmpty(Exception):
     """The target already holds a log, or anything else: nothing was copied."""
 
 
-def copy_log(source: Any, path: Path, *, progress: Callable[[int], None] | None = None) -> int:
+def copy_log(
+    source: Any,
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    checkpoint_every: int,
+) -> int:
     """Copy the log read from `source` (a connection, inside a snapshot) into a new SQLite
-    file at `path`; how many events. Raises `NotEmpty` when `path` holds anything."""
+    file at `path`, with a checkpoint every `checkpoint_every` events; how many events.
+    Raises `NotEmpty` when `path` holds anything."""
     _refuse_used(path)
     try:
         with contextlib.closing(sqlite.connect_sync(path, readonly=False)) as target:
             target.execute("BEGIN IMMEDIATE")
             try:
-                count = _copy(source, target, progress)
+                count = _copy(source, target, Replaying(source, progress, checkpoint_every))
             except BaseException:
                 target.execute("ROLLBACK")
                 raise
@@ -59,12 +73,18 @@ def owed_callbacks(source: Any) -> list[tuple[Any, ...]]:
 
 class Replaying:
     """A log's events on their way to a copy, folded as they pass: the target's `tickets`
-    rows are then what the rules derive from exactly the events copied."""
+    rows are then what the rules derive from exactly the events copied, and its
+    checkpoints (derived data, not copied) are made where the service would make them, so
+    time travel on the copy starts as near as on the original."""
 
-    def __init__(self, source: Any, progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, source: Any, progress: Callable[[int], None] | None, checkpoint_every: int
+    ) -> None:
         self._source = source
         self._progress = progress
         self.projection = Projection()
+        self._checkpointing = checkpoints.Checkpointing(self.projection, checkpoint_every)
+        self.checkpoints: list[checkpoints.Checkpoint] = []
         self.last_position: dict[str, int] = {}
         self.count = 0
 
@@ -73,6 +93,8 @@ class Replaying:
             self.projection.apply(event)
             if event.ticket_id is not None:
                 self.last_position[event.ticket_id] = event.position
+            if made := self._checkpointing.passed(event.position, event.ticket_id):
+                self.checkpoints.append(made)
             self.count += 1
             if self._progress is not None and self.count % 100_000 == 0:
                 self._progress(self.count)
@@ -84,11 +106,17 @@ class Replaying:
             if stream.ticket is not None:
                 yield rows.ticket_row(ticket_id, stream, self.last_position[ticket_id])
 
+    def checkpoint_rows(self) -> Iterator[tuple[Any, ...]]:
+        """The checkpoints made on the way, once every event has gone past, as rows."""
+        made_at = utc_now()
+        for checkpoint in self.checkpoints:
+            yield (*checkpoint, made_at)
 
-def _copy(source: Any, target: sqlite3.Connection, progress: Callable[[int], None] | None) -> int:
-    replaying = Replaying(source, progress)
+
+def _copy(source: Any, target: sqlite3.Connection, replaying: Replaying) -> int:
     target.executemany(INSERT_EVENT, (rows.event_row(event) for event in replaying.events()))
     target.executemany(UPSERT_TICKET, replaying.ticket_rows())
+    target.executemany(checkpoints.INSERT_CHECKPOINT, replaying.checkpoint_rows())
     target.executemany(_INSERT_CALLBACK, owed_callbacks(source))
     return replaying.count
 

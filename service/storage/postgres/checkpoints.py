@@ -15,7 +15,21 @@ from service.storage.postgres.connections import Connection, snapshot
 from service.storage.postgres.nul import unshield, unshield_tags
 from service.timestamps import utc_now
 
-__all__ = ["at", "at_or_before", "current", "every", "latest_position", "store"]
+__all__ = [
+    "INSERT_CHECKPOINT",
+    "at",
+    "at_or_before",
+    "current",
+    "every",
+    "latest_position",
+    "store",
+]
+
+#: A checkpoint once made is never replaced: the same position always means the same tickets.
+INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (position, tickets, digest, snapshot, created_at)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (position) DO NOTHING"
+)
 
 
 def current(db: Connection, base: int = 0) -> Checkpoint | None:
@@ -39,7 +53,7 @@ def at(db: Connection, position: int) -> Checkpoint | None:
 def store(db: Connection, checkpoint: Checkpoint) -> bool:
     """Write `checkpoint` in a transaction of its own; False if one was at that position."""
     with db.transaction():
-        added = db.execute(_INSERT, (*checkpoint, utc_now())).rowcount
+        added = db.execute(INSERT_CHECKPOINT, (*checkpoint, utc_now())).rowcount
     return bool(added == 1)
 
 
@@ -86,10 +100,6 @@ def _checkpoint(row: dict[str, Any]) -> Checkpoint:
 _CHANGED = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets WHERE last_position > %s"
 _COUNT_CHANGED = "SELECT COUNT(*) AS n FROM tickets WHERE last_position > %s"
 _COLUMNS = "position, tickets, digest, snapshot"
-_INSERT = (
-    "INSERT INTO checkpoints (position, tickets, digest, snapshot, created_at)"
-    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (position) DO NOTHING"
-)
 _AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= %s ORDER BY position DESC"
 _LATEST = "SELECT COALESCE(MAX(position), 0) AS n FROM checkpoints WHERE position <= %s"
 _EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"

@@ -17,15 +17,28 @@ from typing import Any
 import psycopg
 
 from service.storage import rows
-from service.storage.copy import COPIED_CALLBACK_COLUMNS, NotEmpty, Replaying, owed_callbacks
+from service.storage.copy import (
+    COPIED_CALLBACK_COLUMNS,
+    NotEmpty,
+    Replaying,
+    owed_callbacks,
+)
 from service.storage.postgres.appends import APPEND_LOCK, UPSERT_TICKET, ticket_params
+from service.storage.postgres.checkpoints import INSERT_CHECKPOINT
 from service.storage.postgres.connections import CONNECT_TIMEOUT, connect_sync
 
 __all__ = ["NotEmpty", "copy_log"]
 
 
-def copy_log(source: Any, url: str, *, progress: Callable[[int], None] | None = None) -> int:
-    """Copy the log read from `source` into the empty database at `url`; how many events.
+def copy_log(
+    source: Any,
+    url: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+    checkpoint_every: int,
+) -> int:
+    """Copy the log read from `source` into the empty database at `url`, with a checkpoint
+    every `checkpoint_every` events; how many events.
 
     Raises `NotEmpty` when the target is not a database psa-ledger has never used.
     """
@@ -34,18 +47,13 @@ def copy_log(source: Any, url: str, *, progress: Callable[[int], None] | None = 
     try:
         with target.transaction():
             target.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-            count = _copy(source, target, progress)
+            count = _copy(source, target, Replaying(source, progress, checkpoint_every))
     finally:
         target.close()
     return count
 
 
-def _copy(
-    source: Any,
-    target: psycopg.Connection[dict[str, object]],
-    progress: Callable[[int], None] | None,
-) -> int:
-    replaying = Replaying(source, progress)
+def _copy(source: Any, target: psycopg.Connection[dict[str, object]], replaying: Replaying) -> int:
     with target.cursor() as cursor:
         with cursor.copy(f"COPY events ({', '.join(rows.EVENT_COLUMNS)}) FROM STDIN") as copy:
             for event in replaying.events():
@@ -53,6 +61,7 @@ def _copy(
         tickets = [ticket_params(row) for row in replaying.ticket_rows()]
         if tickets:
             cursor.executemany(UPSERT_TICKET, tickets)
+        cursor.executemany(INSERT_CHECKPOINT, list(replaying.checkpoint_rows()))
         owed = owed_callbacks(source)
         if owed:
             cursor.executemany(_INSERT_CALLBACK, owed)

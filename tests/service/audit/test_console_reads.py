@@ -26,6 +26,7 @@ from service.audit.activity import (
 )
 from service.audit.replay import changes_between, state_at
 from service.audit.window import OPEN_STATES, OpenTally, Touched, changes, review
+from service.settings import Settings
 from service.storage import window as stored
 from service.storage.backend import backend_for
 from service.storage.dialects import is_postgres
@@ -54,7 +55,7 @@ def db(request: pytest.FixtureRequest, log_file: Path) -> Iterator[Connection]:
         return
     postgres = request.getfixturevalue("postgres")
     url = postgres.create_database()
-    copy_log(source, url)
+    copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
     source.close()
     postgres.psql("ANALYZE", database=url.rsplit("/", 1)[-1])
     conn = backend_for(url).connect_sync()

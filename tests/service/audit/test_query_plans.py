@@ -20,6 +20,7 @@ import pytest
 
 from bench.biglog import build_log
 from service.audit.events import EventFilter, Order, explain
+from service.settings import Settings
 from service.storage.backend import backend_for
 from service.storage.dialects import is_postgres
 from service.storage.postgres.copy import copy_log
@@ -43,7 +44,7 @@ def big(request: pytest.FixtureRequest, big_file: Path) -> Path | str:
     postgres: Postgres = request.getfixturevalue("postgres")
     url = postgres.create_database()
     with closing(connect_sync(big_file)) as source:
-        copy_log(source, url)
+        copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
     postgres.psql("ANALYZE", database=url.rsplit("/", 1)[1])
     return url
 
