@@ -108,7 +108,8 @@ class RecordRequest:
         assert self.body is not None
         payload = self.body.decode()  # admit_request has checked it is UTF-8
         stream = batch.stream(ticket_id)
-        decision = decide(stream.ticket, request, digest(self.body))
+        request_digest = digest(self.body)
+        decision = decide(stream.ticket, request, request_digest)
         answer = self._answer(decision, stream, request, batch.tail.position + 1)
         event = batch.append(
             ticket_id=ticket_id,
@@ -117,6 +118,7 @@ class RecordRequest:
             actor=self.actor,
             payload=payload,
             request=request,
+            request_digest=request_digest,
             request_id=self.request_id,
             response=answer.encode(),
             state_before=_value(decision.state_before),

@@ -104,12 +104,14 @@ class Batch:
         actor: str,
         payload: str,
         request: TicketRequest | None = None,
+        request_digest: str | None = None,
         request_id: str | None = None,
         response: str | None = None,
         state_before: str | None = None,
         state_after: str | None = None,
     ) -> Event:
-        """Record one event and fold it into its ticket's stream, exactly as replay will."""
+        """Record one event and fold it into its ticket's stream, exactly as replay will
+        (`request_digest`: the request's digest, when the caller has it already)."""
         stream = self.stream(ticket_id) if ticket_id is not None else None
         position = self.tail.position + 1
         # Time never runs backwards in the log, so "state as of T" has one answer.
@@ -134,7 +136,7 @@ class Batch:
         self.events.append(event)
         self.tail = Tail(position, event.hash, recorded_at)
         if ticket_id is not None and stream is not None:
-            self.streams[ticket_id] = evolve(stream, event, request)
+            self.streams[ticket_id] = evolve(stream, event, request, request_digest)
         return event
 
     def execute(self, statement: str, params: tuple[Any, ...]) -> None:
