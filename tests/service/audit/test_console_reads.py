@@ -119,7 +119,7 @@ def test_both_plans_of_a_tag_filter_list_the_same_tickets(
         seen, cursor = [], None
         while True:
             page = recent_activity(db, ActivityFilter(tags=tags), limit=70, cursor=cursor)
-            seen += [row.ticket.ncentral_ticket_id for row in page.rows]
+            seen += [row.ncentral_ticket_id for row in page.rows]
             if page.next is None:
                 return seen
             cursor = page.next
@@ -162,8 +162,8 @@ def test_the_list_pages_newest_activity_first_without_repeats(db: Connection) ->
     cursor = None
     while True:
         page = recent_activity(db, ActivityFilter(state="reopened"), limit=300, cursor=cursor)
-        seen += [row.ticket.updated_at for row in page.rows]
-        ids = [row.ticket.ncentral_ticket_id for row in page.rows]
+        seen += [row.updated_at for row in page.rows]
+        ids = [row.ncentral_ticket_id for row in page.rows]
         assert len(set(ids)) == len(ids)
         if page.next is None:
             break
