@@ -36,7 +36,7 @@ from service.audit.events import (
 )
 from service.audit.export import csv_lines, jsonl_lines
 from service.audit.shapes import EventView, event_view
-from service.audit.window import ChangesPage, OpenTally, Review, changes, review
+from service.audit.window import ChangesPage, OpenTally, Review, Rollups, changes, review
 from service.callbacks.retry import (
     AlreadyDelivered,
     NoCallback,
@@ -130,13 +130,17 @@ class Console(Controller):
         operation_class=openapi.documented(parameters=openapi.REVIEW_PARAMETERS),
     )
     async def review_window(
-        self, request: Request[Any, Any, Any], reads: ReadPool, tally: OpenTally
+        self,
+        request: Request[Any, Any, Any],
+        reads: ReadPool,
+        tally: OpenTally,
+        rollups: Rollups,
     ) -> Template | Response[Any]:
         try:
             query = _WindowQuery.parse(request.query_params, paged=True)
         except BadParameter as exc:
             return exc.response()
-        window: _Window = await reads.run(_review, query, tally)
+        window: _Window = await reads.run(_review, query, tally, rollups)
         params = list(request.query_params.multi_items())
         keep = [(k, v) for k, v in params if k != "cursor" and v]
         keep_changes = [(k, v) for k, v in params if k != "changes" and v]
@@ -313,8 +317,10 @@ def _tickets_now(
     return shown_rows(found.rows), found.next, counts(db), head_position(db)
 
 
-def _review(db: sqlite3.Connection, query: _WindowQuery, tally: OpenTally) -> _Window:
-    window = review(db, query.since, query.until, tally=tally)
+def _review(
+    db: sqlite3.Connection, query: _WindowQuery, tally: OpenTally, rollups: Rollups
+) -> _Window:
+    window = review(db, query.since, query.until, tally=tally, kept=rollups)
     changed = changes(
         db,
         window,
