@@ -76,9 +76,6 @@ OUTCOME_ORDER = (
 _SIZES = [timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 180, 360, 720, 1440, 10080, 43200)]
 _ON_THE_CLOCK = timedelta(days=1)
 _MOST_BUCKETS = 24
-#: (ticket_id, its state before the window's first event of it, after the last, whether
-#: one of them reopened it).
-_TicketEnds = tuple[str, str, str, bool]
 
 
 class Bucket(msgspec.Struct, frozen=True, kw_only=True):
@@ -252,8 +249,7 @@ def review(
     start_count = tally(db, first - 1)
     counted = count(db, bounds) if kept is None else kept(db, bounds, _whole(starts, until))
     buckets = _buckets(counted, starts, until, start_count)
-    # Not those only refused requests named: tickets that never came to exist.
-    touched = [row for row in _ends(counted) if row[2] != "new"]
+    ends = _ends(counted)
     return Review(
         since=since,
         until=until,
@@ -262,8 +258,8 @@ def review(
         events=sum(b.total for b in buckets),
         open_at_start=start_count,
         buckets=buckets,
-        touched=[ticket_id for ticket_id, _, _, _ in touched],
-        counts=_counted(touched),
+        touched=sorted(ends),
+        counts=_counted(ends),
     )
 
 
@@ -323,13 +319,12 @@ def _bucket_starts(since: str, until: str) -> list[str]:
 
 
 def _whole(starts: list[str], until: str) -> list[bool]:
-    """Which buckets are whole periods on the clock: not cut short by the window's start,
-    and not the last (which holds the events at `until` too)."""
+    """Which buckets are whole periods on the clock: not cut short by the window's ends."""
     size = bucket_size(starts[0], until)
     if not _on_the_clock(size):
         return [False] * len(starts)
-    moments = [_parse(start) for start in starts]
-    return [end - start == size for start, end in pairwise(moments)] + [False]
+    moments = [_parse(moment) for moment in [*starts, until]]
+    return [end - start == size for start, end in pairwise(moments)]
 
 
 def _on_the_clock(size: timedelta) -> bool:
@@ -353,9 +348,10 @@ def _buckets(
     return buckets
 
 
-def _ends(counted: list[Counted]) -> list[_TicketEnds]:
-    """Each touched ticket's ends over the buckets one after another, by ncentralTicketId:
-    its state before its first bucket's first event, after its last bucket's last."""
+def _ends(counted: list[Counted]) -> dict[str, tuple[str, str, bool]]:
+    """Each touched ticket's ends over the buckets one after another: its state before
+    its first bucket's first event, after its last bucket's last, whether one reopened it.
+    Not the tickets only refused requests named: tickets that never came to exist."""
     ends: dict[str, tuple[str, str, bool]] = {}
     for bucket in counted:
         for ticket_id, (before, after, reopened) in bucket.ends.items():
@@ -363,7 +359,7 @@ def _ends(counted: list[Counted]) -> list[_TicketEnds]:
             if known is not None:
                 before, reopened = known[0], known[2] or reopened
             ends[ticket_id] = (before, after, reopened)
-    return [(ticket_id, *ends[ticket_id]) for ticket_id in sorted(ends)]
+    return {ticket_id: kept for ticket_id, kept in ends.items() if kept[1] != "new"}
 
 
 def _bucket_bounds(
@@ -378,13 +374,19 @@ def _bucket_bounds(
     return list(zip(lows, highs, strict=True))
 
 
-def _counted(ends: list[_TicketEnds]) -> Touched:
+def _counted(ends: dict[str, tuple[str, str, bool]]) -> Touched:
+    created = closed = reopened = still_open = 0
+    for before, after, reopening in ends.values():
+        created += before == "new"
+        closed += after == "closed" and before != "closed"
+        reopened += reopening
+        still_open += before in OPEN_STATES and after in OPEN_STATES
     return Touched(
         tickets=len(ends),
-        created=sum(before == "new" for _, before, _, _ in ends),
-        closed=sum(after == "closed" and before != "closed" for _, before, after, _ in ends),
-        reopened=sum(bool(reopened) for _, _, _, reopened in ends),
-        still_open=sum(b in OPEN_STATES and a in OPEN_STATES for _, b, a, _ in ends),
+        created=created,
+        closed=closed,
+        reopened=reopened,
+        still_open=still_open,
     )
 
 
