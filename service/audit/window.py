@@ -28,6 +28,7 @@ from bisect import bisect_right
 from collections import Counter, OrderedDict
 from datetime import datetime, timedelta
 from itertools import pairwise
+from sys import intern
 
 import msgspec
 
@@ -174,7 +175,7 @@ class Rollups:
     `most_tickets` tickets' ends are held, the least recently used dropped first.
     """
 
-    def __init__(self, *, most_tickets: int = 200_000) -> None:
+    def __init__(self, *, most_tickets: int = 50_000) -> None:
         self._most = most_tickets
         self._lock = threading.Lock()
         self._kept: OrderedDict[tuple[int, int], Counted] = OrderedDict()
@@ -214,7 +215,8 @@ def count(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Counted
     for index, outcome, before, after, events in stored.tallies(db, ranges):
         counted[index].tallies.append((outcome, before, after, events))
     for index, ticket_id, before, after, reopened in stored.ticket_ends(db, ranges):
-        counted[index].ends[ticket_id] = (before, after, bool(reopened))
+        # One string per state, not one per row: kept counts hold many of them.
+        counted[index].ends[ticket_id] = (intern(before), intern(after), bool(reopened))
     return counted
 
 
