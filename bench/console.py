@@ -17,7 +17,9 @@ machine weighs on both sides of a ratio alike.
 
 Building the log takes minutes; `--db PATH` keeps it at PATH (built when missing) for
 the next run. The first review of a window mid-log after the server starts also sums
-the log once for the `OpenTally`; that cold request is timed and shown on its own.
+the log once for the `OpenTally`; that cold request is timed and shown on its own, and
+so is the first review of another day (its hours counted from the events, before the
+server keeps them: `Rollups`); the rounds then time pages whose hours are kept.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, float]:
-    last, middle = _days(db)
+    last, middle, unseen = _days(db)
     server = Server(db)
     cases = [
         ("ticket list /", "/", {}),
@@ -88,6 +90,8 @@ def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, fl
     try:
         cold = median_seconds(lambda: _get(server, "/review", middle), 1)
         print(f"the first review mid-log after start (sums the log once): {cold * 1000:.0f} ms")
+        first = median_seconds(lambda: _get(server, "/review", unseen), 1)
+        print(f"the first review of another day (counts its hours): {first * 1000:.1f} ms")
         for _, path, params in cases:
             _get(server, path, params)
         scans: list[float] = []
@@ -125,17 +129,23 @@ def _get(server: Server, path: str, params: dict[str, str]) -> None:
     answer.raise_for_status()
 
 
-def _days(db: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """The window of the log's last day, and of a day in its middle."""
+def _days(db: Path) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The window of the log's last day, of a day in its middle, and of one a quarter in."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         end = str(conn.execute("SELECT MAX(recorded_at) FROM events").fetchone()[0])
         count = int(conn.execute("SELECT MAX(position) FROM events").fetchone()[0])
-        mid = str(
-            conn.execute(
-                "SELECT recorded_at FROM events WHERE position = ?", (count // 2,)
-            ).fetchone()[0]
+        mid, quarter = (
+            str(conn.execute(_TIME_AT, (position,)).fetchone()[0])
+            for position in (count // 2, count // 4)
         )
-    return {"from": _day_before(end), "to": end}, {"from": _day_before(mid), "to": mid}
+    return _day_to(end), _day_to(mid), _day_to(quarter)
+
+
+def _day_to(moment: str) -> dict[str, str]:
+    return {"from": _day_before(moment), "to": moment}
+
+
+_TIME_AT = "SELECT recorded_at FROM events WHERE position = ?"
 
 
 def _day_before(iso: str) -> str:

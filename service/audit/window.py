@@ -1,9 +1,12 @@
 """An incident window: what its events did, for the review page.
 
-The database reads the window's events once for the charts and once for the tickets
-(`storage.window.tallies`, `ticket_ends`) and hands back counts, not rows: actions per
-time bucket by kind (so by outcome, and the number of open tickets after each bucket),
-and each touched ticket's first and last event. The number open
+The database counts each time bucket's events (`storage.window.tallies`, `ticket_ends`)
+and hands back counts, not rows: actions by kind (so by outcome, and the number of open
+tickets after each bucket), and each touched ticket's first and last event. A bucket is
+a range of log positions, and what a range holds never changes (the log is append-only),
+so the counts of whole buckets (whole hours, for a day) are kept in memory by `Rollups`
+and summed again for any later window that holds them: a day's review counts only its
+two partial edge buckets from the events. The number open
 when the window starts comes from an `OpenTally`: the open count at every 1,024th
 position, summed once per process and kept (the log is append-only, so a sum of past
 events never changes), plus the few events since the nearest one. No step replays the
@@ -22,8 +25,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, OrderedDict
 from datetime import datetime, timedelta
+from itertools import pairwise
+from sys import intern
 
 import msgspec
 
@@ -40,11 +45,14 @@ __all__ = [
     "OUTCOME_ORDER",
     "Bucket",
     "ChangesPage",
+    "Counted",
     "OpenTally",
     "Review",
+    "Rollups",
     "Touched",
     "bucket_size",
     "changes",
+    "count",
     "review",
 ]
 
@@ -63,8 +71,11 @@ OUTCOME_ORDER = (
     Outcome.INVALID.value,
 )
 #: Bucket sizes a person reads without arithmetic; the first that gives at most
-#: `_MOST_BUCKETS` buckets is used.
+#: `_MOST_BUCKETS` buckets is used. Those up to a day fall on the clock (whole hours,
+#: quarter hours...), so that windows share whole buckets; the window's ends cut
+#: its first and last bucket short (so a day may have 25: 24 whole and two parts).
 _SIZES = [timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 180, 360, 720, 1440, 10080, 43200)]
+_ON_THE_CLOCK = timedelta(days=1)
 _MOST_BUCKETS = 24
 
 
@@ -143,6 +154,72 @@ class OpenTally:
         return kept + stored.net_entered(db, start + 1, position, OPEN_STATES)
 
 
+class Counted(msgspec.Struct, frozen=True):
+    """What the database counted in one range of log positions."""
+
+    #: (outcome, state_before, state_after, events) for each kind of event in the range.
+    tallies: list[tuple[str, str | None, str | None, int]]
+    #: Each ticket with a stated event in the range: (its state before the first of them,
+    #: after the last, whether one of them reopened it).
+    ends: dict[str, tuple[str, str, bool]]
+
+
+class Rollups:
+    """The counts of whole buckets, kept in memory for the next window that holds them.
+
+    Keyed by the bucket's range of log positions, not by its time: the events at a range
+    of positions never change, so a kept count is never stale, and a window whose bucket
+    came out as another range (an event that was still to come) simply counts it afresh.
+    Only whole buckets are kept (their range is where any window's bucket of that period
+    would start and end); the window's partial edges are counted each time. At most
+    `most_tickets` tickets' ends are held, the least recently used dropped first.
+    """
+
+    def __init__(self, *, most_tickets: int = 50_000) -> None:
+        self._most = most_tickets
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[int, int], Counted] = OrderedDict()
+        self._held = 0
+
+    def __call__(
+        self, db: sqlite3.Connection, ranges: list[tuple[int, int]], whole: list[bool]
+    ) -> list[Counted]:
+        """Each range's counts: kept ones as kept, the rest from the log (and kept when whole)."""
+        with self._lock:
+            found = [self._kept.get(key) for key in ranges]
+            for key, known in zip(ranges, found, strict=True):
+                if known is not None:
+                    self._kept.move_to_end(key)
+        missing = [index for index, known in enumerate(found) if known is None]
+        for index, fresh in zip(missing, count(db, [ranges[i] for i in missing]), strict=True):
+            found[index] = fresh
+            if whole[index]:
+                self._keep(ranges[index], fresh)
+        return [known for known in found if known is not None]
+
+    def _keep(self, key: tuple[int, int], counted: Counted) -> None:
+        with self._lock:
+            if key in self._kept:
+                return
+            self._kept[key] = counted
+            self._held += len(counted.ends) + 1
+            while self._held > self._most and self._kept:
+                _, dropped = self._kept.popitem(last=False)
+                self._held -= len(dropped.ends) + 1
+
+
+def count(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Counted]:
+    """Each position range counted from its events, all of them in two statements (the
+    kinds, the tickets' ends). Empty ranges (low > high) hold nothing."""
+    counted = [Counted([], {}) for _ in ranges]
+    for index, outcome, before, after, events in stored.tallies(db, ranges):
+        counted[index].tallies.append((outcome, before, after, events))
+    for index, ticket_id, before, after, reopened in stored.ticket_ends(db, ranges):
+        # One string per state, not one per row: kept counts hold many of them.
+        counted[index].ends[ticket_id] = (intern(before), intern(after), bool(reopened))
+    return counted
+
+
 class ChangesPage(msgspec.Struct, frozen=True):
     """Diff's rows for a page of the window's tickets; `next` is where the next page starts."""
 
@@ -150,13 +227,20 @@ class ChangesPage(msgspec.Struct, frozen=True):
     next: str | None
 
 
-def review(db: sqlite3.Connection, since: str, until: str, *, tally: OpenTally) -> Review:
+def review(
+    db: sqlite3.Connection,
+    since: str,
+    until: str,
+    *,
+    tally: OpenTally,
+    kept: Rollups | None = None,
+) -> Review:
     """The window `since`..`until` (ISO-8601 UTC as the log writes it, both inclusive).
 
     Each bucket is a position range (the log's times grow with its positions). The
     database counts each range's events by kind and finds each touched ticket's first and
-    last event; Python sees a few hundred counts and one row per ticket, never a row per
-    event.
+    last event, or `kept` has them from an earlier window; Python sees a few hundred
+    counts and one row per ticket a bucket, never a row per event.
     """
     first = first_position_from(db, since)
     last = last_position_at(db, until)
@@ -165,9 +249,9 @@ def review(db: sqlite3.Connection, since: str, until: str, *, tally: OpenTally) 
     starts = _bucket_starts(since, until)
     bounds = _bucket_bounds(db, starts, first, last)
     start_count = tally(db, first - 1)
-    buckets = _buckets(stored.tallies(db, bounds), starts, until, start_count)
-    # Not those only refused requests named: tickets that never came to exist.
-    touched = [row for row in sorted(stored.ticket_ends(db, first, last)) if row[2] != "new"]
+    counted = count(db, bounds) if kept is None else kept(db, bounds, _whole(starts, until))
+    buckets = _buckets(counted, starts, until, start_count)
+    ends = _ends(counted)
     return Review(
         since=since,
         until=until,
@@ -176,8 +260,8 @@ def review(db: sqlite3.Connection, since: str, until: str, *, tally: OpenTally) 
         events=sum(b.total for b in buckets),
         open_at_start=start_count,
         buckets=buckets,
-        touched=[ticket_id for ticket_id, _, _, _ in touched],
-        counts=_counted(touched),
+        touched=sorted(ends),
+        counts=_counted(ends),
     )
 
 
@@ -217,37 +301,67 @@ def bucket_size(since: str, until: str) -> timedelta:
 
 
 def _bucket_starts(since: str, until: str) -> list[str]:
+    """`since`, then each later bucket's start: on the clock (multiples of the size since
+    midnight UTC) for sizes up to a day, else every `size` from `since`."""
     size = bucket_size(since, until)
     start, end = _parse(since), _parse(until)
+    if _on_the_clock(size):
+        midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = midnight + size * ((start - midnight) // size)
     starts = [since]
-    for count in range(1, _MOST_BUCKETS + 1):
+    for step in range(1, _MOST_BUCKETS + 2):
         try:
-            moment = start + size * count
+            moment = start + size * step
         except OverflowError:  # a window that ends near 9999-12-31
             break
-        if moment > end:
+        if moment >= end:
             break
         starts.append(format_utc(moment))
     return starts
 
 
+def _whole(starts: list[str], until: str) -> list[bool]:
+    """Which buckets are whole periods on the clock: not cut short by the window's ends."""
+    size = bucket_size(starts[0], until)
+    if not _on_the_clock(size):
+        return [False] * len(starts)
+    moments = [_parse(moment) for moment in [*starts, until]]
+    return [end - start == size for start, end in pairwise(moments)]
+
+
+def _on_the_clock(size: timedelta) -> bool:
+    return size <= _ON_THE_CLOCK and _ON_THE_CLOCK % size == timedelta(0)
+
+
 def _buckets(
-    tallies: list[stored.Tally], starts: list[str], until: str, open_at_start: int
+    counted: list[Counted], starts: list[str], until: str, open_at_start: int
 ) -> list[Bucket]:
     """The buckets from their events counted by kind: outcomes, and open tickets carried
     from the window's start by each kind's move into or out of the open states."""
-    outcomes: list[Counter[str]] = [Counter() for _ in starts]
-    moved = [0] * len(starts)
-    for index, outcome, before, after, count in tallies:
-        outcomes[index][outcome] += count
-        if before and after:
-            moved[index] += count * ((after in OPEN_STATES) - (before in OPEN_STATES))
     buckets, running = [], open_at_start
     ends = [*starts[1:], until]
-    for start, end, counted, change in zip(starts, ends, outcomes, moved, strict=True):
-        running += change
-        buckets.append(Bucket(start=start, end=end, outcomes=dict(counted), open_after=running))
+    for start, end, kinds in zip(starts, ends, counted, strict=True):
+        outcomes: Counter[str] = Counter()
+        for outcome, before, after, events in kinds.tallies:
+            outcomes[outcome] += events
+            if before and after:
+                running += events * ((after in OPEN_STATES) - (before in OPEN_STATES))
+        buckets.append(Bucket(start=start, end=end, outcomes=dict(outcomes), open_after=running))
     return buckets
+
+
+def _ends(counted: list[Counted]) -> dict[str, tuple[str, str, bool]]:
+    """Each touched ticket's ends over the buckets one after another: its state before
+    its first bucket's first event, after its last bucket's last, whether one reopened it.
+    Not the tickets only refused requests named: tickets that never came to exist."""
+    ends: dict[str, tuple[str, str, bool]] = {}
+    for bucket in counted:
+        for ticket_id, (before, after, reopened) in bucket.ends.items():
+            known = ends.get(ticket_id)
+            if known is not None:
+                before, reopened = known[0], known[2] or reopened
+            ends[ticket_id] = (before, after, reopened)
+    return {ticket_id: kept for ticket_id, kept in ends.items() if kept[1] != "new"}
 
 
 def _bucket_bounds(
@@ -262,13 +376,19 @@ def _bucket_bounds(
     return list(zip(lows, highs, strict=True))
 
 
-def _counted(ends: list[stored.Ends]) -> Touched:
+def _counted(ends: dict[str, tuple[str, str, bool]]) -> Touched:
+    created = closed = reopened = still_open = 0
+    for before, after, reopening in ends.values():
+        created += before == "new"
+        closed += after == "closed" and before != "closed"
+        reopened += reopening
+        still_open += before in OPEN_STATES and after in OPEN_STATES
     return Touched(
         tickets=len(ends),
-        created=sum(before == "new" for _, before, _, _ in ends),
-        closed=sum(after == "closed" and before != "closed" for _, before, after, _ in ends),
-        reopened=sum(bool(reopened) for _, _, _, reopened in ends),
-        still_open=sum(b in OPEN_STATES and a in OPEN_STATES for _, b, a, _ in ends),
+        created=created,
+        closed=closed,
+        reopened=reopened,
+        still_open=still_open,
     )
 
 

@@ -9,7 +9,7 @@ from litestar import Litestar, get
 from litestar.di import Provide
 
 from service.audit.activity import StateCounts
-from service.audit.window import OpenTally
+from service.audit.window import OpenTally, Rollups
 from service.callbacks.worker import courier_for
 from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
@@ -45,6 +45,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     metrics = Metrics()
     counts = StateCounts()
     tally = OpenTally()
+    rollups = Rollups()
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
     checkpointer = Checkpointer(ledger, settings.db, settings.checkpoint_every)
@@ -83,6 +84,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
             "counts": Provide(lambda: counts, sync_to_thread=False),
             "tally": Provide(lambda: tally, sync_to_thread=False),
+            "rollups": Provide(lambda: rollups, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

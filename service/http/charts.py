@@ -5,10 +5,15 @@ outcome. Each outcome's bars are one path (one element for the whole series, not
 per bar and outcome), and each period one transparent hover area whose title reads out
 its numbers; every figure is worked out here once, so the template only places strings.
 The numbers drawn are the `Review`'s, and the page puts the same numbers in a table
-under each chart for people who cannot see it.
+under each chart for people who cannot see it. Time runs to scale along both charts: a
+period the window's ends cut short (buckets fall on the clock) is drawn as narrow as it
+is short, so that its fewer actions do not read as a lull.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
 
 import msgspec
 
@@ -91,7 +96,7 @@ class Charts(msgspec.Struct, frozen=True, kw_only=True):
 
 def charts(review: Review) -> Charts:
     buckets = review.buckets
-    step = (WIDTH - _LEFT) / max(len(buckets), 1)
+    x_at = _time_axis(review)
     plot = HEIGHT - _BOTTOM - _TOP
     open_most = max([review.open_at_start, *(b.open_after for b in buckets)], default=0)
     open_scale = plot / max(open_most, 1)
@@ -101,8 +106,8 @@ def charts(review: Review) -> Charts:
 
     path = [f"M{_LEFT},{open_y(review.open_at_start)}"]
     points = []
-    for index, bucket in enumerate(buckets):
-        x, y = round(_LEFT + (index + 1) * step, 1), open_y(bucket.open_after)
+    for bucket in buckets:
+        x, y = x_at(bucket.end), open_y(bucket.open_after)
         path.append(f"H{x}V{y}")
         label = f"{shown_time(bucket.end)}: {bucket.open_after} open"
         points.append(Point(x, y, bucket.end, bucket.open_after, label, when(bucket.end)))
@@ -110,9 +115,10 @@ def charts(review: Review) -> Charts:
     actions_most = max(totals, default=0)
     bar_scale = plot / max(actions_most, 1)
     present = _stacked({o: 1 for b in buckets for o in b.outcomes if b.outcomes[o]})
-    xs = [round(_LEFT + index * step + 1, 1) for index in range(len(buckets))]
-    width = round(max(step - 2, 1), 1)
-    series = _series(review, present, xs, width, bar_scale)
+    xs = [x_at(b.start) + 1 for b in buckets]
+    widths = [round(max(x_at(b.end) - x - 1, 1), 1) for x, b in zip(xs, buckets, strict=True)]
+    xs = [round(x, 1) for x in xs]
+    series = _series(review, present, xs, widths, bar_scale)
     periods = [
         Period(
             x,
@@ -123,7 +129,7 @@ def charts(review: Review) -> Charts:
             when(b.start),
             [*(b.outcomes.get(o, 0) for o in present), total],
         )
-        for x, b, total in zip(xs, buckets, totals, strict=True)
+        for x, width, b, total in zip(xs, widths, buckets, totals, strict=True)
     ]
     return Charts(
         open_path="".join(path),
@@ -143,8 +149,24 @@ def charts(review: Review) -> Charts:
     )
 
 
+def _time_axis(review: Review) -> Callable[[str], float]:
+    """Where a moment of the window falls along the charts' x axis."""
+    start = _seconds(review.since)
+    span = max(_seconds(review.until) - start, 1e-6)
+    plot = WIDTH - _LEFT
+
+    def x_at(moment: str) -> float:
+        return round(_LEFT + plot * min(max((_seconds(moment) - start) / span, 0), 1), 1)
+
+    return x_at
+
+
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
 def _series(
-    review: Review, outcomes: list[str], xs: list[float], width: float, scale: float
+    review: Review, outcomes: list[str], xs: list[float], widths: list[float], scale: float
 ) -> list[Series]:
     """Each outcome's bars as rectangles in one path, each on top of the earlier outcomes'."""
     stacked = [0] * len(review.buckets)
@@ -156,6 +178,7 @@ def _series(
             if count:
                 base = HEIGHT - _BOTTOM - stacked[index] * scale
                 height = round(count * scale, 1)
+                width = widths[index]
                 shapes.append(f"M{xs[index]},{round(base - height, 1)}h{width}v{height}h-{width}z")
                 stacked[index] += count
         colour = COLOURS.get(outcome, _OTHER_COLOUR)

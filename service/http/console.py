@@ -20,7 +20,6 @@ from litestar.response import Redirect, Response, Stream, Template
 
 from service.audit.activity import (
     ActivityFilter,
-    ActivityPage,
     StateCounts,
     head_position,
     recent_activity,
@@ -37,7 +36,7 @@ from service.audit.events import (
 )
 from service.audit.export import csv_lines, jsonl_lines
 from service.audit.shapes import EventView, event_view
-from service.audit.window import ChangesPage, OpenTally, Review, changes, review
+from service.audit.window import ChangesPage, OpenTally, Review, Rollups, changes, review
 from service.callbacks.retry import (
     AlreadyDelivered,
     NoCallback,
@@ -50,6 +49,7 @@ from service.http.auth import operator_guard
 from service.http.charts import COLOURS, HEIGHT, WIDTH, Charts, charts
 from service.http.crosssite import same_origin_guard
 from service.http.entries import Entry, entry
+from service.http.listing import Listed, shown_rows
 from service.http.queries import BadParameter, Params
 from service.http.responses import problem_response
 from service.http.templating import page as render
@@ -105,7 +105,7 @@ class Console(Controller):
         except BadParameter as exc:
             return exc.response()
         try:
-            found, by_state, head = await reads.run(_tickets_now, where, cursor, counts)
+            rows, next_cursor, by_state, head = await reads.run(_tickets_now, where, cursor, counts)
         except BadCursor as exc:
             return BadParameter("cursor", f"cursor: {exc}").response()
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
@@ -118,8 +118,8 @@ class Console(Controller):
             states=_STATES,
             counts=by_state,
             total=sum(by_state.values()),
-            rows=found.rows,
-            next_link=_link("/", query, found.next),
+            rows=rows,
+            next_link=_link("/", query, next_cursor),
         )
 
     @get(
@@ -130,13 +130,17 @@ class Console(Controller):
         operation_class=openapi.documented(parameters=openapi.REVIEW_PARAMETERS),
     )
     async def review_window(
-        self, request: Request[Any, Any, Any], reads: ReadPool, tally: OpenTally
+        self,
+        request: Request[Any, Any, Any],
+        reads: ReadPool,
+        tally: OpenTally,
+        rollups: Rollups,
     ) -> Template | Response[Any]:
         try:
             query = _WindowQuery.parse(request.query_params, paged=True)
         except BadParameter as exc:
             return exc.response()
-        window: _Window = await reads.run(_review, query, tally)
+        window: _Window = await reads.run(_review, query, tally, rollups)
         params = list(request.query_params.multi_items())
         keep = [(k, v) for k, v in params if k != "cursor" and v]
         keep_changes = [(k, v) for k, v in params if k != "changes" and v]
@@ -307,13 +311,16 @@ class _Window(msgspec.Struct, frozen=True):
 
 def _tickets_now(
     db: sqlite3.Connection, where: ActivityFilter, cursor: str | None, counts: StateCounts
-) -> tuple[ActivityPage, dict[str, int], int]:
+) -> tuple[list[Listed], str | None, dict[str, int], int]:
+    """A page of the list, its rows made ready to show here in the worker thread."""
     found = recent_activity(db, where, limit=TICKETS_PER_PAGE, cursor=cursor)
-    return found, counts(db), head_position(db)
+    return shown_rows(found.rows), found.next, counts(db), head_position(db)
 
 
-def _review(db: sqlite3.Connection, query: _WindowQuery, tally: OpenTally) -> _Window:
-    window = review(db, query.since, query.until, tally=tally)
+def _review(
+    db: sqlite3.Connection, query: _WindowQuery, tally: OpenTally, rollups: Rollups
+) -> _Window:
+    window = review(db, query.since, query.until, tally=tally, kept=rollups)
     changed = changes(
         db,
         window,

@@ -18,7 +18,7 @@ from litestar.response import Template
 from litestar.template.config import TemplateConfig
 from markupsafe import Markup, escape
 
-__all__ = ["age", "page", "shown_time", "template_config", "when"]
+__all__ = ["age", "cut", "page", "shown_time", "template_config", "when"]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -32,8 +32,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         auto_reload=False,
     )
     environment.filters["shown_time"] = shown_time
-    environment.filters["cut"] = _cut
-    environment.globals["age"] = age
+    environment.filters["cut"] = cut
     environment.globals["when"] = when
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 
@@ -72,13 +71,14 @@ def when(iso: str) -> Markup:
     return Markup(f'<time datetime="{escape(iso)}">{escape(shown_time(iso))}</time>')
 
 
-def age(iso: str) -> str:
-    """How long ago a log time was, in its largest unit or two: `3 d 4 h`, `12 min`."""
+def age(iso: str, now: datetime | None = None) -> str:
+    """How long before `now` (default: now) a log time was, in its largest unit or two:
+    `3 d 4 h`, `12 min`."""
     try:
-        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        then = datetime.fromisoformat(iso)
     except ValueError:
         return "?"
-    seconds = max(int((datetime.now(UTC) - then).total_seconds()), 0)
+    seconds = max(int(((now or datetime.now(UTC)) - then).total_seconds()), 0)
     days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3_600)
     if days:
@@ -88,7 +88,7 @@ def age(iso: str) -> str:
     return f"{rest // 60} min" if rest >= 60 else f"{rest} s"
 
 
-def _cut(text: str | None, limit: int) -> str:
+def cut(text: str | None, limit: int) -> str:
     if text is None:
         return ""
     return text if len(text) <= limit else text[:limit] + "…"

@@ -18,17 +18,20 @@ import sqlite3
 import msgspec
 
 from service.storage.dialects import portable
-from service.storage.rows import TICKET_COLUMNS, ticket_from_row
-from statemachine.projection import Ticket
 
 __all__ = ["ActivityRow", "explain_recent", "head_position", "recent", "state_counts"]
 
 
-class ActivityRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One ticket as the list shows it, with what happened to it last."""
+class ActivityRow(msgspec.Struct, frozen=True):
+    """One ticket as the list shows it, with what happened to it last: only the columns
+    the list shows (no details, tags or last payload to read and decode)."""
 
-    ticket: Ticket
-    #: Where the next page starts: the keyset of this row.
+    ncentral_ticket_id: str
+    external_ticket_id: str
+    title: str
+    state: str
+    created_at: str
+    #: With `rowid`, where the next page starts: the keyset of this row.
     updated_at: str
     rowid: int
     last_action: str | None
@@ -50,17 +53,9 @@ def recent(
 ) -> list[ActivityRow]:
     """Up to `limit` tickets, newest activity first, after the keyset `before` when given."""
     sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text, _rare(db, tags))
-    return [
-        ActivityRow(
-            ticket=ticket_from_row(row),
-            updated_at=row["updated_at"],
-            rowid=row["row_number"],
-            last_action=row["last_action"],
-            last_outcome=row["last_outcome"],
-            callback=row["callback"],
-        )
-        for row in db.execute(sql, params)
-    ]
+    cursor = db.cursor()
+    cursor.row_factory = None
+    return [ActivityRow(*row) for row in cursor.execute(sql, params)]
 
 
 @portable
@@ -131,8 +126,7 @@ def _recent(
         params += [text.lower(), text.lower()]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
-        f"SELECT {_COLUMNS}, t.rowid AS row_number, e.action AS last_action,"
-        " e.outcome AS last_outcome, c.status AS callback"
+        f"SELECT {_COLUMNS}, t.rowid, e.action, e.outcome, c.status"
         f" FROM {source}"
         " LEFT JOIN events AS e ON e.position = t.last_position"
         " LEFT JOIN callbacks AS c ON c.ncentral_ticket_id = t.ncentral_ticket_id"
@@ -142,7 +136,10 @@ def _recent(
     return sql, [*params, limit]
 
 
-_COLUMNS = ", ".join(f"t.{column}" for column in TICKET_COLUMNS)
+#: ActivityRow's ticket columns, in its order.
+_COLUMNS = (
+    "t.ncentral_ticket_id, t.external_ticket_id, t.title, t.state, t.created_at, t.updated_at"
+)
 #: Up to this many tickets with a tag, the page starts from them and sorts them.
 _FEW_TAGGED = 2000
 _FEW = "SELECT COUNT(*) FROM (SELECT 1 FROM ticket_tags WHERE key = ? AND value = ? LIMIT ?)"

@@ -52,9 +52,9 @@ class Mark(msgspec.Struct, frozen=True, array_like=True):
 #: (range, outcome, state_before, state_after, events): how many events of one kind the
 #: `range`-th of the position ranges asked for holds.
 Tally = tuple[int, str, str | None, str | None, int]
-#: (ticket_id, state before its first event in a range, state after its last, whether
-#: one of them reopened it).
-Ends = tuple[str, str, str, bool]
+#: (range, ticket_id, state before its first event in the `range`-th of the position
+#: ranges asked for, state after its last, whether one of them reopened it).
+Ends = tuple[int, str, str, str, bool]
 
 
 @portable
@@ -107,12 +107,17 @@ def tallies(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Tally
 
 
 @portable
-def ticket_ends(db: sqlite3.Connection, low: int, high: int) -> list[Ends]:
-    """Every ticket with a stated event at positions `low..high`: its state before the
-    first of them and after the last, and whether one of them reopened it (in no order)."""
+def ticket_ends(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Ends]:
+    """In each position range, every ticket with a stated event there: its state before
+    the first of them and after the last, and whether one of them reopened it (in no
+    order). Empty ranges (low > high) hold none."""
+    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
+    if not asked:
+        return []
+    sql = _TICKET_ENDS.format(values=", ".join(["(?, ?, ?)"] * len(asked)))
     cursor = db.cursor()
     cursor.row_factory = None
-    return cursor.execute(_TICKET_ENDS, (low, high)).fetchall()
+    return cursor.execute(sql, [v for triple in asked for v in triple]).fetchall()
 
 
 @portable
@@ -166,7 +171,7 @@ def explain_tallies(db: sqlite3.Connection) -> list[str]:
 
 @portable
 def explain_ticket_ends(db: sqlite3.Connection) -> list[str]:
-    return _plan(db, _TICKET_ENDS, (1, 2))
+    return _plan(db, _TICKET_ENDS.format(values="(?, ?, ?), (?, ?, ?)"), (0, 1, 2, 1, 3, 4))
 
 
 @portable
@@ -198,16 +203,19 @@ _TALLIES = (
     " FROM ranges JOIN events AS e ON e.position BETWEEN ranges.low AND ranges.high"
     " GROUP BY ranges.i, e.outcome, e.state_before, e.state_after"
 )
-# A ticket's first and last stated event in the range, then those two rows by the key.
+# A ticket's first and last stated event in each range, then those two rows by the key.
 _TICKET_ENDS = (
-    "WITH touched AS ("
-    " SELECT ticket_id, MIN(position) AS low, MAX(position) AS high,"
-    f" MAX(CASE WHEN state_before = '{State.CLOSED}' AND state_after = '{State.REOPENED}'"
-    " THEN 1 ELSE 0 END)"
-    " AS reopened"
-    " FROM events WHERE position BETWEEN ? AND ? AND ticket_id IS NOT NULL"
-    " AND state_before <> '' AND state_after <> '' GROUP BY ticket_id)"
-    " SELECT touched.ticket_id, opening.state_before, closing.state_after, touched.reopened"
+    "WITH ranges(i, low, high) AS (VALUES {values}),"
+    " touched AS ("
+    " SELECT ranges.i AS i, e.ticket_id AS ticket_id, MIN(e.position) AS low,"
+    " MAX(e.position) AS high,"
+    f" MAX(CASE WHEN e.state_before = '{State.CLOSED}' AND e.state_after = '{State.REOPENED}'"
+    " THEN 1 ELSE 0 END) AS reopened"
+    " FROM ranges JOIN events AS e ON e.position BETWEEN ranges.low AND ranges.high"
+    " WHERE e.ticket_id IS NOT NULL AND e.state_before <> '' AND e.state_after <> ''"
+    " GROUP BY ranges.i, e.ticket_id)"
+    " SELECT touched.i, touched.ticket_id, opening.state_before, closing.state_after,"
+    " touched.reopened"
     " FROM touched JOIN events AS opening ON opening.position = touched.low"
     " JOIN events AS closing ON closing.position = touched.high"
 )

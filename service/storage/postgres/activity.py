@@ -10,9 +10,7 @@ from typing import Any
 
 from service.storage.activity import ActivityRow
 from service.storage.postgres.connections import Connection
-from service.storage.postgres.nul import holds_nul, shield
-from service.storage.postgres.tickets import restored
-from service.storage.rows import TICKET_COLUMNS, ticket_from_row
+from service.storage.postgres.nul import holds_nul, shield, unshield
 
 __all__ = ["explain_recent", "head_position", "recent", "state_counts"]
 
@@ -51,14 +49,7 @@ def head_position(db: Connection) -> int:
 
 
 def _activity(row: dict[str, Any]) -> ActivityRow:
-    return ActivityRow(
-        ticket=ticket_from_row(restored(row)),
-        updated_at=row["updated_at"],
-        rowid=row["row_number"],
-        last_action=row["last_action"],
-        last_outcome=row["last_outcome"],
-        callback=row["callback"],
-    )
+    return ActivityRow(**{**row, "title": unshield(row["title"])})
 
 
 def _recent(
@@ -92,7 +83,7 @@ def _recent(
         params += [shield(text.lower()), shield(text.lower())]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
-        f"SELECT {_COLUMNS}, t.last_position AS row_number, e.action AS last_action,"
+        f"SELECT {_COLUMNS}, t.last_position AS rowid, e.action AS last_action,"
         " e.outcome AS last_outcome, c.status AS callback"
         " FROM tickets AS t"
         " LEFT JOIN events AS e ON e.position = t.last_position"
@@ -103,4 +94,7 @@ def _recent(
     return sql, [*params, limit]
 
 
-_COLUMNS = ", ".join(f"t.{column}" for column in TICKET_COLUMNS)
+#: ActivityRow's ticket columns (the same names).
+_COLUMNS = (
+    "t.ncentral_ticket_id, t.external_ticket_id, t.title, t.state, t.created_at, t.updated_at"
+)

@@ -67,11 +67,15 @@ def tallies(db: Connection, ranges: list[tuple[int, int]]) -> list[Tally]:
     return cursor.execute(_TALLIES, (indexes, lows, highs)).fetchall()
 
 
-def ticket_ends(db: Connection, low: int, high: int) -> list[Ends]:
-    """Every ticket with a stated event at `low..high`: its state at both ends, and whether
-    one of them reopened it (in no order)."""
+def ticket_ends(db: Connection, ranges: list[tuple[int, int]]) -> list[Ends]:
+    """In each position range, every ticket with a stated event there: its state at both
+    ends, and whether one of them reopened it (in no order)."""
+    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
+    if not asked:
+        return []
     cursor = db.cursor(row_factory=tuple_row)
-    return cursor.execute(_TICKET_ENDS, (low, high)).fetchall()
+    indexes, lows, highs = (list(column) for column in zip(*asked, strict=True))
+    return cursor.execute(_TICKET_ENDS, (indexes, lows, highs)).fetchall()
 
 
 def stream_rows(db: Connection, ticket_ids: list[str], after: int, through: int) -> list[RewindRow]:
@@ -111,7 +115,7 @@ def explain_tallies(db: Connection) -> list[str]:
 
 
 def explain_ticket_ends(db: Connection) -> list[str]:
-    return _plan(db, _TICKET_ENDS, (1, 2))
+    return _plan(db, _TICKET_ENDS, ([0, 1], [1, 3], [2, 4]))
 
 
 def explain_stream_rows(db: Connection) -> list[str]:
@@ -160,14 +164,20 @@ _TALLIES = (
 )
 _TICKET_ENDS = (
     "WITH touched AS ("
-    " SELECT ticket_id, MIN(position) AS low, MAX(position) AS high,"
-    f" bool_or(state_before = '{State.CLOSED}' AND state_after = '{State.REOPENED}')"
+    " SELECT ranges.i AS i, e.ticket_id AS ticket_id, MIN(e.position) AS low,"
+    " MAX(e.position) AS high,"
+    f" bool_or(e.state_before = '{State.CLOSED}' AND e.state_after = '{State.REOPENED}')"
     " AS reopened"
-    " FROM events WHERE position BETWEEN %s AND %s AND ticket_id IS NOT NULL"
-    " AND state_before <> '' AND state_after <> '' GROUP BY ticket_id)"
-    " SELECT touched.ticket_id, opening.state_before, closing.state_after, touched.reopened"
-    " FROM touched JOIN events AS opening ON opening.position = touched.low"
-    " JOIN events AS closing ON closing.position = touched.high"
+    " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS ranges(i, low, high)"
+    " JOIN events AS e ON e.position BETWEEN ranges.low AND ranges.high"
+    " WHERE e.ticket_id IS NOT NULL AND e.state_before <> '' AND e.state_after <> ''"
+    " GROUP BY ranges.i, e.ticket_id)"
+    # Each end by the key, as a subquery: the planner cannot tell how many rows the
+    # asked ranges group into, and would hash-join the whole log to be safe.
+    " SELECT touched.i, touched.ticket_id,"
+    " (SELECT state_before FROM events WHERE position = touched.low),"
+    " (SELECT state_after FROM events WHERE position = touched.high),"
+    " touched.reopened FROM touched"
 )
 _STREAM_ROWS = (
     "SELECT position, ticket_id, action, outcome, recorded_at,"

@@ -8,14 +8,17 @@ the numbers.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.biglog import build_log
+from service.audit import window as audit_window
 from service.audit.activity import (
     ActivityFilter,
     StateCounts,
@@ -25,7 +28,15 @@ from service.audit.activity import (
     state_counts,
 )
 from service.audit.replay import changes_between, state_at
-from service.audit.window import OPEN_STATES, OpenTally, Touched, changes, review
+from service.audit.window import (
+    OPEN_STATES,
+    OpenTally,
+    Rollups,
+    Touched,
+    bucket_size,
+    changes,
+    review,
+)
 from service.settings import Settings
 from service.storage import window as stored
 from service.storage.backend import backend_for
@@ -120,7 +131,7 @@ def test_both_plans_of_a_tag_filter_list_the_same_tickets(
         seen, cursor = [], None
         while True:
             page = recent_activity(db, ActivityFilter(tags=tags), limit=70, cursor=cursor)
-            seen += [row.ticket.ncentral_ticket_id for row in page.rows]
+            seen += [row.ncentral_ticket_id for row in page.rows]
             if page.next is None:
                 return seen
             cursor = page.next
@@ -146,7 +157,7 @@ def test_the_review_window_walks_indexes_only(db: Connection) -> None:
         assert index_walk(plan), (explain.__name__, plan)
     for explain in counted:
         plan = explain(db)
-        assert index_walk(plan, grouped=True), (explain.__name__, plan)
+        assert index_walk(plan, grouped=True), (explain.__name__, " | ".join(plan))
     for explain in (*window, *counted):
         plan = explain(db)
         key = "using events_pkey" if is_postgres(db) else "INTEGER PRIMARY KEY"
@@ -163,8 +174,8 @@ def test_the_list_pages_newest_activity_first_without_repeats(db: Connection) ->
     cursor = None
     while True:
         page = recent_activity(db, ActivityFilter(state="reopened"), limit=300, cursor=cursor)
-        seen += [row.ticket.updated_at for row in page.rows]
-        ids = [row.ticket.ncentral_ticket_id for row in page.rows]
+        seen += [row.updated_at for row in page.rows]
+        ids = [row.ncentral_ticket_id for row in page.rows]
         assert len(set(ids)) == len(ids)
         if page.next is None:
             break
@@ -215,6 +226,68 @@ def test_one_pass_over_a_window_says_what_diff_says(db: Connection, first: int, 
     assert shown == diff
     assert {c.field for c in diff} >= {"state", "details"}
     assert pages == -(-len(window.touched) // 300)
+
+
+@pytest.fixture(scope="module")
+def hours_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
+    """A log of 9,000 events three seconds apart (7.5 hours): windows of whole hours."""
+    path: Path = tmp_path_factory.mktemp("hours") / "log.db"
+    build_log(path, 9_000, wave=500, spacing=timedelta(seconds=3))
+    conn = connect_sync(path)
+    yield conn
+    conn.close()
+
+
+@pytest.mark.parametrize(("first", "last"), [(1, 9_000), (1_234, 5_678), (2_000, 2_100)])
+def test_kept_counts_of_whole_buckets_are_what_counting_afresh_gives(
+    hours_log: sqlite3.Connection, first: int, last: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = hours_log
+    since, until = at(db, first).recorded_at, at(db, last).recorded_at  # type: ignore[union-attr]
+    fresh = review(db, since, until, tally=OpenTally())
+    kept = Rollups()
+    assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
+    counting = audit_window.count
+    counted: list[tuple[int, int]] = []
+
+    def count(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Any]:
+        counted.extend(ranges)
+        return counting(db, ranges)
+
+    monkeypatch.setattr(audit_window, "count", count)
+    # Again: only the buckets the window's ends cut short are counted from the events.
+    assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
+    assert len(counted) <= 2 < len(fresh.buckets) or len(fresh.buckets) <= 2
+    # Nothing kept (a restart, or no room): every bucket counted again, the same answer.
+    counted.clear()
+    assert review(db, since, until, tally=OpenTally(), kept=Rollups(most_tickets=0)) == fresh
+    assert len(counted) == len(fresh.buckets)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "size"),
+    [
+        ("2024-01-01T00:10:00.000000Z", "2024-01-01T07:20:00.000000Z", timedelta(minutes=30)),
+        ("2024-01-01T01:00:00.000000Z", "2024-01-02T01:00:00.000000Z", timedelta(hours=1)),
+        ("2024-01-01T01:30:00.000000Z", "2024-01-02T01:29:00.000000Z", timedelta(hours=1)),
+        ("2024-01-01T01:30:00.000000Z", "2024-01-08T01:29:00.000000Z", timedelta(hours=12)),
+    ],
+)
+def test_buckets_fall_on_the_clock(
+    hours_log: sqlite3.Connection, since: str, until: str, size: timedelta
+) -> None:
+    """Whole periods from midnight UTC, the window's ends cutting the first and last
+    short: at most 24 whole buckets and the two parts."""
+    window = review(hours_log, since, until, tally=OpenTally())
+    assert bucket_size(since, until) == size
+    starts = [datetime.fromisoformat(b.start) for b in window.buckets]
+    ends = [datetime.fromisoformat(b.end) for b in window.buckets]
+    assert (window.buckets[0].start, window.buckets[-1].end) == (since, until)
+    assert all(end - start <= size for start, end in zip(starts, ends, strict=True))
+    midnight = starts[0].replace(hour=0, minute=0, second=0, microsecond=0)
+    assert all((start - midnight) % size == timedelta(0) for start in starts[1:])
+    assert [b.start for b in window.buckets[1:]] == [b.end for b in window.buckets[:-1]]
+    assert len(window.buckets) <= 25
 
 
 def _counted_from(
