@@ -156,22 +156,26 @@ _FIRSTS_FROM = (
     " ORDER BY recorded_at, position LIMIT 1)"
     " FROM unnest(%s::text[]) WITH ORDINALITY AS asked(t, i)"
 )
+# Each range counted in a LATERAL subquery, so each is a walk of the primary key. Joined
+# to the ranges instead, the events were planned from the table's statistics: on a
+# million events the planner scanned and hashed the whole log (1.1-1.6 s for a week's
+# fifteen periods, against 15 ms range by range).
 _TALLIES = (
-    "SELECT ranges.i, e.outcome, e.state_before, e.state_after, COUNT(*)::int"
+    "SELECT ranges.i, counted.outcome, counted.state_before, counted.state_after, counted.n"
     " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS ranges(i, low, high)"
-    " JOIN events AS e ON e.position BETWEEN ranges.low AND ranges.high"
-    " GROUP BY ranges.i, e.outcome, e.state_before, e.state_after"
+    " CROSS JOIN LATERAL (SELECT outcome, state_before, state_after, COUNT(*)::int AS n"
+    " FROM events WHERE position BETWEEN ranges.low AND ranges.high"
+    " GROUP BY outcome, state_before, state_after) AS counted"
 )
 _TICKET_ENDS = (
     "WITH touched AS ("
-    " SELECT ranges.i AS i, e.ticket_id AS ticket_id, MIN(e.position) AS low,"
-    " MAX(e.position) AS high,"
-    f" bool_or(e.state_before = '{State.CLOSED}' AND e.state_after = '{State.REOPENED}')"
-    " AS reopened"
+    " SELECT ranges.i AS i, ends.ticket_id, ends.low, ends.high, ends.reopened"
     " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS ranges(i, low, high)"
-    " JOIN events AS e ON e.position BETWEEN ranges.low AND ranges.high"
-    " WHERE e.ticket_id IS NOT NULL AND e.state_before <> '' AND e.state_after <> ''"
-    " GROUP BY ranges.i, e.ticket_id)"
+    " CROSS JOIN LATERAL (SELECT ticket_id, MIN(position) AS low, MAX(position) AS high,"
+    f" bool_or(state_before = '{State.CLOSED}' AND state_after = '{State.REOPENED}')"
+    " AS reopened FROM events WHERE position BETWEEN ranges.low AND ranges.high"
+    " AND ticket_id IS NOT NULL AND state_before <> '' AND state_after <> ''"
+    " GROUP BY ticket_id) AS ends)"
     # Each end by the key, as a subquery: the planner cannot tell how many rows the
     # asked ranges group into, and would hash-join the whole log to be safe.
     " SELECT touched.i, touched.ticket_id,"
