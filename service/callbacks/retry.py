@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import msgspec
+
 from service.ledger import outbox
 from service.ledger.outbox import Callback, RequestRetry, Status
 from service.ledger.writer import Ledger
@@ -47,18 +49,26 @@ def find(db: sqlite3.Connection, ticket_id: str) -> Callback:
 
 
 async def retry_callback(ledger: Ledger, reads: ReadPool, ticket_id: str, actor: str) -> Callback:
-    """Make a pending or dead callback due now, with its schedule started afresh."""
+    """Make a pending or dead callback due now, with its schedule started afresh; the
+    callback as the retry left it."""
     callback = await reads.run(find, ticket_id)
     if callback.status is Status.DELIVERED:
         raise AlreadyDelivered(callback)
-    await ledger.submit(RequestRetry(ticket_id, actor, callback))
-    return await reads.run(find, ticket_id)
+    return _retried(callback, await ledger.submit(RequestRetry(ticket_id, actor, callback)))
 
 
 async def retry_dead(ledger: Ledger, reads: ReadPool, actor: str) -> list[Callback]:
     """Retry every dead letter; the requests share the writer's next batch."""
     dead = await reads.run(listed, Status.DEAD)
-    await asyncio.gather(
+    made_at = await asyncio.gather(
         *(ledger.submit(RequestRetry(c.ncentral_ticket_id, actor, c)) for c in dead)
     )
-    return [await reads.run(find, c.ncentral_ticket_id) for c in dead]
+    return [_retried(c, at) for c, at in zip(dead, made_at, strict=True)]
+
+
+def _retried(callback: Callback, at: str) -> Callback:
+    """The callback as a retry recorded at `at` left it. Not read back: a courier woken by
+    the commit may already be at it, and the answer would then depend on who was faster."""
+    return msgspec.structs.replace(
+        callback, status=Status.PENDING, attempts=0, next_attempt_at=at, updated_at=at
+    )
