@@ -140,31 +140,25 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 def decide(ticket: Standing | None, request: TicketRequest, request_digest: str) -> Decision:
-    """What `request` does to `ticket`, by the Machine's rules."""
-    action = _ACTION_BY_NAME[request.action]
+    """What `request` does to `ticket`, by the Machine's rules (its table, read once into
+    `_DECISIONS`: a decision is a lookup, not an object built for each request)."""
+    action = request.action
     if is_connection_test(request.ncentral_ticket_id):
-        return Decision(Outcome.CONNECTION_TEST)
+        return _CONNECTION_TEST
     if ticket is None:
-        if action is not Action.CREATE:
-            return Decision(Outcome.NOT_FOUND, State.NEW, State.NEW)
-        return Decision(Outcome.ACCEPTED, State.NEW, next_state(State.NEW, Trigger.CREATE))
+        return _CREATED if action == _CREATE else _NOT_FOUND
     before = ticket.state
     last = ticket.last_accepted
     if last is not None and last.action == action and last.digest == request_digest:
-        return Decision(Outcome.DUPLICATE, before, before)
+        return _DUPLICATE[before]
     if request.psa_ticket_number and request.psa_ticket_number != ticket.external_ticket_id:
-        return Decision(Outcome.MISMATCH, before, before)
-    after = next_state(before, _TRIGGER_OF[action])
-    if after is None:
-        return Decision(Outcome.REJECTED, before, before, allowed_actions(before))
-    if action is Action.CREATE:
-        return Decision(Outcome.EXISTING, before, before)
-    return Decision(Outcome.ACCEPTED, before, after)
+        return _MISMATCH[before]
+    return _DECISIONS[before, action]
 
 
 def delivery(ticket: Standing) -> tuple[State, State]:
     """States before and after the ticket's identity reaches N-central."""
-    return ticket.state, next_state(ticket.state, Trigger.DELIVER) or ticket.state
+    return ticket.state, _DELIVERED[ticket.state]
 
 
 def evolve(
@@ -176,7 +170,7 @@ def evolve(
     """The stream after `event`; `request` is the decoded payload of an N-central request
     (and `request_digest` its digest, when the caller has it already)."""
     ticket, content = stream.ticket, stream.content
-    if request is not None and event.outcome == Outcome.ACCEPTED:
+    if request is not None and event.outcome == _ACCEPTED:
         content = _written(content if ticket is not None else None, request)
         ticket = _accept(ticket, event, request, request_digest or digest(event.payload))
     elif ticket is not None and event.action in _DELIVERIES:
@@ -199,6 +193,34 @@ _ALLOWED = {
     state: tuple(_ACTION_OF[t] for t in allowed_triggers(state) if t in _ACTION_OF)
     for state in State
 }
+
+
+def _decision(state: State, action: Action) -> Decision:
+    """What `action` does to an existing ticket in `state`, by the Machine's table."""
+    after = next_state(state, _TRIGGER_OF[action])
+    if after is None:
+        return Decision(Outcome.REJECTED, state, state, allowed_actions(state))
+    if action is Action.CREATE:
+        return Decision(Outcome.EXISTING, state, state)
+    return Decision(Outcome.ACCEPTED, state, after)
+
+
+#: Every decision `decide` can take, made once (Decisions are frozen, so they are shared).
+#: Keyed by an action's text: a parsed request holds it as text.
+_DECISIONS: dict[tuple[State, str], Decision] = {
+    (state, action): _decision(state, action) for state in State for action in Action
+}
+_DUPLICATE = {state: Decision(Outcome.DUPLICATE, state, state) for state in State}
+_MISMATCH = {state: Decision(Outcome.MISMATCH, state, state) for state in State}
+_NOT_FOUND = Decision(Outcome.NOT_FOUND, State.NEW, State.NEW)
+_CREATED = Decision(Outcome.ACCEPTED, State.NEW, next_state(State.NEW, Trigger.CREATE))
+_CONNECTION_TEST = Decision(Outcome.CONNECTION_TEST)
+_DELIVERED = {state: next_state(state, Trigger.DELIVER) or state for state in State}
+_DELIVERY = {state: Decision(Outcome.RECORDED, state, _DELIVERED[state]) for state in State}
+_CREATE = Action.CREATE
+_INVALID = Decision(Outcome.INVALID)
+_RECORDED = Outcome.RECORDED
+_PENDING = State.PENDING
 
 
 class Projection:
@@ -227,7 +249,7 @@ class Projection:
         if event.action in _REQUEST_ACTIONS:
             request, derived, request_digest = _rederive(stream, event)
         elif event.action in _DELIVERIES and stream.ticket is not None:
-            derived = Decision(Outcome.RECORDED, *delivery(stream.ticket))
+            derived = _DELIVERY[stream.ticket.state]
         if derived is not None and (mismatch := _compare(event, derived)):
             problems.append(mismatch)
             # Fold on what the rules derive, so one bad row does not derail the rest.
@@ -473,7 +495,7 @@ def _accept(
     ticket: Standing | None, event: Event, request: TicketRequest, request_digest: str
 ) -> Standing:
     last = LastAccepted(request.action, request_digest, event.response)
-    state = _state(event.state_after or State.PENDING)
+    state = _state(event.state_after or _PENDING)
     if ticket is None:
         return Standing(
             ncentral_ticket_id=request.ncentral_ticket_id,
@@ -511,7 +533,7 @@ def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decis
     try:
         request = parse_request(event.payload)
     except InvalidRequest:
-        return None, Decision(Outcome.INVALID), None
+        return None, _INVALID, None
     # Only a repeat of the last accepted action can be a duplicate: hashing the payload of
     # any other request would tell `decide` nothing.
     last = stream.ticket.last_accepted if stream.ticket is not None else None
@@ -524,7 +546,7 @@ def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decis
 def _compare(event: Event, derived: Decision) -> str | None:
     # States and outcomes are StrEnums: each equals its text, so no conversion is needed
     # unless they differ.
-    same = derived.outcome is Outcome.RECORDED or event.outcome == derived.outcome
+    same = derived.outcome is _RECORDED or event.outcome == derived.outcome
     if (
         same
         and event.state_before == derived.state_before
