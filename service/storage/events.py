@@ -136,17 +136,15 @@ def rows_for_rules(
 
 @portable
 def links_to_check(db: sqlite3.Connection, through: int, keep: int) -> list[Link]:
-    """The rows through `through` whose link to the row before may be broken, at most
-    `keep` of each kind, in position order: those with no row at the position just before
-    (the first row, and each row after a gap), and those whose `prev_hash` is not the hash
-    of the row just before. Each with what it must be linked to.
+    """The first `keep` rows through `through` whose link to the row before may be
+    broken, in position order, each with what it must be linked to: the rows with no row
+    at the position just before (the first row, and each row after a gap), and those whose
+    `prev_hash` is not the hash of the row just before.
 
-    Two passes inside SQLite (a self-join on the primary key, and its anti-join) read no
-    row into Python: the row's own hash is checked where its columns are read anyway.
+    One pass inside SQLite (a left self-join on the primary key) reads no row into Python:
+    each row's own hash is checked where its columns are read anyway.
     """
-    broken = db.execute(_BROKEN_HASHES, (through, keep)).fetchall()
-    gaps = db.execute(_AFTER_GAPS, (through, keep)).fetchall()
-    return [_link(db, position) for position in sorted({row[0] for row in broken + gaps})]
+    return [_link(db, row[0]) for row in db.execute(_TO_CHECK, (through, keep)).fetchall()]
 
 
 @portable
@@ -289,16 +287,11 @@ _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? ORDER BY position"
 )
 _SELECT_FOR_RULES = f"SELECT {_COLUMNS} FROM events WHERE position > 0"
-_BROKEN_HASHES = (
-    "SELECT later.position FROM events AS earlier JOIN events AS later"
-    " ON later.position = earlier.position + 1"
-    " WHERE earlier.position > 0 AND later.position <= ? AND later.prev_hash IS NOT earlier.hash"
-    " ORDER BY later.position LIMIT ?"
-)
-_AFTER_GAPS = (
-    "SELECT later.position FROM events AS later WHERE later.position > 0 AND later.position <= ?"
-    " AND NOT EXISTS (SELECT 1 FROM events AS earlier"
-    " WHERE earlier.position = later.position - 1 AND earlier.position > 0)"
+_TO_CHECK = (
+    "SELECT later.position FROM events AS later LEFT JOIN events AS earlier"
+    " ON earlier.position = later.position - 1 AND earlier.position > 0"
+    " WHERE later.position > 0 AND later.position <= ?"
+    " AND (earlier.position IS NULL OR later.prev_hash IS NOT earlier.hash)"
     " ORDER BY later.position LIMIT ?"
 )
 _PREV_HASH = "SELECT prev_hash FROM events WHERE position = ?"

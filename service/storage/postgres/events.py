@@ -80,11 +80,10 @@ def rows_for_rules(
 
 
 def links_to_check(db: Connection, through: int, keep: int) -> list[Link]:
-    """The rows through `through` whose link to the row before may be broken, at most
-    `keep` of each kind (see SQLite's twin): worked out inside PostgreSQL."""
-    broken = db.execute(_BROKEN_HASHES, (through, keep)).fetchall()
-    gaps = db.execute(_AFTER_GAPS, (through, keep)).fetchall()
-    return [_link(db, position) for position in sorted({r["position"] for r in broken + gaps})]
+    """The first `keep` rows through `through` whose link to the row before may be broken
+    (see SQLite's twin): worked out inside PostgreSQL."""
+    rows = db.execute(_TO_CHECK, (through, keep)).fetchall()
+    return [_link(db, row["position"]) for row in rows]
 
 
 def last_position(db: Connection) -> int:
@@ -220,17 +219,11 @@ _REWIND_ROWS = (
     " AND (outcome = 'accepted' OR action IN ('identity_delivered', 'callback_delivered'))"
     " ORDER BY position LIMIT %s"
 )
-_BROKEN_HASHES = (
-    "SELECT later.position FROM events AS earlier JOIN events AS later"
-    " ON later.position = earlier.position + 1"
-    " WHERE earlier.position > 0 AND later.position <= %s"
-    " AND later.prev_hash IS DISTINCT FROM earlier.hash"
-    " ORDER BY later.position LIMIT %s"
-)
-_AFTER_GAPS = (
-    "SELECT later.position FROM events AS later WHERE later.position > 0 AND later.position <= %s"
-    " AND NOT EXISTS (SELECT 1 FROM events AS earlier"
-    " WHERE earlier.position = later.position - 1 AND earlier.position > 0)"
+_TO_CHECK = (
+    "SELECT later.position FROM events AS later LEFT JOIN events AS earlier"
+    " ON earlier.position = later.position - 1 AND earlier.position > 0"
+    " WHERE later.position > 0 AND later.position <= %s"
+    " AND (earlier.position IS NULL OR later.prev_hash IS DISTINCT FROM earlier.hash)"
     " ORDER BY later.position LIMIT %s"
 )
 _PREV_HASH = "SELECT prev_hash FROM events WHERE position = %s"
