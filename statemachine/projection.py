@@ -172,7 +172,13 @@ def evolve(
     ticket, content = stream.ticket, stream.content
     if request is not None and event.outcome == _ACCEPTED:
         content = _written(content if ticket is not None else None, request)
-        ticket = _accept(ticket, event, request, request_digest or digest(event.payload))
+        ticket = _accepted(
+            ticket,
+            request,
+            request_digest or digest(event.payload),
+            _state(event.state_after or _PENDING),
+            (event.position, event.recorded_at, event.response),
+        )
     elif ticket is not None and event.action in _DELIVERIES:
         state = _state(event.state_after) if event.state_after else ticket.state
         ticket = msgspec.structs.replace(ticket, state=state, updated_at=event.recorded_at)
@@ -221,6 +227,10 @@ _CREATE = Action.CREATE
 _INVALID = Decision(Outcome.INVALID)
 _RECORDED = Outcome.RECORDED
 _PENDING = State.PENDING
+_ACCEPTED_OUTCOME = Outcome.ACCEPTED
+#: Where a stored row holds the payload and the response (`Event` field order).
+_PAYLOAD = Event.__struct_fields__.index("payload")
+_RESPONSE = Event.__struct_fields__.index("response")
 
 
 class Projection:
@@ -232,29 +242,47 @@ class Projection:
 
     def apply(self, event: Event) -> list[str]:
         """Fold one event in; returns what it recorded that the rules would not derive."""
+        return self.apply_row(msgspec.structs.astuple(event))
+
+    def apply_row(self, row: tuple[Any, ...]) -> list[str]:
+        """`apply` for an event given as its values in `Event` field order (a stored row,
+        as read): a replay of the whole log builds no `Event` a row."""
+        position, ticket_id, version, action, outcome, before, after, recorded_at = row[:8]
         problems: list[str] = []
-        if event.position <= self.last_position:
-            problems.append(f"position {event.position} follows {self.last_position}")
-        self.last_position = event.position
-        ticket_id = event.ticket_id
+        if position <= self.last_position:
+            problems.append(f"position {position} follows {self.last_position}")
+        self.last_position = position
         if ticket_id is None:
             return problems
         stream = self.streams.get(ticket_id, _EMPTY)
-        if event.stream_version != stream.version + 1:
+        if version != stream.version + 1:
             problems.append(
-                f"stream_version {event.stream_version} follows {stream.version}"
-                f" for ticket {ticket_id}"
+                f"stream_version {version} follows {stream.version} for ticket {ticket_id}"
             )
-        request, derived, request_digest = None, None, None
-        if event.action in _REQUEST_ACTIONS:
-            request, derived, request_digest = _rederive(stream, event)
-        elif event.action in _DELIVERIES and stream.ticket is not None:
-            derived = _DELIVERY[stream.ticket.state]
-        if derived is not None and (mismatch := _compare(event, derived)):
-            problems.append(mismatch)
-            # Fold on what the rules derive, so one bad row does not derail the rest.
-            event = _as_derived(event, derived)
-        self.streams[ticket_id] = evolve(stream, event, request, request_digest)
+        ticket, content = stream.ticket, stream.content
+        # Each branch folds on what the rules derive, whatever the row recorded: one bad
+        # row does not derail the rest.
+        if action in _REQUEST_ACTIONS:
+            payload = row[_PAYLOAD]
+            request, derived, request_digest = _rederive(ticket, payload)
+            if mismatch := _compare(outcome, before, after, derived):
+                problems.append(mismatch)
+            if request is not None and derived.outcome is _ACCEPTED_OUTCOME:
+                content = _written(content if ticket is not None else None, request)
+                ticket = _accepted(
+                    ticket,
+                    request,
+                    request_digest or digest(payload),
+                    derived.state_after or _PENDING,
+                    (position, recorded_at, row[_RESPONSE]),
+                )
+        elif action in _DELIVERIES and ticket is not None:
+            derived = _DELIVERY[ticket.state]
+            if mismatch := _compare(outcome, before, after, derived):
+                problems.append(mismatch)
+            state = derived.state_after or ticket.state
+            ticket = msgspec.structs.replace(ticket, state=state, updated_at=recorded_at)
+        self.streams[ticket_id] = Stream(version or stream.version, ticket, content)
         return problems
 
     def tickets(self) -> dict[str, Ticket]:
@@ -491,23 +519,27 @@ def _ticket_of(stream: Stream) -> Ticket | None:
     )
 
 
-def _accept(
-    ticket: Standing | None, event: Event, request: TicketRequest, request_digest: str
+def _accepted(
+    ticket: Standing | None,
+    request: TicketRequest,
+    request_digest: str,
+    state: State,
+    recorded: tuple[int, str, str | None],
 ) -> Standing:
-    last = LastAccepted(request.action, request_digest, event.response)
-    state = _state(event.state_after or _PENDING)
+    """The ticket once `request` is accepted into `state`; `recorded` is where, when, and
+    what it was answered (position, recorded_at, response)."""
+    position, recorded_at, response = recorded
+    last = LastAccepted(request.action, request_digest, response)
     if ticket is None:
         return Standing(
             ncentral_ticket_id=request.ncentral_ticket_id,
-            external_ticket_id=external_id_for(event.position),
+            external_ticket_id=external_id_for(position),
             state=state,
-            created_at=event.recorded_at,
-            updated_at=event.recorded_at,
+            created_at=recorded_at,
+            updated_at=recorded_at,
             last_accepted=last,
         )
-    return msgspec.structs.replace(
-        ticket, state=state, updated_at=event.recorded_at, last_accepted=last
-    )
+    return msgspec.structs.replace(ticket, state=state, updated_at=recorded_at, last_accepted=last)
 
 
 def _written(content: Content | None, request: TicketRequest) -> Content:
@@ -528,47 +560,34 @@ def _written(content: Content | None, request: TicketRequest) -> Content:
     )
 
 
-def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decision, str | None]:
+def _rederive(
+    ticket: Standing | None, payload: str
+) -> tuple[TicketRequest | None, Decision, str | None]:
     """The request, what the rules decide of it, and its digest where one was needed."""
     try:
-        request = parse_request(event.payload)
+        request = parse_request(payload)
     except InvalidRequest:
         return None, _INVALID, None
     # Only a repeat of the last accepted action can be a duplicate: hashing the payload of
     # any other request would tell `decide` nothing.
-    last = stream.ticket.last_accepted if stream.ticket is not None else None
-    request_digest = (
-        digest(event.payload) if last is not None and last.action == request.action else None
-    )
-    return request, decide(stream.ticket, request, request_digest or ""), request_digest
+    last = ticket.last_accepted if ticket is not None else None
+    request_digest = digest(payload) if last is not None and last.action == request.action else None
+    return request, decide(ticket, request, request_digest or ""), request_digest
 
 
-def _compare(event: Event, derived: Decision) -> str | None:
+def _compare(outcome: str, before: str | None, after: str | None, derived: Decision) -> str | None:
+    """What a row recorded that the rules do not derive, said; None when they agree."""
     # States and outcomes are StrEnums: each equals its text, so no conversion is needed
     # unless they differ.
-    same = derived.outcome is _RECORDED or event.outcome == derived.outcome
-    if (
-        same
-        and event.state_before == derived.state_before
-        and event.state_after == derived.state_after
-    ):
+    same = derived.outcome is _RECORDED or outcome == derived.outcome
+    if same and before == derived.state_before and after == derived.state_after:
         return None
-    recorded = [event.state_before, event.state_after]
+    recorded = [before, after]
     expected = [_value(derived.state_before), _value(derived.state_after)]
-    if derived.outcome is not Outcome.RECORDED:
-        recorded.insert(0, event.outcome)
+    if derived.outcome is not _RECORDED:
+        recorded.insert(0, outcome)
         expected.insert(0, derived.outcome.value)
     return f"recorded {tuple(recorded)} but the rules derive {tuple(expected)}"
-
-
-def _as_derived(event: Event, derived: Decision) -> Event:
-    outcome = event.outcome if derived.outcome is Outcome.RECORDED else derived.outcome.value
-    return msgspec.structs.replace(
-        event,
-        outcome=outcome,
-        state_before=_value(derived.state_before),
-        state_after=_value(derived.state_after),
-    )
 
 
 def _state(name: str) -> State:

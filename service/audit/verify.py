@@ -36,7 +36,6 @@ import msgspec
 
 from service.storage import checkpoints, events, rows
 from service.storage import tickets as ticket_rows
-from service.storage.rows import event_from_values
 from service.storage.sqlite import connect_sync, file_of, snapshot
 from statemachine.events import GENESIS_HASH, HASHED_COLUMNS, chain_hash_values
 from statemachine.projection import Projection, Rewind, Stream, gc_paused
@@ -188,7 +187,7 @@ def _checked_part(
         hashed = chain_hash_values(row[:HASHED_COLUMNS], row[_PREV_HASH])
         if hashed != row[_HASH] and len(edited) < keep:
             edited.append(Finding(position, _EDITED))
-        problems = projection.apply(event_from_values(row))
+        problems = projection.apply_row(row)
         if problems and len(findings) < keep:
             findings += [Finding(position, p) for p in problems]
         if ticket_id is not None:
