@@ -290,13 +290,14 @@ class Projection:
 
     def records(self) -> dict[str, Record]:
         """Every ticket as `Rewind` keeps it: what a checkpoint of this position holds."""
-        return {tid: _record_of(t) for tid, t in self.tickets().items()}
+        return {
+            tid: r for tid, s in self.streams.items() if (r := _record_of_stream(s)) is not None
+        }
 
     def record(self, ticket_id: str) -> Record | None:
         """One ticket as `Rewind` keeps it; None before its CREATE."""
         stream = self.streams.get(ticket_id)
-        ticket = _ticket_of(stream) if stream is not None else None
-        return _record_of(ticket) if ticket is not None else None
+        return _record_of_stream(stream) if stream is not None else None
 
 
 class Record(msgspec.Struct, array_like=True, gc=False):
@@ -485,16 +486,32 @@ def _ticket_of_record(ticket_id: str, record: Record) -> Ticket:
     )
 
 
-def _record_of(ticket: Ticket) -> Record:
+def _record_of_stream(stream: Stream) -> Record | None:
+    """The record of a replayed stream (None before its CREATE), with no `Ticket` built
+    between: verify asks for one at every checkpoint for each ticket changed since the last."""
+    standing, content = stream.ticket, stream.content
+    if standing is None:
+        return None
+    title, details, tags = _held(standing, content)
     return Record(
-        ticket.external_ticket_id,
-        ticket.state,
-        ticket.title,
-        ticket.details,
-        ticket.custom_tags,
-        ticket.created_at,
-        ticket.updated_at,
+        standing.external_ticket_id,
+        standing.state,
+        title,
+        details,
+        tags,
+        standing.created_at,
+        standing.updated_at,
     )
+
+
+def _held(standing: Standing, content: Content) -> tuple[str, str, dict[str, str]]:
+    """Title, details and tags, which a replayed stream holds (the writer's may not)."""
+    title, details, tags = content.title, content.details, content.custom_tags
+    if title is None or details is None or tags is None:
+        raise ValueError(
+            f"ticket {standing.ncentral_ticket_id!r}: this stream does not hold its content"
+        )
+    return title, details, tags
 
 
 def _ticket_of(stream: Stream) -> Ticket | None:
@@ -502,17 +519,14 @@ def _ticket_of(stream: Stream) -> Ticket | None:
     standing, content = stream.ticket, stream.content
     if standing is None:
         return None
-    if content.title is None or content.details is None or content.custom_tags is None:
-        raise ValueError(
-            f"ticket {standing.ncentral_ticket_id!r}: this stream does not hold its content"
-        )
+    title, details, tags = _held(standing, content)
     return Ticket(
         ncentral_ticket_id=standing.ncentral_ticket_id,
         external_ticket_id=standing.external_ticket_id,
         state=standing.state,
-        title=content.title,
-        details=content.details,
-        custom_tags=content.custom_tags,
+        title=title,
+        details=details,
+        custom_tags=tags,
         created_at=standing.created_at,
         updated_at=standing.updated_at,
         last_accepted=standing.last_accepted,
