@@ -90,7 +90,7 @@ def verify(
         else:
             told = _Told(progress, every, total)
             ruled = [_done(_rules_part_of(db, events.EVERY_TICKET, True, last, keep, told))]
-        # While the workers replay: the links, inside the database.
+        # The links, inside the database (while the workers, if any, replay).
         links = [f for link in events.links_to_check(db, last, keep) for f in _link_findings(link)]
         parts = _in_turn(ruled, total, progress if parallel else None)
     findings = [f for part in parts for f in (*part.edited, *part.findings)]
@@ -103,7 +103,7 @@ def verify(
 
 
 class _RulesPart(msgspec.Struct):
-    """What a worker found replaying one part of the tickets."""
+    """What a worker found checking the rows of one part of the tickets."""
 
     count: int
     tickets: int
@@ -158,9 +158,13 @@ def _rules_part_of(
     keep: int,
     told: Callable[[int], None] | None = None,
 ) -> _RulesPart:
-    """Replay `tickets`, checking each event, each checkpoint, and at the end time travel's
-    fold and the `tickets` table. The `first` part also says what is wrong with a whole
-    checkpoint."""
+    """Hash each row of `tickets` and replay it, checking each event, each checkpoint, and
+    at the end time travel's fold and the `tickets` table. The `first` part also says what
+    is wrong with a whole checkpoint.
+
+    With the cyclic collector paused: the replay's objects form no cycle, and the
+    collector, woken every few hundred allocations, would walk its tickets over and over.
+    """
     with gc_paused():
         return _checked_part(db, tickets, first, last, keep, told)
 
