@@ -208,7 +208,7 @@ def parse_request(body: bytes | str) -> TicketRequest:
         raise InvalidRequest(str(exc), field=_field_of(str(exc)), malformed=False) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"body is not JSON: {exc}", field=None, malformed=True) from None
-    action = action_named(request.action)
+    action = _ACTIONS.get(request.action) or action_named(request.action)
     if action is None:
         allowed = ", ".join([*Action, *ACTION_ALIASES])
         raise InvalidRequest(
@@ -216,7 +216,7 @@ def parse_request(body: bytes | str) -> TicketRequest:
             field="action",
             malformed=False,
         )
-    if action is Action.CREATE and not is_connection_test(request.ncentral_ticket_id):
+    if action is _CREATE and not is_connection_test(request.ncentral_ticket_id):
         for name, value in (("title", request.title), ("details", request.details)):
             if value is None:
                 raise InvalidRequest(f"CREATE requires `{name}`", field=name, malformed=False)
@@ -279,6 +279,7 @@ _decode_mention = msgspec.json.Decoder(_Mention).decode
 _decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _ENCODER = msgspec.json.Encoder()
 _ACTIONS = {a.value: a for a in Action} | ACTION_ALIASES
+_CREATE = Action.CREATE
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
 _FIELD_MISSING = re.compile(r"missing required field `([^`]+)`")
 #: N-central's ticket IDs are integers, and callbacks send them back as integers: any other

@@ -140,31 +140,25 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 def decide(ticket: Standing | None, request: TicketRequest, request_digest: str) -> Decision:
-    """What `request` does to `ticket`, by the Machine's rules."""
-    action = _ACTION_BY_NAME[request.action]
+    """What `request` does to `ticket`, by the Machine's rules (its table, read once into
+    `_DECISIONS`: a decision is a lookup, not an object built for each request)."""
+    action = request.action
     if is_connection_test(request.ncentral_ticket_id):
-        return Decision(Outcome.CONNECTION_TEST)
+        return _CONNECTION_TEST
     if ticket is None:
-        if action is not Action.CREATE:
-            return Decision(Outcome.NOT_FOUND, State.NEW, State.NEW)
-        return Decision(Outcome.ACCEPTED, State.NEW, next_state(State.NEW, Trigger.CREATE))
+        return _CREATED if action == _CREATE else _NOT_FOUND
     before = ticket.state
     last = ticket.last_accepted
     if last is not None and last.action == action and last.digest == request_digest:
-        return Decision(Outcome.DUPLICATE, before, before)
+        return _DUPLICATE[before]
     if request.psa_ticket_number and request.psa_ticket_number != ticket.external_ticket_id:
-        return Decision(Outcome.MISMATCH, before, before)
-    after = next_state(before, _TRIGGER_OF[action])
-    if after is None:
-        return Decision(Outcome.REJECTED, before, before, allowed_actions(before))
-    if action is Action.CREATE:
-        return Decision(Outcome.EXISTING, before, before)
-    return Decision(Outcome.ACCEPTED, before, after)
+        return _MISMATCH[before]
+    return _DECISIONS[before, action]
 
 
 def delivery(ticket: Standing) -> tuple[State, State]:
     """States before and after the ticket's identity reaches N-central."""
-    return ticket.state, next_state(ticket.state, Trigger.DELIVER) or ticket.state
+    return ticket.state, _DELIVERED[ticket.state]
 
 
 def evolve(
@@ -176,9 +170,15 @@ def evolve(
     """The stream after `event`; `request` is the decoded payload of an N-central request
     (and `request_digest` its digest, when the caller has it already)."""
     ticket, content = stream.ticket, stream.content
-    if request is not None and event.outcome == Outcome.ACCEPTED:
+    if request is not None and event.outcome == _ACCEPTED:
         content = _written(content if ticket is not None else None, request)
-        ticket = _accept(ticket, event, request, request_digest or digest(event.payload))
+        ticket = _accepted(
+            ticket,
+            request,
+            request_digest or digest(event.payload),
+            _state(event.state_after or _PENDING),
+            (event.position, event.recorded_at, event.response),
+        )
     elif ticket is not None and event.action in _DELIVERIES:
         state = _state(event.state_after) if event.state_after else ticket.state
         ticket = msgspec.structs.replace(ticket, state=state, updated_at=event.recorded_at)
@@ -201,6 +201,38 @@ _ALLOWED = {
 }
 
 
+def _decision(state: State, action: Action) -> Decision:
+    """What `action` does to an existing ticket in `state`, by the Machine's table."""
+    after = next_state(state, _TRIGGER_OF[action])
+    if after is None:
+        return Decision(Outcome.REJECTED, state, state, allowed_actions(state))
+    if action is Action.CREATE:
+        return Decision(Outcome.EXISTING, state, state)
+    return Decision(Outcome.ACCEPTED, state, after)
+
+
+#: Every decision `decide` can take, made once (Decisions are frozen, so they are shared).
+#: Keyed by an action's text: a parsed request holds it as text.
+_DECISIONS: dict[tuple[State, str], Decision] = {
+    (state, action): _decision(state, action) for state in State for action in Action
+}
+_DUPLICATE = {state: Decision(Outcome.DUPLICATE, state, state) for state in State}
+_MISMATCH = {state: Decision(Outcome.MISMATCH, state, state) for state in State}
+_NOT_FOUND = Decision(Outcome.NOT_FOUND, State.NEW, State.NEW)
+_CREATED = Decision(Outcome.ACCEPTED, State.NEW, next_state(State.NEW, Trigger.CREATE))
+_CONNECTION_TEST = Decision(Outcome.CONNECTION_TEST)
+_DELIVERED = {state: next_state(state, Trigger.DELIVER) or state for state in State}
+_DELIVERY = {state: Decision(Outcome.RECORDED, state, _DELIVERED[state]) for state in State}
+_CREATE = Action.CREATE
+_INVALID = Decision(Outcome.INVALID)
+_RECORDED = Outcome.RECORDED
+_PENDING = State.PENDING
+_ACCEPTED_OUTCOME = Outcome.ACCEPTED
+#: Where a stored row holds the payload and the response (`Event` field order).
+_PAYLOAD = Event.__struct_fields__.index("payload")
+_RESPONSE = Event.__struct_fields__.index("response")
+
+
 class Projection:
     """Replays events in order, checking each recorded outcome and state against the rules."""
 
@@ -210,29 +242,47 @@ class Projection:
 
     def apply(self, event: Event) -> list[str]:
         """Fold one event in; returns what it recorded that the rules would not derive."""
+        return self.apply_row(msgspec.structs.astuple(event))
+
+    def apply_row(self, row: tuple[Any, ...]) -> list[str]:
+        """`apply` for an event given as its values in `Event` field order (a stored row,
+        as read): a replay of the whole log builds no `Event` a row."""
+        position, ticket_id, version, action, outcome, before, after, recorded_at = row[:8]
         problems: list[str] = []
-        if event.position <= self.last_position:
-            problems.append(f"position {event.position} follows {self.last_position}")
-        self.last_position = event.position
-        ticket_id = event.ticket_id
+        if position <= self.last_position:
+            problems.append(f"position {position} follows {self.last_position}")
+        self.last_position = position
         if ticket_id is None:
             return problems
         stream = self.streams.get(ticket_id, _EMPTY)
-        if event.stream_version != stream.version + 1:
+        if version != stream.version + 1:
             problems.append(
-                f"stream_version {event.stream_version} follows {stream.version}"
-                f" for ticket {ticket_id}"
+                f"stream_version {version} follows {stream.version} for ticket {ticket_id}"
             )
-        request, derived, request_digest = None, None, None
-        if event.action in _REQUEST_ACTIONS:
-            request, derived, request_digest = _rederive(stream, event)
-        elif event.action in _DELIVERIES and stream.ticket is not None:
-            derived = Decision(Outcome.RECORDED, *delivery(stream.ticket))
-        if derived is not None and (mismatch := _compare(event, derived)):
-            problems.append(mismatch)
-            # Fold on what the rules derive, so one bad row does not derail the rest.
-            event = _as_derived(event, derived)
-        self.streams[ticket_id] = evolve(stream, event, request, request_digest)
+        ticket, content = stream.ticket, stream.content
+        # Each branch folds on what the rules derive, whatever the row recorded: one bad
+        # row does not derail the rest.
+        if action in _REQUEST_ACTIONS:
+            payload = row[_PAYLOAD]
+            request, derived, request_digest = _rederive(ticket, payload)
+            if mismatch := _compare(outcome, before, after, derived):
+                problems.append(mismatch)
+            if request is not None and derived.outcome is _ACCEPTED_OUTCOME:
+                content = _written(content if ticket is not None else None, request)
+                ticket = _accepted(
+                    ticket,
+                    request,
+                    request_digest or digest(payload),
+                    derived.state_after or _PENDING,
+                    (position, recorded_at, row[_RESPONSE]),
+                )
+        elif action in _DELIVERIES and ticket is not None:
+            derived = _DELIVERY[ticket.state]
+            if mismatch := _compare(outcome, before, after, derived):
+                problems.append(mismatch)
+            state = derived.state_after or ticket.state
+            ticket = msgspec.structs.replace(ticket, state=state, updated_at=recorded_at)
+        self.streams[ticket_id] = Stream(version or stream.version, ticket, content)
         return problems
 
     def tickets(self) -> dict[str, Ticket]:
@@ -240,13 +290,14 @@ class Projection:
 
     def records(self) -> dict[str, Record]:
         """Every ticket as `Rewind` keeps it: what a checkpoint of this position holds."""
-        return {tid: _record_of(t) for tid, t in self.tickets().items()}
+        return {
+            tid: r for tid, s in self.streams.items() if (r := _record_of_stream(s)) is not None
+        }
 
     def record(self, ticket_id: str) -> Record | None:
         """One ticket as `Rewind` keeps it; None before its CREATE."""
         stream = self.streams.get(ticket_id)
-        ticket = _ticket_of(stream) if stream is not None else None
-        return _record_of(ticket) if ticket is not None else None
+        return _record_of_stream(stream) if stream is not None else None
 
 
 class Record(msgspec.Struct, array_like=True, gc=False):
@@ -435,16 +486,32 @@ def _ticket_of_record(ticket_id: str, record: Record) -> Ticket:
     )
 
 
-def _record_of(ticket: Ticket) -> Record:
+def _record_of_stream(stream: Stream) -> Record | None:
+    """The record of a replayed stream (None before its CREATE), with no `Ticket` built
+    between: verify asks for one at every checkpoint for each ticket changed since the last."""
+    standing, content = stream.ticket, stream.content
+    if standing is None:
+        return None
+    title, details, tags = _held(standing, content)
     return Record(
-        ticket.external_ticket_id,
-        ticket.state,
-        ticket.title,
-        ticket.details,
-        ticket.custom_tags,
-        ticket.created_at,
-        ticket.updated_at,
+        standing.external_ticket_id,
+        standing.state,
+        title,
+        details,
+        tags,
+        standing.created_at,
+        standing.updated_at,
     )
+
+
+def _held(standing: Standing, content: Content) -> tuple[str, str, dict[str, str]]:
+    """Title, details and tags, which a replayed stream holds (the writer's may not)."""
+    title, details, tags = content.title, content.details, content.custom_tags
+    if title is None or details is None or tags is None:
+        raise ValueError(
+            f"ticket {standing.ncentral_ticket_id!r}: this stream does not hold its content"
+        )
+    return title, details, tags
 
 
 def _ticket_of(stream: Stream) -> Ticket | None:
@@ -452,40 +519,41 @@ def _ticket_of(stream: Stream) -> Ticket | None:
     standing, content = stream.ticket, stream.content
     if standing is None:
         return None
-    if content.title is None or content.details is None or content.custom_tags is None:
-        raise ValueError(
-            f"ticket {standing.ncentral_ticket_id!r}: this stream does not hold its content"
-        )
+    title, details, tags = _held(standing, content)
     return Ticket(
         ncentral_ticket_id=standing.ncentral_ticket_id,
         external_ticket_id=standing.external_ticket_id,
         state=standing.state,
-        title=content.title,
-        details=content.details,
-        custom_tags=content.custom_tags,
+        title=title,
+        details=details,
+        custom_tags=tags,
         created_at=standing.created_at,
         updated_at=standing.updated_at,
         last_accepted=standing.last_accepted,
     )
 
 
-def _accept(
-    ticket: Standing | None, event: Event, request: TicketRequest, request_digest: str
+def _accepted(
+    ticket: Standing | None,
+    request: TicketRequest,
+    request_digest: str,
+    state: State,
+    recorded: tuple[int, str, str | None],
 ) -> Standing:
-    last = LastAccepted(request.action, request_digest, event.response)
-    state = _state(event.state_after or State.PENDING)
+    """The ticket once `request` is accepted into `state`; `recorded` is where, when, and
+    what it was answered (position, recorded_at, response)."""
+    position, recorded_at, response = recorded
+    last = LastAccepted(request.action, request_digest, response)
     if ticket is None:
         return Standing(
             ncentral_ticket_id=request.ncentral_ticket_id,
-            external_ticket_id=external_id_for(event.position),
+            external_ticket_id=external_id_for(position),
             state=state,
-            created_at=event.recorded_at,
-            updated_at=event.recorded_at,
+            created_at=recorded_at,
+            updated_at=recorded_at,
             last_accepted=last,
         )
-    return msgspec.structs.replace(
-        ticket, state=state, updated_at=event.recorded_at, last_accepted=last
-    )
+    return msgspec.structs.replace(ticket, state=state, updated_at=recorded_at, last_accepted=last)
 
 
 def _written(content: Content | None, request: TicketRequest) -> Content:
@@ -506,47 +574,34 @@ def _written(content: Content | None, request: TicketRequest) -> Content:
     )
 
 
-def _rederive(stream: Stream, event: Event) -> tuple[TicketRequest | None, Decision, str | None]:
+def _rederive(
+    ticket: Standing | None, payload: str
+) -> tuple[TicketRequest | None, Decision, str | None]:
     """The request, what the rules decide of it, and its digest where one was needed."""
     try:
-        request = parse_request(event.payload)
+        request = parse_request(payload)
     except InvalidRequest:
-        return None, Decision(Outcome.INVALID), None
+        return None, _INVALID, None
     # Only a repeat of the last accepted action can be a duplicate: hashing the payload of
     # any other request would tell `decide` nothing.
-    last = stream.ticket.last_accepted if stream.ticket is not None else None
-    request_digest = (
-        digest(event.payload) if last is not None and last.action == request.action else None
-    )
-    return request, decide(stream.ticket, request, request_digest or ""), request_digest
+    last = ticket.last_accepted if ticket is not None else None
+    request_digest = digest(payload) if last is not None and last.action == request.action else None
+    return request, decide(ticket, request, request_digest or ""), request_digest
 
 
-def _compare(event: Event, derived: Decision) -> str | None:
+def _compare(outcome: str, before: str | None, after: str | None, derived: Decision) -> str | None:
+    """What a row recorded that the rules do not derive, said; None when they agree."""
     # States and outcomes are StrEnums: each equals its text, so no conversion is needed
     # unless they differ.
-    same = derived.outcome is Outcome.RECORDED or event.outcome == derived.outcome
-    if (
-        same
-        and event.state_before == derived.state_before
-        and event.state_after == derived.state_after
-    ):
+    same = derived.outcome is _RECORDED or outcome == derived.outcome
+    if same and before == derived.state_before and after == derived.state_after:
         return None
-    recorded = [event.state_before, event.state_after]
+    recorded = [before, after]
     expected = [_value(derived.state_before), _value(derived.state_after)]
-    if derived.outcome is not Outcome.RECORDED:
-        recorded.insert(0, event.outcome)
+    if derived.outcome is not _RECORDED:
+        recorded.insert(0, outcome)
         expected.insert(0, derived.outcome.value)
     return f"recorded {tuple(recorded)} but the rules derive {tuple(expected)}"
-
-
-def _as_derived(event: Event, derived: Decision) -> Event:
-    outcome = event.outcome if derived.outcome is Outcome.RECORDED else derived.outcome.value
-    return msgspec.structs.replace(
-        event,
-        outcome=outcome,
-        state_before=_value(derived.state_before),
-        state_after=_value(derived.state_after),
-    )
 
 
 def _state(name: str) -> State:

@@ -1,19 +1,21 @@
 """The proof: the hash chain holds, the rules derive again what the log recorded, and every
 checkpoint holds the tickets a replay from genesis finds at its position.
 
-Two kinds of pass over the log, each cut so that both cores can share the work:
+One pass over the log's rows, cut so that both cores share the work: a ticket's events
+depend on no other ticket's, so the tickets are cut into ranges of ids
+(`events.ticket_ranges`), each checked in a worker process of its own. For each row of its
+tickets a part
 
-- the chain: each row must follow the previous position by one, carry the previous row's
-  hash as `prev_hash`, and hash to its own `hash`. Since each row carries its `prev_hash`,
-  every row's hash can be checked on its own: the log is cut into position ranges, hashed
-  in worker processes, and only the links between ranges are checked here;
-- the rules: the `Projection` re-derives each outcome and state from the events before
-  it. A ticket's events depend on no other ticket's, so the tickets are cut into ranges
-  of ids (`events.ticket_ranges`), each replayed in a worker of its own. Each part also checks every
-  checkpoint's tickets of that part against the replay at its position, folds time
-  travel's `Rewind` from the last sound checkpoint to the log's end and compares it with
-  the replay (so the fold that time travel runs is proven too), and compares its rows of
-  the `tickets` table with what the replay produces.
+- hashes the row: since each row carries its `prev_hash`, each row's hash is checked on
+  its own, where its columns are read anyway;
+- has the `Projection` re-derive its outcome and states from the events before it.
+
+Each part also checks every checkpoint's tickets of that part against the replay at its
+position, folds time travel's `Rewind` from the last sound checkpoint to the log's end and
+compares it with the replay (so the fold that time travel runs is proven too), and
+compares its rows of the `tickets` table with what the replay produces. Meanwhile this
+process checks the links: each row must follow the previous position by one and carry the
+previous row's hash as `prev_hash` (`events.links_to_check`, inside the database).
 
 An edited row breaks its own hash, a removed one leaves a gap and a broken link, a moved
 one breaks both; an attacker who rewrites the whole chain consistently is still caught by
@@ -27,7 +29,6 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +38,7 @@ from service.storage import checkpoints, events, rows
 from service.storage import tickets as ticket_rows
 from service.storage.sqlite import connect_sync, file_of, snapshot
 from statemachine.events import GENESIS_HASH, HASHED_COLUMNS, chain_hash_values
-from statemachine.projection import Projection, Rewind, Stream
+from statemachine.projection import Projection, Rewind, Stream, gc_paused
 
 __all__ = ["Finding", "Report", "verify"]
 
@@ -73,9 +74,8 @@ def verify(
     """Check the whole log; keeps the first `keep` findings, in position order.
 
     With `workers` > 1, a file-backed log of some size is checked in that many worker
-    processes: the rules a part of the tickets each, the chain a range of positions each.
-    `progress` hears how many events the rules have checked: every `every` events in one
-    process, as each part ends in workers.
+    processes, a part of the tickets each. `progress` hears how many events have been
+    checked: every `every` events in one process, as each part ends in workers.
     """
     total = events.count(db)
     last = events.last_position(db)
@@ -83,20 +83,18 @@ def verify(
     parallel = workers > 1 and path is not None and total >= parallel_from
     with _pool(workers if parallel else 0) as pool:
         if pool is not None and path is not None:
-            # The rules' parts first: they are the longest, and the ranges fill in after.
             ruled = [
                 pool.submit(_rules_part, path, tickets, n == 0, last, keep)
                 for n, tickets in enumerate(events.ticket_ranges(db, workers))
             ]
-            ranges = _ranges(last, 2 * workers)
-            chained = [pool.submit(_chain_part, path, low, high, keep) for low, high in ranges]
         else:
             told = _Told(progress, every, total)
             ruled = [_done(_rules_part_of(db, events.EVERY_TICKET, True, last, keep, told))]
-            chained = [_done(_chain_part_of(db, 0, last, keep))]
+        # The links, inside the database (while the workers, if any, replay).
+        links = [f for link in events.links_to_check(db, last, keep) for f in _link_findings(link)]
         parts = _in_turn(ruled, total, progress if parallel else None)
-        findings = _links([part.result() for part in chained])
-    findings = _first(findings + [f for part in parts for f in part.findings], keep)
+    findings = [f for part in parts for f in (*part.edited, *part.findings)]
+    findings = _first(links + findings, keep)
     if len(findings) < keep:
         table = _first([f for part in parts for f in part.table_findings], keep - len(findings))
         findings = _first(findings + table, keep)
@@ -104,22 +102,14 @@ def verify(
     return Report(count, sum(part.tickets for part in parts), findings)
 
 
-class _ChainPart(msgspec.Struct):
-    """What a worker found in one range of positions, and how the range starts and ends."""
-
-    count: int
-    first_position: int
-    first_prev_hash: str
-    last_position: int
-    last_hash: str
-    findings: list[Finding]
-
-
 class _RulesPart(msgspec.Struct):
-    """What a worker found replaying one part of the tickets."""
+    """What a worker found checking the rows of one part of the tickets."""
 
     count: int
     tickets: int
+    #: Rows that do not hash to their recorded hash: kept apart from the rules' findings,
+    #: so that each list holds its own first `keep`.
+    edited: list[Finding]
     findings: list[Finding]
     table_findings: list[Finding]
 
@@ -168,24 +158,45 @@ def _rules_part_of(
     keep: int,
     told: Callable[[int], None] | None = None,
 ) -> _RulesPart:
-    """Replay `tickets`, checking each event, each checkpoint, and at the end time travel's
-    fold and the `tickets` table. The `first` part also says what is wrong with a whole
-    checkpoint."""
+    """Hash each row of `tickets` and replay it, checking each event, each checkpoint, and
+    at the end time travel's fold and the `tickets` table. The `first` part also says what
+    is wrong with a whole checkpoint.
+
+    With the cyclic collector paused: the replay's objects form no cycle, and the
+    collector, woken every few hundred allocations, would walk its tickets over and over.
+    """
+    with gc_paused():
+        return _checked_part(db, tickets, first, last, keep, told)
+
+
+def _checked_part(
+    db: sqlite3.Connection,
+    tickets: events.TicketRange,
+    first: bool,
+    last: int,
+    keep: int,
+    told: Callable[[int], None] | None,
+) -> _RulesPart:
     projection = Projection()
     last_position: dict[str, int] = {}
     findings: list[Finding] = []
+    edited: list[Finding] = []
     count = 0
     ahead = _Checkpoints(db, tickets, first, last)
-    for event in events.iter_for_rules(db, tickets):
-        if event.position > ahead.position:
-            findings += ahead.check(projection, event.position)
+    for row in events.rows_for_rules(db, tickets):
+        position, ticket_id = row[0], row[1]
+        if position > ahead.position:
+            findings += ahead.check(projection, position)
         count += 1
-        problems = projection.apply(event)
+        hashed = chain_hash_values(row[:HASHED_COLUMNS], row[_PREV_HASH])
+        if hashed != row[_HASH] and len(edited) < keep:
+            edited.append(Finding(position, _EDITED))
+        problems = projection.apply_row(row)
         if problems and len(findings) < keep:
-            findings += [Finding(event.position, p) for p in problems]
-        if event.ticket_id is not None:
-            last_position[event.ticket_id] = event.position
-            ahead.changed.add(event.ticket_id)
+            findings += [Finding(position, p) for p in problems]
+        if ticket_id is not None:
+            last_position[ticket_id] = position
+            ahead.changed.add(ticket_id)
         if told is not None:
             told(count)
     findings += ahead.check(projection, 2**62)
@@ -194,9 +205,9 @@ def _rules_part_of(
     rewind.fold(events.rewind_rows(db, rewind.position, last, tickets), last)
     if rewind.records != replayed:
         findings.append(Finding(last, "time travel's fold does not give the replayed tickets"))
-    stored = _of(tickets, ticket_rows.rows_by_ticket(db))
+    stored = ticket_rows.rows_by_ticket(db, tickets)
     table = _table_problems(stored, projection.streams, last_position)
-    return _RulesPart(count, len(replayed), findings[:keep], _first(table, keep))
+    return _RulesPart(count, len(replayed), edited, findings[:keep], _first(table, keep))
 
 
 class _Checkpoints:
@@ -314,45 +325,10 @@ def _of(tickets: events.TicketRange, by_ticket: dict[str, _V]) -> dict[str, _V]:
     return {ticket_id: value for ticket_id, value in by_ticket.items() if holds(ticket_id)}
 
 
-def _chain_part(path: Path, low: int, high: int, keep: int) -> _ChainPart:
-    with _reading(path) as db:
-        return _chain_part_of(db, low, high, keep)
-
-
-def _chain_part_of(db: sqlite3.Connection, after: int, through: int, keep: int) -> _ChainPart:
-    """The rows after `after` through `through`: each hashed, each linked to the one before."""
-    findings: list[Finding] = []
-    count, first_position, first_prev = 0, 0, GENESIS_HASH
-    previous, prev_hash = 0, GENESIS_HASH
-    for row in events.raw_rows(db, after, through):
-        position = row[0]
-        recorded_prev, recorded_hash = row[HASHED_COLUMNS], row[HASHED_COLUMNS + 1]
-        problems = []
-        if count == 0:
-            first_position, first_prev = position, recorded_prev
-        else:
-            problems = _link_problems(position, previous, recorded_prev, prev_hash)
-        if chain_hash_values(row[:HASHED_COLUMNS], recorded_prev) != recorded_hash:
-            problems.append("the row does not hash to its recorded hash (it was edited)")
-        if problems and len(findings) < keep:
-            findings += [Finding(position, p) for p in problems]
-        count += 1
-        previous, prev_hash = position, recorded_hash
-    return _ChainPart(count, first_position, first_prev, previous, prev_hash, findings)
-
-
-def _links(parts: list[_ChainPart]) -> list[Finding]:
-    """Each range's findings, and whether each range starts where the one before ended."""
-    findings: list[Finding] = []
-    previous, prev_hash = 0, GENESIS_HASH
-    for part in parts:
-        if part.count == 0:
-            continue
-        problems = _link_problems(part.first_position, previous, part.first_prev_hash, prev_hash)
-        findings += [Finding(part.first_position, p) for p in problems]
-        findings += part.findings
-        previous, prev_hash = part.last_position, part.last_hash
-    return findings
+def _link_findings(link: events.Link) -> list[Finding]:
+    expected = link.previous_hash if link.previous_hash is not None else GENESIS_HASH
+    problems = _link_problems(link.position, link.previous, link.prev_hash, expected)
+    return [Finding(link.position, problem) for problem in problems]
 
 
 def _link_problems(position: int, previous: int, recorded: str, expected: str) -> list[str]:
@@ -362,12 +338,6 @@ def _link_problems(position: int, previous: int, recorded: str, expected: str) -
     if recorded != expected:
         problems.append("prev_hash is not the hash of the row before (the chain is broken)")
     return problems
-
-
-def _ranges(last: int, parts: int) -> list[tuple[int, int]]:
-    """`parts` ranges of positions (after, through) covering 1..last."""
-    cuts = [last * n // parts for n in range(parts + 1)]
-    return list(pairwise(cuts))
 
 
 @contextmanager
@@ -423,3 +393,5 @@ def _table_problems(
 
 
 _LAST_POSITION = rows.TICKET_COLUMNS.index("last_position")
+_PREV_HASH, _HASH = HASHED_COLUMNS, HASHED_COLUMNS + 1
+_EDITED = "the row does not hash to its recorded hash (it was edited)"

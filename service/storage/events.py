@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -21,18 +21,19 @@ from statemachine.projection import RewindRow
 __all__ = [
     "EVERY_TICKET",
     "FILTER_COLUMNS",
+    "Link",
     "TicketRange",
     "at",
     "count",
     "explain",
     "first_position_from",
     "iter_after",
-    "iter_for_rules",
     "last_position",
     "last_position_at",
+    "links_to_check",
     "ranges_between",
-    "raw_rows",
     "rewind_rows",
+    "rows_for_rules",
     "select",
     "stream_length",
     "stream_slice",
@@ -69,6 +70,16 @@ class TicketRange(msgspec.Struct, frozen=True):
 
 #: Every ticket, and the events without one.
 EVERY_TICKET = TicketRange()
+
+
+class Link(NamedTuple):
+    """A row's link: its `prev_hash`, and the row before it (position 0 and no hash when it
+    is the first)."""
+
+    position: int
+    prev_hash: str
+    previous: int
+    previous_hash: str | None
 
 
 @portable
@@ -108,41 +119,32 @@ def iter_after(
 
 
 @portable
-def iter_for_rules(db: sqlite3.Connection, tickets: TicketRange = EVERY_TICKET) -> Iterator[Event]:
-    """Every event of `tickets`, in order, with only the columns the rules read
-    (`RULE_COLUMNS`).
+def rows_for_rules(
+    db: sqlite3.Connection, tickets: TicketRange = EVERY_TICKET
+) -> Iterator[tuple[Any, ...]]:
+    """Every row of `tickets` as stored, in position order: plain tuples, `EVENT_COLUMNS`.
 
-    The chain's columns (request_id, actor, schema_version, prev_hash, hash) are left at
-    their defaults: `verify` checks them in another pass, and copying them out of SQLite
-    for every row costs more than deriving the row's outcome.
+    `verify` hashes each row and re-derives its outcome in one pass: one read of the log
+    for both, and no `Event` built for a row.
     """
+    sql, params = _of_tickets(_SELECT_FOR_RULES, (), tickets)
     cursor = db.cursor()
     cursor.row_factory = None
     cursor.arraysize = 5000
-    sql, params = _of_tickets(_SELECT_FOR_RULES, (), tickets)
-    cursor.execute(sql + " ORDER BY position", params)
-    while rows := cursor.fetchmany():
-        for row in rows:
-            yield Event(
-                position=row[0],
-                ticket_id=row[1],
-                stream_version=row[2],
-                action=row[3],
-                outcome=row[4],
-                state_before=row[5],
-                state_after=row[6],
-                recorded_at=row[7],
-                request_id=None,
-                actor="",
-                payload=row[8],
-                response=row[9],
-            )
+    return cursor.execute(sql + " ORDER BY position", params)
 
 
 @portable
-def raw_rows(db: sqlite3.Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
-    """The rows at positions `after+1..through` as stored: plain tuples, `EVENT_COLUMNS`."""
-    return _tuples(db, _SELECT_RANGE, (after, through), 5000)
+def links_to_check(db: sqlite3.Connection, through: int, keep: int) -> list[Link]:
+    """The first `keep` rows through `through` whose link to the row before may be
+    broken, in position order, each with what it must be linked to: the rows with no row
+    at the position just before (the first row, and each row after a gap), and those whose
+    `prev_hash` is not the hash of the row just before.
+
+    One pass inside SQLite (a left self-join on the primary key) reads no row into Python:
+    each row's own hash is checked where its columns are read anyway.
+    """
+    return [_link(db, row[0]) for row in db.execute(_TO_CHECK, (through, keep)).fetchall()]
 
 
 @portable
@@ -233,6 +235,12 @@ def first_position_from(db: sqlite3.Connection, time: str) -> int | None:
     return None if found is None else int(found[0])
 
 
+def _link(db: sqlite3.Connection, position: int) -> Link:
+    prev_hash = db.execute(_PREV_HASH, (position,)).fetchone()[0]
+    before = db.execute(_ROW_BEFORE, (position,)).fetchone()
+    return Link(position, prev_hash, *(before or (0, None)))
+
+
 def _tuples(db: sqlite3.Connection, sql: str, params: tuple[Any, ...], size: int) -> Iterator[Any]:
     """The rows of `sql` as plain tuples, `size` at a time: no Row object per row."""
     cursor = db.cursor()
@@ -278,19 +286,19 @@ _COLUMNS = ", ".join(EVENT_COLUMNS)
 _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? ORDER BY position"
 )
-RULE_COLUMNS = (
-    "position",
-    "ticket_id",
-    "stream_version",
-    "action",
-    "outcome",
-    "state_before",
-    "state_after",
-    "recorded_at",
-    "payload",
-    "response",
+_SELECT_FOR_RULES = f"SELECT {_COLUMNS} FROM events WHERE position > 0"
+_TO_CHECK = (
+    "SELECT later.position FROM events AS later LEFT JOIN events AS earlier"
+    " ON earlier.position = later.position - 1 AND earlier.position > 0"
+    " WHERE later.position > 0 AND later.position <= ?"
+    " AND (earlier.position IS NULL OR later.prev_hash IS NOT earlier.hash)"
+    " ORDER BY later.position LIMIT ?"
 )
-_SELECT_FOR_RULES = f"SELECT {', '.join(RULE_COLUMNS)} FROM events WHERE position > 0"
+_PREV_HASH = "SELECT prev_hash FROM events WHERE position = ?"
+_ROW_BEFORE = (
+    "SELECT position, hash FROM events WHERE position > 0 AND position < ?"
+    " ORDER BY position DESC LIMIT 1"
+)
 _REWIND_ROWS = (
     "SELECT position, ticket_id, action, outcome, recorded_at,"
     " CASE WHEN outcome = 'accepted' THEN payload END"

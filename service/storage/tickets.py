@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from service.storage.dialects import portable
+from service.storage.events import EVERY_TICKET, TicketRange
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 from statemachine.projection import Ticket
 
@@ -55,14 +56,23 @@ def select(
 
 
 @portable
-def rows_by_ticket(db: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
-    """Every `tickets` row as plain values in `TICKET_COLUMNS` order, by ncentralTicketId.
+def rows_by_ticket(
+    db: sqlite3.Connection, tickets: TicketRange = EVERY_TICKET
+) -> dict[str, tuple[Any, ...]]:
+    """Every `tickets` row of `tickets` as plain values in `TICKET_COLUMNS` order, by
+    ncentralTicketId.
 
     Plain values, so that they compare equal to `rows.ticket_row` of the replayed stream.
     """
     cursor = db.cursor()
     cursor.row_factory = None
-    return {row[0]: row for row in cursor.execute(f"SELECT {_COLUMNS} FROM tickets")}
+    sql = f"SELECT {_COLUMNS} FROM tickets WHERE 1"
+    params: tuple[str, ...] = ()
+    if tickets.low is not None:
+        sql, params = sql + " AND ncentral_ticket_id >= ?", (*params, tickets.low)
+    if tickets.high is not None:
+        sql, params = sql + " AND ncentral_ticket_id < ?", (*params, tickets.high)
+    return {row[0]: row for row in cursor.execute(sql, params)}
 
 
 _COLUMNS = ", ".join(TICKET_COLUMNS)

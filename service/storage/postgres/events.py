@@ -11,6 +11,7 @@ from typing import Any
 from service.storage.events import (
     EVERY_TICKET,
     FILTER_COLUMNS,
+    Link,
     Order,
     TicketRange,
     ranges_between,
@@ -27,11 +28,11 @@ __all__ = [
     "explain",
     "first_position_from",
     "iter_after",
-    "iter_for_rules",
     "last_position",
     "last_position_at",
-    "raw_rows",
+    "links_to_check",
     "rewind_rows",
+    "rows_for_rules",
     "select",
     "stream_length",
     "stream_slice",
@@ -67,16 +68,22 @@ def iter_after(
     return (event_from_row(row) for row in _chunks(db, _SELECT_RANGE, after, through, chunk))
 
 
-def iter_for_rules(db: Connection, tickets: TicketRange = EVERY_TICKET) -> Iterator[Event]:
-    """Every event of `tickets`, in order; PostgreSQL reads whole rows as cheaply as a few
-    columns. `verify` asks for fewer than every ticket only of a SQLite file."""
-    return (e for e in iter_after(db) if tickets == EVERY_TICKET or tickets.holds(e.ticket_id))
+def rows_for_rules(
+    db: Connection, tickets: TicketRange = EVERY_TICKET
+) -> Iterator[tuple[Any, ...]]:
+    """Every row of `tickets` as stored, in position order: plain tuples, `EVENT_COLUMNS`.
+    PostgreSQL reads whole rows as cheaply as a few columns; `verify` asks for fewer than
+    every ticket only of a SQLite file."""
+    for row in _chunks(db, _SELECT_RANGE, 0, 2**62, 5000):
+        if tickets == EVERY_TICKET or tickets.holds(row["ticket_id"]):
+            yield tuple(row[column] for column in EVENT_COLUMNS)
 
 
-def raw_rows(db: Connection, after: int, through: int) -> Iterator[tuple[Any, ...]]:
-    """The rows at positions `after+1..through` as stored: plain tuples, `EVENT_COLUMNS`."""
-    for row in _chunks(db, _SELECT_RANGE, after, through, 5000):
-        yield tuple(row[column] for column in EVENT_COLUMNS)
+def links_to_check(db: Connection, through: int, keep: int) -> list[Link]:
+    """The first `keep` rows through `through` whose link to the row before may be broken
+    (see SQLite's twin): worked out inside PostgreSQL."""
+    rows = db.execute(_TO_CHECK, (through, keep)).fetchall()
+    return [_link(db, row["position"]) for row in rows]
 
 
 def last_position(db: Connection) -> int:
@@ -160,6 +167,14 @@ def first_position_from(db: Connection, time: str) -> int | None:
     return None if found is None else int(found)
 
 
+def _link(db: Connection, position: int) -> Link:
+    prev_hash = _scalar(db, _PREV_HASH, (position,))
+    before = db.execute(_ROW_BEFORE, (position,)).fetchone()
+    if before is None:
+        return Link(position, prev_hash, 0, None)
+    return Link(position, prev_hash, before["position"], before["hash"])
+
+
 def _nodes(node: dict[str, Any]) -> Iterator[str]:
     """A plan node and those below it, each as "<type>[ using <index>][ on <table>]"."""
     index = f" using {node['Index Name']}" if "Index Name" in node else ""
@@ -203,6 +218,18 @@ _REWIND_ROWS = (
     " FROM events WHERE position > %s AND position <= %s"
     " AND (outcome = 'accepted' OR action IN ('identity_delivered', 'callback_delivered'))"
     " ORDER BY position LIMIT %s"
+)
+_TO_CHECK = (
+    "SELECT later.position FROM events AS later LEFT JOIN events AS earlier"
+    " ON earlier.position = later.position - 1 AND earlier.position > 0"
+    " WHERE later.position > 0 AND later.position <= %s"
+    " AND (earlier.position IS NULL OR later.prev_hash IS DISTINCT FROM earlier.hash)"
+    " ORDER BY later.position LIMIT %s"
+)
+_PREV_HASH = "SELECT prev_hash FROM events WHERE position = %s"
+_ROW_BEFORE = (
+    "SELECT position, hash FROM events WHERE position > 0 AND position < %s"
+    " ORDER BY position DESC LIMIT 1"
 )
 _COUNT_TICKETED = "SELECT COUNT(ticket_id) AS n FROM events"
 _NTH_TICKET = (

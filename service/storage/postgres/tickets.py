@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.storage.events import EVERY_TICKET, TicketRange
 from service.storage.postgres.connections import Connection
 from service.storage.postgres.nul import holds_nul, shield, unshield, unshield_tags
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
@@ -66,11 +67,16 @@ def select(
     return [ticket_from_row(restored(row)) for row in rows]
 
 
-def rows_by_ticket(db: Connection) -> dict[str, tuple[Any, ...]]:
-    """Every `tickets` row in `TICKET_COLUMNS` order, as `rows.ticket_row` gives it."""
+def rows_by_ticket(
+    db: Connection, tickets: TicketRange = EVERY_TICKET
+) -> dict[str, tuple[Any, ...]]:
+    """Every `tickets` row of `tickets` in `TICKET_COLUMNS` order, as `rows.ticket_row`
+    gives it."""
     found = {}
     for stored in db.execute(f"SELECT {_COLUMNS} FROM tickets"):
         row = restored(stored)
+        if not tickets.holds(row["ncentral_ticket_id"]):
+            continue
         for name in _JSON_COLUMNS:
             if row[name] is not None:
                 row[name] = row[name].encode()
