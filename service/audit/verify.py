@@ -15,7 +15,8 @@ position, folds time travel's `Rewind` from the last sound checkpoint to the log
 compares it with the replay (so the fold that time travel runs is proven too), and
 compares its rows of the `tickets` table with what the replay produces. Meanwhile this
 process checks the links: each row must follow the previous position by one and carry the
-previous row's hash as `prev_hash` (`events.links_to_check`, inside the database).
+previous row's hash as `prev_hash` (`events.links_to_check`, inside the database), and
+no row may sit below position 1, where the writer never puts one (`events.before_first`).
 
 An edited row breaks its own hash, a removed one leaves a gap and a broken link, a moved
 one breaks both; an attacker who rewrites the whole chain consistently is still caught by
@@ -92,6 +93,7 @@ def verify(
             ruled = [_done(_rules_part_of(db, events.EVERY_TICKET, True, last, keep, told))]
         # The links, inside the database (while the workers, if any, replay).
         links = [f for link in events.links_to_check(db, last, keep) for f in _link_findings(link)]
+        links += [Finding(p, _BEFORE_FIRST.format(p)) for p in events.before_first(db, keep)]
         parts = _in_turn(ruled, total, progress if parallel else None)
     findings = [f for part in parts for f in (*part.edited, *part.findings)]
     findings = _first(links + findings, keep)
@@ -323,6 +325,12 @@ def _of(tickets: events.TicketRange, by_ticket: dict[str, _V]) -> dict[str, _V]:
         return dict(by_ticket)
     holds = tickets.holds
     return {ticket_id: value for ticket_id, value in by_ticket.items() if holds(ticket_id)}
+
+
+_BEFORE_FIRST = (
+    "a row at position {}, before the log's first position (1): the writer never puts one"
+    " there, so it came from outside"
+)
 
 
 def _link_findings(link: events.Link) -> list[Finding]:

@@ -24,6 +24,7 @@ __all__ = [
     "Link",
     "TicketRange",
     "at",
+    "before_first",
     "count",
     "explain",
     "first_position_from",
@@ -145,6 +146,12 @@ def links_to_check(db: sqlite3.Connection, through: int, keep: int) -> list[Link
     each row's own hash is checked where its columns are read anyway.
     """
     return [_link(db, row[0]) for row in db.execute(_TO_CHECK, (through, keep)).fetchall()]
+
+
+@portable
+def before_first(db: sqlite3.Connection, keep: int) -> list[int]:
+    """The first `keep` positions below 1, where the writer never puts a row."""
+    return [row[0] for row in db.execute(_BEFORE_FIRST, (keep,)).fetchall()]
 
 
 @portable
@@ -294,6 +301,7 @@ _TO_CHECK = (
     " AND (earlier.position IS NULL OR later.prev_hash IS NOT earlier.hash)"
     " ORDER BY later.position LIMIT ?"
 )
+_BEFORE_FIRST = "SELECT position FROM events WHERE position < 1 ORDER BY position LIMIT ?"
 _PREV_HASH = "SELECT prev_hash FROM events WHERE position = ?"
 _ROW_BEFORE = (
     "SELECT position, hash FROM events WHERE position > 0 AND position < ?"

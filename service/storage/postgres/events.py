@@ -24,6 +24,7 @@ from statemachine.projection import RewindRow
 
 __all__ = [
     "at",
+    "before_first",
     "count",
     "explain",
     "first_position_from",
@@ -84,6 +85,11 @@ def links_to_check(db: Connection, through: int, keep: int) -> list[Link]:
     (see SQLite's twin): worked out inside PostgreSQL."""
     rows = db.execute(_TO_CHECK, (through, keep)).fetchall()
     return [_link(db, row["position"]) for row in rows]
+
+
+def before_first(db: Connection, keep: int) -> list[int]:
+    """The first `keep` positions below 1, where the writer never puts a row."""
+    return [row["position"] for row in db.execute(_BEFORE_FIRST, (keep,)).fetchall()]
 
 
 def last_position(db: Connection) -> int:
@@ -226,6 +232,7 @@ _TO_CHECK = (
     " AND (earlier.position IS NULL OR later.prev_hash IS DISTINCT FROM earlier.hash)"
     " ORDER BY later.position LIMIT %s"
 )
+_BEFORE_FIRST = "SELECT position FROM events WHERE position < 1 ORDER BY position LIMIT %s"
 _PREV_HASH = "SELECT prev_hash FROM events WHERE position = %s"
 _ROW_BEFORE = (
     "SELECT position, hash FROM events WHERE position > 0 AND position < %s"

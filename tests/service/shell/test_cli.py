@@ -123,6 +123,16 @@ def tampered(
     return copy
 
 
+_COLUMNS = (
+    "position, ticket_id, stream_version, action, outcome, state_before, state_after,"
+    " recorded_at, request_id, actor, payload, response, schema_version, prev_hash, hash"
+)
+#: The first row again, at position 0 and under a stream version of its own.
+_BELOW_THE_FIRST = _COLUMNS.replace("position,", "0,", 1).replace(
+    "stream_version", "stream_version + 100"
+)
+
+
 def _tampered_postgres(source: str, server: Postgres, statements: tuple[str, ...]) -> str:
     copy = server.create_database()
     backend_for(copy).connect_sync(readonly=False).close()  # the schema
@@ -160,8 +170,15 @@ def _tampered_postgres(source: str, server: Postgres, statements: tuple[str, ...
             ],
             4,
         ),
+        (
+            [
+                f"INSERT INTO events ({_COLUMNS})"
+                f" SELECT {_BELOW_THE_FIRST} FROM events WHERE position = 1"
+            ],
+            0,
+        ),
     ],
-    ids=["edited-payload", "deleted-row", "reordered-rows"],
+    ids=["edited-payload", "deleted-row", "reordered-rows", "row-below-the-first"],
 )
 def test_verify_names_the_first_bad_position(
     history: Server,
