@@ -16,8 +16,9 @@ the median over rounds of each round's own ratio, so that a busy moment on a sha
 machine weighs on both sides of a ratio alike.
 
 Building the log takes minutes; `--db PATH` keeps it at PATH (built when missing) for
-the next run. The first review of a window mid-log after the server starts also sums
-the log once for the `OpenTally`; that cold request is timed and shown on its own, and
+the next run. The first review of a window mid-log, asked for as soon as the server
+answers, may still wait for the `OpenTally`'s one sum of the log that the server makes
+as it starts; that cold request is timed and shown on its own, and
 so is the first review of another day (its hours counted from the events, before the
 server keeps them: `Rollups`); the rounds then time pages whose hours are kept.
 """
@@ -89,7 +90,7 @@ def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, fl
     ]
     try:
         cold = median_seconds(lambda: _get(server, "/review", middle), 1)
-        print(f"the first review mid-log after start (sums the log once): {cold * 1000:.0f} ms")
+        print(f"the first review mid-log, at once after start: {cold * 1000:.0f} ms")
         first = median_seconds(lambda: _get(server, "/review", unseen), 1)
         print(f"the first review of another day (counts its hours): {first * 1000:.1f} ms")
         for _, path, params in cases:

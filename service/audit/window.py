@@ -136,6 +136,16 @@ class OpenTally:
         #: Open tickets once the first `k * block` events were in, for k = 0, 1, ...
         self._kept = [0]
 
+    def warm(self, db: sqlite3.Connection) -> None:
+        """Sum every block the log has finished now, so that no review waits for it: the
+        server does this once after it starts."""
+        self(db, stored_activity.head_position(db))
+
+    @property
+    def summed(self) -> int:
+        """How many of the log's first events the kept sums cover."""
+        return (len(self._kept) - 1) * self._block
+
     def __call__(self, db: sqlite3.Connection, position: int) -> int:
         """Open tickets once the first `position` events were in (`position` <= the head)."""
         boundary = position // self._block
