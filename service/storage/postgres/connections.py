@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row, scalar_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import ConnectionPool
 
 from service.storage.postgres.schema import migrate, migrate_async
 
@@ -29,7 +29,6 @@ __all__ = [
     "connect_readonly",
     "connect_sync",
     "display",
-    "pool",
     "read_pool",
     "snapshot",
 ]
@@ -125,34 +124,6 @@ def snapshot(db: Connection) -> Iterator[Connection]:
     with db.transaction():
         db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield db
-
-
-async def pool(
-    url: str, *, readonly: bool = False, min_size: int = 1, max_size: int = 4
-) -> AsyncConnectionPool[AsyncConnection]:
-    """An open pool of autocommit connections that replaces the ones the server dropped.
-
-    A first, plain connection runs the migrations (unless `readonly`) and, when the
-    server cannot be reached, fails at once with libpq's own reason instead of the pool's
-    timeout.
-    """
-    first = await (connect_readonly(url) if readonly else connect(url))
-    await first.close()
-    opened: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
-        url,
-        min_size=min_size,
-        max_size=max_size,
-        open=False,
-        check=AsyncConnectionPool.check_connection,
-        kwargs={
-            "autocommit": True,
-            "row_factory": dict_row,
-            "connect_timeout": CONNECT_TIMEOUT,
-            "options": _READ_ONLY if readonly else _CUSTOM_PLANS,
-        },
-    )
-    await opened.open(wait=True, timeout=CONNECT_TIMEOUT)
-    return opened
 
 
 def read_pool(url: str, *, max_size: int = 8) -> ConnectionPool[Connection]:
