@@ -123,11 +123,12 @@ async def write(
     """The batch's writes and its COMMIT in one pipeline: one round trip. A callback made
     due wakes every courier.
 
-    With `then_after` (the batch's last position, given when more work is waiting), the
+    With `then_after` (the batch's last position, given when more work is expected), the
     same round trip also begins the next batch: it tries the append lock and makes
     `begin`'s reads. Returns what they learnt, or None when the lock was not had (another
-    replica got it first: the next batch then goes through `begin`). A lock taken here is
-    the next batch's, and it is held only while that batch is decided and written.
+    replica got it first: that transaction is rolled back, and the next batch goes through
+    `begin`). A lock taken here is the next batch's, held only while that batch is decided
+    and written.
 
     If any write fails, the server skips the rest of the pipeline, COMMIT included, and
     the transaction is rolled back: nothing of the batch stays.
@@ -154,7 +155,12 @@ async def write(
     except BaseException:
         await rollback(db)
         raise
-    return began if had else None
+    if had:
+        return began
+    # Not left open without the lock: idle in a transaction, the server would end the
+    # session (idle_in_transaction_session_timeout) if no work came.
+    await rollback(db)
+    return None
 
 
 async def rollback(db: AsyncConnection) -> None:

@@ -14,6 +14,7 @@ from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Ledger
 from service.storage import StoreUnavailable
 from service.storage.backend import backend_for
+from service.storage.postgres import appends
 from service.storage.postgres.appends import APPEND_LOCK
 
 ASYNC = AnswerPolicy(base_url="http://psa.test", create_mode="async")
@@ -193,3 +194,26 @@ class _Counted:
     async def begin(self, *args: object, **kwargs: object) -> object:
         self.calls += 1
         return await self._appends.begin(*args, **kwargs)
+
+
+async def test_a_next_batch_begun_without_the_lock_leaves_no_transaction_open(
+    postgres_url: str,
+) -> None:
+    """When another replica holds the append lock as a batch commits, the next batch's
+    transaction begun behind the COMMIT is rolled back, not left idle: the server ends a
+    session idle in a transaction, and the writer's next batch would then be refused."""
+    backend = backend_for(postgres_url)
+    writer = await backend.connect_writer()
+    try:
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+            began = await appends.write(writer, [], [], [], then_after=0)
+            with psycopg.connect(postgres_url, autocommit=True) as other:
+                state = other.execute(
+                    "SELECT state FROM pg_stat_activity WHERE pid = %s", (writer.info.backend_pid,)
+                ).fetchone()
+            holder.rollback()
+    finally:
+        await writer.close()
+    assert began is None
+    assert state == ("idle",)
