@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
@@ -97,13 +98,7 @@ def tallies(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Tally
     """How many events of each (outcome, state_before, state_after) each position range
     holds, counted by the database: a window's rows never reach Python one by one.
     Empty ranges (low > high) hold nothing."""
-    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
-    if not asked:
-        return []
-    sql = _TALLIES.format(values=", ".join(["(?, ?, ?)"] * len(asked)))
-    cursor = db.cursor()
-    cursor.row_factory = None
-    return cursor.execute(sql, [v for triple in asked for v in triple]).fetchall()
+    return _by_ranges(db, _TALLIES, ranges)
 
 
 @portable
@@ -111,13 +106,7 @@ def ticket_ends(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[E
     """In each position range, every ticket with a stated event there: its state before
     the first of them and after the last, and whether one of them reopened it (in no
     order). Empty ranges (low > high) hold none."""
-    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
-    if not asked:
-        return []
-    sql = _TICKET_ENDS.format(values=", ".join(["(?, ?, ?)"] * len(asked)))
-    cursor = db.cursor()
-    cursor.row_factory = None
-    return cursor.execute(sql, [v for triple in asked for v in triple]).fetchall()
+    return _by_ranges(db, _TICKET_ENDS, ranges)
 
 
 @portable
@@ -178,6 +167,20 @@ def explain_ticket_ends(db: sqlite3.Connection) -> list[str]:
 def explain_stream_rows(db: sqlite3.Connection) -> list[str]:
     # As the page asks: from the log's start, where only the tickets' index is short.
     return _plan(db, _STREAM_ROWS.format(marks="?, ?"), ("100001", "100002", 0, 1_000_000_000))
+
+
+def _by_ranges(db: sqlite3.Connection, sql: str, ranges: list[tuple[int, int]]) -> list[Any]:
+    """The rows of a statement over `ranges` (each non-empty one with its index, as the
+    `values` it is formatted with), as plain tuples."""
+    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
+    if not asked:
+        return []
+    cursor = db.cursor()
+    cursor.row_factory = None
+    values = [value for triple in asked for value in triple]
+    return cursor.execute(
+        sql.format(values=", ".join(["(?, ?, ?)"] * len(asked))), values
+    ).fetchall()
 
 
 def _plan(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[str]:

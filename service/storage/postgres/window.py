@@ -59,23 +59,13 @@ def firsts_from(db: Connection, times: list[str]) -> list[int | None]:
 
 def tallies(db: Connection, ranges: list[tuple[int, int]]) -> list[Tally]:
     """How many events of each (outcome, state_before, state_after) each position range holds."""
-    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
-    if not asked:
-        return []
-    cursor = db.cursor(row_factory=tuple_row)
-    indexes, lows, highs = (list(column) for column in zip(*asked, strict=True))
-    return cursor.execute(_TALLIES, (indexes, lows, highs)).fetchall()
+    return _by_ranges(db, _TALLIES, ranges)
 
 
 def ticket_ends(db: Connection, ranges: list[tuple[int, int]]) -> list[Ends]:
     """In each position range, every ticket with a stated event there: its state at both
     ends, and whether one of them reopened it (in no order)."""
-    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
-    if not asked:
-        return []
-    cursor = db.cursor(row_factory=tuple_row)
-    indexes, lows, highs = (list(column) for column in zip(*asked, strict=True))
-    return cursor.execute(_TICKET_ENDS, (indexes, lows, highs)).fetchall()
+    return _by_ranges(db, _TICKET_ENDS, ranges)
 
 
 def stream_rows(db: Connection, ticket_ids: list[str], after: int, through: int) -> list[RewindRow]:
@@ -121,6 +111,17 @@ def explain_ticket_ends(db: Connection) -> list[str]:
 def explain_stream_rows(db: Connection) -> list[str]:
     # As the page asks: from the log's start, where only the tickets' index is short.
     return _plan(db, _STREAM_ROWS, (["100001", "100002"], 0, 1_000_000_000))
+
+
+def _by_ranges(db: Connection, sql: str, ranges: list[tuple[int, int]]) -> list[Any]:
+    """The rows of a statement over `ranges` (each non-empty one with its index, as three
+    arrays), as plain tuples."""
+    asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
+    if not asked:
+        return []
+    cursor = db.cursor(row_factory=tuple_row)
+    indexes, lows, highs = (list(column) for column in zip(*asked, strict=True))
+    return cursor.execute(sql, (indexes, lows, highs)).fetchall()
 
 
 def _plan(db: Connection, sql: str, params: tuple[object, ...]) -> list[str]:
