@@ -64,8 +64,6 @@ _TRIGGER_OF = {
     Action.REOPEN: Trigger.REOPEN,
 }
 _ACTION_OF = {trigger: action for action, trigger in _TRIGGER_OF.items()}
-#: `Action(name)` without the Enum call, which costs more than the decision itself.
-_ACTION_BY_NAME = {action.value: action for action in Action}
 _DELIVERIES = {Fact.IDENTITY_DELIVERED.value, Fact.CALLBACK_DELIVERED.value}
 _REQUEST_ACTIONS = {a.value for a in Action}
 
