@@ -91,7 +91,11 @@ class Outcome(StrEnum):
 TicketId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
-class TicketRequest(msgspec.Struct, rename="camel", frozen=True):
+# `gc=False` on the Structs made for every request (here and in `projection`): they hold
+# only text, numbers, dicts of text and other such Structs, so they can never be part of a
+# reference cycle, and the cyclic collector need not track them. Tracked, they cost the
+# PostgreSQL writer 8% of its CPU in collections (`python -m bench postgres`).
+class TicketRequest(msgspec.Struct, gc=False, rename="camel", frozen=True):
     """N-central's request body. Keys it does not name stay in the stored payload."""
 
     action: str
@@ -112,7 +116,7 @@ class InvalidRequest(Exception):
         self.malformed = malformed
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     position: int
     ticket_id: str | None
     stream_version: int | None

@@ -68,7 +68,8 @@ _DELIVERIES = {Fact.IDENTITY_DELIVERED.value, Fact.CALLBACK_DELIVERED.value}
 _REQUEST_ACTIONS = {a.value for a in Action}
 
 
-class LastAccepted(msgspec.Struct, frozen=True):
+# gc=False: never in a reference cycle (see `statemachine.events.TicketRequest`).
+class LastAccepted(msgspec.Struct, gc=False, frozen=True):
     """The ticket's last accepted request: a retry of it is answered as it was."""
 
     action: str
@@ -90,7 +91,7 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True):
     last_accepted: LastAccepted | None = None
 
 
-class Standing(msgspec.Struct, frozen=True, kw_only=True):
+class Standing(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """What decisions need about a ticket: identity, state, times, the last accepted request.
 
     Small whatever N-central sends (the request is kept as a digest), so the writer can hold
@@ -105,7 +106,7 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     last_accepted: LastAccepted | None = None
 
 
-class Content(msgspec.Struct, frozen=True, kw_only=True):
+class Content(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """What N-central wrote about a ticket; a field is None where this copy does not hold it.
 
     Replay holds all of it (it starts at the CREATE). The writer holds only what the
@@ -117,7 +118,7 @@ class Content(msgspec.Struct, frozen=True, kw_only=True):
     custom_tags: dict[str, str] | None = None
 
 
-class Stream(msgspec.Struct, frozen=True):
+class Stream(msgspec.Struct, gc=False, frozen=True):
     """Everything recorded about one ncentralTicketId; `ticket` is None until a CREATE."""
 
     version: int = 0
@@ -129,7 +130,7 @@ class Stream(msgspec.Struct, frozen=True):
         return Stream(self.version, self.ticket)
 
 
-class Decision(msgspec.Struct, frozen=True):
+class Decision(msgspec.Struct, gc=False, frozen=True):
     outcome: Outcome
     state_before: State | None = None
     state_after: State | None = None

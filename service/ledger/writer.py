@@ -73,7 +73,8 @@ class Command(Protocol):
     def apply(self, batch: Batch) -> Any: ...
 
 
-class Tail(msgspec.Struct, frozen=True):
+# gc=False: never in a reference cycle (see `statemachine.events.TicketRequest`).
+class Tail(msgspec.Struct, gc=False, frozen=True):
     """The last event of the log: where the next one chains on."""
 
     position: int = 0
@@ -203,7 +204,10 @@ class Ledger:
         if self._task is None or self._task.done():
             raise StoreUnavailable("the ledger writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put((command, future))
+        try:
+            self._queue.put_nowait((command, future))  # without `put`'s coroutine, mostly
+        except asyncio.QueueFull:
+            await self._queue.put((command, future))
         return await future
 
     async def _run(self) -> None:
