@@ -34,6 +34,7 @@ from service.ledger.writer import Ledger
 from service.logs import AccessLog
 from service.settings import Settings
 from service.storage.readpool import ReadPool
+from service.storage.textindex import TextIndex
 
 __all__ = ["create_app"]
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     counts = StateCounts()
     tally = OpenTally()
     rollups = Rollups()
+    texts = TextIndex()
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
     checkpointer = Checkpointer(ledger, settings.db, settings.checkpoint_every)
@@ -62,13 +64,16 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         if courier is not None:
             await courier.start()
         warming = asyncio.create_task(_warm(tally, reads), name="psa-ledger-open-tally")
+        keeping = asyncio.create_task(_keep(texts, reads), name="psa-ledger-text-index")
         try:
             yield
         finally:
-            # The thread's pass is not interrupted: the pool is closed only after it.
-            warming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await warming
+            # The threads' passes are not interrupted: the pool is closed only after them.
+            for task in (warming, keeping):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            texts.close()
             if courier is not None:
                 await courier.stop()
             await checkpointer.stop()
@@ -95,6 +100,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             "counts": Provide(lambda: counts, sync_to_thread=False),
             "tally": Provide(lambda: tally, sync_to_thread=False),
             "rollups": Provide(lambda: rollups, sync_to_thread=False),
+            "texts": Provide(lambda: texts, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -129,3 +135,23 @@ async def _warm(tally: OpenTally, reads: ReadPool) -> None:
         await reads.run(tally.warm)
     except Exception as exc:  # whatever it was, a review will sum what it needs itself
         log.warning("the review page's open counts were not summed ahead: %r", exc)
+
+
+async def _keep(texts: TextIndex, reads: ReadPool) -> None:
+    """Build the list's text index from the log, then keep it near the head, so that a
+    text query's own catch-up is a second's events at most. Until it is built, or while
+    it cannot be kept, the list walks the tickets (slower, the same answers)."""
+    pause = _KEEP_EVERY
+    while True:
+        try:
+            await reads.run(texts.refresh)
+            pause = _KEEP_EVERY
+        except Exception as exc:  # the log unreachable, the disk full: try again later
+            log.warning("the text index could not be brought to the head: %r", exc)
+            pause = min(pause * 2, _KEEP_BACKOFF)
+        await asyncio.sleep(pause)
+
+
+#: Seconds between the text index's refreshes, and the longest wait after failures.
+_KEEP_EVERY = 1.0
+_KEEP_BACKOFF = 60.0
