@@ -64,13 +64,16 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         if courier is not None:
             await courier.start()
         warming = asyncio.create_task(_warm(tally, reads), name="psa-ledger-open-tally")
-        keeping = asyncio.create_task(_keep(texts, reads), name="psa-ledger-text-index")
+        keeping = asyncio.create_task(
+            _keep(texts, reads, after=warming), name="psa-ledger-text-index"
+        )
         try:
             yield
         finally:
             # The threads' passes are not interrupted: the pool is closed only after them.
             for task in (warming, keeping):
                 task.cancel()
+            for task in (warming, keeping):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             texts.close()
@@ -137,10 +140,14 @@ async def _warm(tally: OpenTally, reads: ReadPool) -> None:
         log.warning("the review page's open counts were not summed ahead: %r", exc)
 
 
-async def _keep(texts: TextIndex, reads: ReadPool) -> None:
+async def _keep(texts: TextIndex, reads: ReadPool, *, after: asyncio.Task[None]) -> None:
     """Build the list's text index from the log, then keep it near the head, so that a
     text query's own catch-up is a second's events at most. Until it is built, or while
-    it cannot be kept, the list walks the tickets (slower, the same answers)."""
+    it cannot be kept, the list walks the tickets (slower, the same answers).
+
+    The build waits for the review page's sum (`after`): on two cores, both at once
+    doubled the first review's wait (0.5 -> 1.0 s on a million events)."""
+    await asyncio.wait([after])
     pause = _KEEP_EVERY
     while True:
         try:
