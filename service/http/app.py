@@ -35,6 +35,7 @@ from service.logs import AccessLog
 from service.settings import Settings
 from service.storage.readpool import ReadPool
 from service.storage.textindex import TextIndex
+from service.storage.textkeeper import TextKeeper
 
 __all__ = ["create_app"]
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     tally = OpenTally()
     rollups = Rollups()
     texts = TextIndex()
+    keeper = TextKeeper(texts, reads)
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
     checkpointer = Checkpointer(ledger, settings.db, settings.checkpoint_every)
@@ -64,19 +66,15 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         if courier is not None:
             await courier.start()
         warming = asyncio.create_task(_warm(tally, reads), name="psa-ledger-open-tally")
-        keeping = asyncio.create_task(
-            _keep(texts, reads, after=warming), name="psa-ledger-text-index"
-        )
+        keeper.start()
         try:
             yield
         finally:
             # The threads' passes are not interrupted: the pool is closed only after them.
-            for task in (warming, keeping):
-                task.cancel()
-            for task in (warming, keeping):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            texts.close()
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming
+            await asyncio.to_thread(keeper.stop)
             if courier is not None:
                 await courier.stop()
             await checkpointer.stop()
@@ -138,27 +136,3 @@ async def _warm(tally: OpenTally, reads: ReadPool) -> None:
         await reads.run(tally.warm)
     except Exception as exc:  # whatever it was, a review will sum what it needs itself
         log.warning("the review page's open counts were not summed ahead: %r", exc)
-
-
-async def _keep(texts: TextIndex, reads: ReadPool, *, after: asyncio.Task[None]) -> None:
-    """Build the list's text index from the log, then keep it near the head, so that a
-    text query's own catch-up is a second's events at most. Until it is built, or while
-    it cannot be kept, the list walks the tickets (slower, the same answers).
-
-    The build waits for the review page's sum (`after`): on two cores, both at once
-    doubled the first review's wait (0.5 -> 1.0 s on a million events)."""
-    await asyncio.wait([after])
-    pause = _KEEP_EVERY
-    while True:
-        try:
-            await reads.run(texts.refresh)
-            pause = _KEEP_EVERY
-        except Exception as exc:  # the log unreachable, the disk full: try again later
-            log.warning("the text index could not be brought to the head: %r", exc)
-            pause = min(pause * 2, _KEEP_BACKOFF)
-        await asyncio.sleep(pause)
-
-
-#: Seconds between the text index's refreshes, and the longest wait after failures.
-_KEEP_EVERY = 1.0
-_KEEP_BACKOFF = 60.0
