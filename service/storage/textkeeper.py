@@ -2,9 +2,12 @@
 
 A thread of its own, not the read pool's: building reads every ticket (1.5 s of a core
 on 100,000), and on two cores that work, done beside the requests, made the first
-review after a start wait twice as long. This thread runs at the lowest CPU priority
-(Linux schedules each thread on its own), so requests come first; and since a text query
-brings the index to its own head anyway, the refresh only keeps that catch-up short.
+review after a start wait up to twice as long. This thread runs at a lower CPU priority
+(nice 5: about a third of a request thread's share of a busy core; Linux schedules each
+thread on its own), so requests come first. Not the lowest: at nice 19 on a loaded
+machine (load 8) the index was still not built after the 17 s of a benchmark run. Since
+a text query brings the index to its own head anyway, the refresh only keeps that
+catch-up short.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class TextKeeper:
         self._texts.close()
 
     def _keep(self) -> None:
-        _lowest_priority()
+        _lower_priority()
         pause = self._every
         while not self._stopping.is_set():
             try:
@@ -59,11 +62,12 @@ class TextKeeper:
             self._stopping.wait(pause)
 
 
-def _lowest_priority() -> None:
-    """This thread's CPU priority lowered as far as it goes (where the system allows)."""
+def _lower_priority() -> None:
+    """This thread's CPU priority lowered (where the system allows)."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)
 
 
+_NICE = 5
 #: Seconds: the longest wait between tries after failures.
 _LONGEST_PAUSE = 60.0
