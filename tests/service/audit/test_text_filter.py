@@ -31,6 +31,7 @@ from service.storage.postgres.copy import copy_log
 from service.storage.textindex import TextIndex
 from tests.conftest import BACKENDS
 from tests.support.harness import Server
+from tests.support.live import wait_for
 
 Connection = Any
 
@@ -177,6 +178,23 @@ def walked_rows(db: Path | str, text: str) -> list[ActivityRow]:
     with closing(backend.connect_sync()) as conn, backend.snapshot(conn):
         pages = every_page(conn, ActivityFilter(text=text), None)
     return [row for page in pages for row in page.rows]
+
+
+def test_the_index_says_how_far_it_is_in_the_metrics(served: Server) -> None:
+    create(served, "6001", "Index me")
+    head = stored_activity.head_position  # the gauge reaches the log's head within seconds
+    backend = backend_for(served.db)
+    with closing(backend.connect_sync()) as conn, backend.snapshot(conn):
+        at = head(conn)
+    wait_for(lambda: _gauge(served) >= at, what="the text index at the head")
+
+
+def _gauge(server: Server) -> float:
+    found = re.search(
+        r"^psa_ledger_text_index_position (\S+)$", server.ncentral.get("/metrics").text, re.M
+    )
+    assert found is not None
+    return float(found[1])
 
 
 def test_the_list_follows_edits_through_the_index(served: Server, module_db: Path | str) -> None:
