@@ -66,7 +66,9 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         if courier is not None:
             await courier.start()
         warming = asyncio.create_task(_warm(tally, reads), name="psa-ledger-open-tally")
-        keeper.start()
+        # The text index is built after that sum: both at once, on two cores, made the
+        # first review after a start wait 0.7-1.0 s instead of 0.5-0.6.
+        warming.add_done_callback(keeper.start_after)
         try:
             yield
         finally:

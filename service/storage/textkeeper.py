@@ -12,6 +12,7 @@ catch-up short.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -40,6 +41,12 @@ class TextKeeper:
             target=self._keep, name="psa-ledger-text-index", daemon=True
         )
         self._thread.start()
+
+    def start_after(self, first: asyncio.Future[None]) -> None:
+        """`start`, as the callback of work to finish `first`; not when it was cancelled
+        (the server is stopping)."""
+        if not first.cancelled():
+            self.start()
 
     def stop(self) -> None:
         """Stop after the pass under way (a build is not interrupted), then close the index."""
