@@ -56,11 +56,12 @@ def texts_of(db: sqlite3.Connection, keys: list[str]) -> list[Text]:
 
 
 @portable
-def touched(db: sqlite3.Connection, after: int, through: int) -> list[str]:
-    """The ticket of each event at positions `after+1..through` naming one (repeats kept)."""
+def touched(db: sqlite3.Connection, after: int, through: int) -> list[tuple[str, str]]:
+    """Each ticket an event at positions `after+1..through` names, with its last activity
+    (repeats kept): the index numbers them in that order before reading their texts."""
     cursor = db.cursor()
     cursor.row_factory = None
-    return [ticket for (ticket,) in cursor.execute(_TOUCHED, (after, through))]
+    return cursor.execute(_TOUCHED, (after, through)).fetchall()
 
 
 @portable
@@ -97,5 +98,7 @@ _TEXTS_OF = (
     f"SELECT {_COLUMNS} FROM tickets WHERE ncentral_ticket_id IN (SELECT value FROM json_each(?))"
 )
 _TOUCHED = (
-    "SELECT ticket_id FROM events WHERE position > ? AND position <= ? AND ticket_id IS NOT NULL"
+    "SELECT e.ticket_id, t.updated_at FROM events AS e"
+    " JOIN tickets AS t ON t.ncentral_ticket_id = e.ticket_id"
+    " WHERE e.position > ? AND e.position <= ?"
 )

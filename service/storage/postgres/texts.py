@@ -42,9 +42,8 @@ def texts_of(db: Connection, keys: list[str]) -> list[Text]:
     return db.cursor(row_factory=tuple_row).execute(_TEXTS_OF, (keys,)).fetchall()
 
 
-def touched(db: Connection, after: int, through: int) -> list[str]:
-    rows = db.cursor(row_factory=tuple_row).execute(_TOUCHED, (after, through))
-    return [ticket for (ticket,) in rows]
+def touched(db: Connection, after: int, through: int) -> list[tuple[str, str]]:
+    return db.cursor(row_factory=tuple_row).execute(_TOUCHED, (after, through)).fetchall()
 
 
 def explain_texts_after(db: Connection) -> list[str]:
@@ -85,5 +84,7 @@ _TEXTS_AFTER = (
 )
 _TEXTS_OF = f"SELECT {_COLUMNS} FROM tickets WHERE ncentral_ticket_id = ANY(%s)"
 _TOUCHED = (
-    "SELECT ticket_id FROM events WHERE position > %s AND position <= %s AND ticket_id IS NOT NULL"
+    "SELECT e.ticket_id, t.updated_at FROM events AS e"
+    " JOIN tickets AS t ON t.ncentral_ticket_id = e.ticket_id"
+    " WHERE e.position > %s AND e.position <= %s"
 )
