@@ -17,6 +17,7 @@ from service.digits import NotAWholeNumber, whole_number
 from service.storage import activity as stored
 from service.storage import window as stored_window
 from service.storage.activity import ActivityRow
+from service.storage.textindex import TextIndex
 
 __all__ = [
     "ActivityFilter",
@@ -99,19 +100,23 @@ class ActivityPage(msgspec.Struct, frozen=True):
 
 
 def recent_activity(
-    db: sqlite3.Connection, where: ActivityFilter, *, limit: int = 50, cursor: str | None = None
+    db: sqlite3.Connection,
+    where: ActivityFilter,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    texts: TextIndex | None = None,
 ) -> ActivityPage:
-    """A page of tickets matching `where`, the most recently updated first."""
+    """A page of tickets matching `where`, the most recently updated first.
+
+    With `texts`, a text filter starts from the tickets the index says may match
+    (checked as without it: the same page), unless the index says to walk."""
     before = activity_cursor(cursor) if cursor is not None else None
-    found = stored.recent(
-        db,
-        limit=limit + 1,
-        before=before,
-        state=where.state,
-        tags=where.tags,
-        ncentral_ticket_id=where.ncentral_ticket_id,
-        text=where.text,
-    )
+    found = None
+    if texts is not None and where.text is not None:
+        found = _from_candidates(db, where, limit + 1, before, texts)
+    if found is None:
+        found = _recent(db, where, limit + 1, before)
     rows = found[:limit]
     more = len(found) > limit
     return ActivityPage(rows, _cursor(rows[-1]) if more else None)
@@ -134,6 +139,49 @@ def explain_activity(db: sqlite3.Connection, where: ActivityFilter) -> list[str]
         tags=where.tags,
         ncentral_ticket_id=where.ncentral_ticket_id,
         text=where.text,
+    )
+
+
+def _from_candidates(
+    db: sqlite3.Connection,
+    where: ActivityFilter,
+    wanted: int,
+    before: tuple[str, int] | None,
+    texts: TextIndex,
+) -> list[ActivityRow] | None:
+    """Up to `wanted` rows of the page from the text index's candidates; None: walk.
+
+    The index hands over the latest active candidates; the log checks them with the
+    filter itself. When too few pass, more of them are asked for, until all were."""
+    asked = wanted
+    while True:
+        chosen = texts.candidates(
+            db, str(where.text), before=before[0] if before else None, wanted=asked
+        )
+        if chosen is None:
+            return None
+        found = _recent(db, where, wanted, before, among=chosen.keys)
+        if len(found) == wanted or chosen.complete:
+            return found
+        asked *= 4
+
+
+def _recent(
+    db: sqlite3.Connection,
+    where: ActivityFilter,
+    limit: int,
+    before: tuple[str, int] | None,
+    among: list[str] | None = None,
+) -> list[ActivityRow]:
+    return stored.recent(
+        db,
+        limit=limit,
+        before=before,
+        state=where.state,
+        tags=where.tags,
+        ncentral_ticket_id=where.ncentral_ticket_id,
+        text=where.text,
+        among=among,
     )
 
 

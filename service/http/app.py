@@ -34,6 +34,8 @@ from service.ledger.writer import Ledger
 from service.logs import AccessLog
 from service.settings import Settings
 from service.storage.readpool import ReadPool
+from service.storage.textindex import TextIndex
+from service.storage.textkeeper import TextKeeper
 
 __all__ = ["create_app"]
 
@@ -51,6 +53,8 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     counts = StateCounts()
     tally = OpenTally()
     rollups = Rollups()
+    texts = TextIndex()
+    keeper = TextKeeper(texts, reads)
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
     checkpointer = Checkpointer(ledger, settings.db, settings.checkpoint_every)
@@ -62,13 +66,17 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         if courier is not None:
             await courier.start()
         warming = asyncio.create_task(_warm(tally, reads), name="psa-ledger-open-tally")
+        # The text index is built after that sum: both at once, on two cores, made the
+        # first review after a start wait 0.7-1.0 s instead of 0.5-0.6.
+        warming.add_done_callback(keeper.start_after)
         try:
             yield
         finally:
-            # The thread's pass is not interrupted: the pool is closed only after it.
+            # The threads' passes are not interrupted: the pool is closed only after them.
             warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warming
+            await asyncio.to_thread(keeper.stop)
             if courier is not None:
                 await courier.stop()
             await checkpointer.stop()
@@ -95,6 +103,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             "counts": Provide(lambda: counts, sync_to_thread=False),
             "tally": Provide(lambda: tally, sync_to_thread=False),
             "rollups": Provide(lambda: rollups, sync_to_thread=False),
+            "texts": Provide(lambda: texts, sync_to_thread=False),
         },
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

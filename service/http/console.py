@@ -57,6 +57,7 @@ from service.ledger.outbox import Callback
 from service.ledger.writer import Ledger
 from service.storage import tickets as stored_tickets
 from service.storage.readpool import ReadPool
+from service.storage.textindex import TextIndex
 from service.timestamps import format_utc
 from statemachine.ticket import State
 
@@ -86,7 +87,11 @@ class Console(Controller):
         operation_class=openapi.documented(parameters=openapi.CONSOLE_PARAMETERS),
     )
     async def tickets_now(
-        self, request: Request[Any, Any, Any], reads: ReadPool, counts: StateCounts
+        self,
+        request: Request[Any, Any, Any],
+        reads: ReadPool,
+        counts: StateCounts,
+        texts: TextIndex,
     ) -> Template | Response[Any]:
         try:
             p = Params(
@@ -105,7 +110,9 @@ class Console(Controller):
         except BadParameter as exc:
             return exc.response()
         try:
-            rows, next_cursor, by_state, head = await reads.run(_tickets_now, where, cursor, counts)
+            rows, next_cursor, by_state, head = await reads.run(
+                _tickets_now, where, cursor, counts, texts
+            )
         except BadCursor as exc:
             return BadParameter("cursor", f"cursor: {exc}").response()
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
@@ -310,10 +317,14 @@ class _Window(msgspec.Struct, frozen=True):
 
 
 def _tickets_now(
-    db: sqlite3.Connection, where: ActivityFilter, cursor: str | None, counts: StateCounts
+    db: sqlite3.Connection,
+    where: ActivityFilter,
+    cursor: str | None,
+    counts: StateCounts,
+    texts: TextIndex,
 ) -> tuple[list[Listed], str | None, dict[str, int], int]:
     """A page of the list, its rows made ready to show here in the worker thread."""
-    found = recent_activity(db, where, limit=TICKETS_PER_PAGE, cursor=cursor)
+    found = recent_activity(db, where, limit=TICKETS_PER_PAGE, cursor=cursor, texts=texts)
     return shown_rows(found.rows), found.next, counts(db), head_position(db)
 
 

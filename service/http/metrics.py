@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from service.ledger.writer import Batch
 from service.storage import outbox
 from service.storage.readpool import ReadPool
+from service.storage.textindex import TextIndex
 
 __all__ = ["Metrics", "metrics_endpoint"]
 
@@ -43,6 +44,11 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.text_index = Gauge(
+            "psa_ledger_text_index_position",
+            "The log position the console's text index covers (-1 while it is not built)",
+            registry=self.registry,
+        )
 
     def count(self, batch: Batch) -> None:
         """Called after each commit: only durable events are counted."""
@@ -52,7 +58,7 @@ class Metrics:
 
 
 @get("/metrics", tags=["health"], media_type=MEDIA_TYPE)
-async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]:
+async def metrics_endpoint(metrics: Metrics, reads: ReadPool, texts: TextIndex) -> Response[bytes]:
     """Prometheus text format. Needs no credentials, as CONTRACT §5 says.
 
     Outbox sizes are read at scrape time: a dead letter must show up in the operator's
@@ -60,6 +66,8 @@ async def metrics_endpoint(metrics: Metrics, reads: ReadPool) -> Response[bytes]
     """
     for status, count in await reads.run(_callbacks_by_status):
         metrics.callbacks.labels(status).set(count)
+    bookmark = texts.bookmark
+    metrics.text_index.set(-1 if bookmark is None else bookmark)
     return Response(generate_latest(metrics.registry), media_type=MEDIA_TYPE)
 
 

@@ -9,10 +9,15 @@ A tag filter has two plans, chosen by a bounded look at the tag index. A tag on 
 tickets: walk the activity order and look each ticket's tag up by primary key (a page
 is found after a few hundred). A tag on few: start from those tickets (`ticket_tags_by_tag`)
 and sort at most `_FEW_TAGGED` of them, instead of walking every ticket to find a page.
+
+A text filter may be handed the tickets that can match (`among`, the text index's
+candidates, `storage.textindex`): those are looked up by key, checked with the filter's
+own predicate, and only the page's keys sorted before its rows are joined.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import msgspec
@@ -50,9 +55,12 @@ def recent(
     tags: tuple[tuple[str, str], ...] = (),
     ncentral_ticket_id: str | None = None,
     text: str | None = None,
+    among: list[str] | None = None,
 ) -> list[ActivityRow]:
-    """Up to `limit` tickets, newest activity first, after the keyset `before` when given."""
-    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text, _rare(db, tags))
+    """Up to `limit` tickets, newest activity first, after the keyset `before` when given;
+    only tickets of `among` (looked up by key) when given."""
+    rare = None if among is not None else _rare(db, tags)
+    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text, rare, among)
     cursor = db.cursor()
     cursor.row_factory = None
     return [ActivityRow(*row) for row in cursor.execute(sql, params)]
@@ -61,7 +69,7 @@ def recent(
 @portable
 def explain_recent(db: sqlite3.Connection, **where: object) -> list[str]:
     """SQLite's plan for `recent`: the proof that the order comes from an index."""
-    rare = _rare(db, where.get("tags", ()))  # type: ignore[arg-type]
+    rare = None if "among" in where else _rare(db, where.get("tags", ()))  # type: ignore[arg-type]
     sql, params = _recent(50, ("9999", 2**62), **where, rare=rare)  # type: ignore[arg-type]
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
@@ -95,10 +103,14 @@ def _recent(
     ncentral_ticket_id: str | None = None,
     text: str | None = None,
     rare: tuple[str, str] | None = None,
+    among: list[str] | None = None,
 ) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     source = "tickets AS t"
+    if among is not None:
+        clauses.append("t.ncentral_ticket_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(among))
     if rare is not None:
         source = "ticket_tags AS g JOIN tickets AS t ON t.ncentral_ticket_id = g.ncentral_ticket_id"
         clauses.append("g.key = ? AND g.value = ?")
@@ -125,6 +137,13 @@ def _recent(
         clauses.append("(instr(lower(t.title), ?) > 0 OR instr(lower(t.details), ?) > 0)")
         params += [text.lower(), text.lower()]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    if among is not None:
+        # Every candidate's row is read for the predicate; only the page's are joined.
+        where = (
+            f"WHERE t.rowid IN (SELECT t.rowid FROM tickets AS t {where}"
+            " ORDER BY t.updated_at DESC, t.rowid DESC LIMIT ?)"
+        )
+        params.append(limit)
     sql = (
         f"SELECT {_COLUMNS}, t.rowid, e.action, e.outcome, c.status"
         f" FROM {source}"

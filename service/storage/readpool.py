@@ -35,6 +35,10 @@ class ReadPool:
         """
         return await anyio.to_thread.run_sync(partial(self._run, query, *args, **kwargs))
 
+    def run_here(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`query(db, *args, **kwargs)` in the calling thread (one of the caller's own)."""
+        return self._run(query, *args, **kwargs)
+
     def close(self) -> None:
         self.backend.close()
 

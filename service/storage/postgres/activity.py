@@ -24,11 +24,13 @@ def recent(
     tags: tuple[tuple[str, str], ...] = (),
     ncentral_ticket_id: str | None = None,
     text: str | None = None,
+    among: list[str] | None = None,
 ) -> list[ActivityRow]:
-    """Up to `limit` tickets, newest activity first, after the keyset `before` when given."""
+    """Up to `limit` tickets, newest activity first, after the keyset `before` when given;
+    only tickets of `among` (looked up by key) when given."""
     if holds_nul(state, ncentral_ticket_id, *(before or ())):
         return []
-    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text)
+    sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text, among)
     return [_activity(row) for row in db.execute(sql, params)]
 
 
@@ -59,9 +61,13 @@ def _recent(
     tags: tuple[tuple[str, str], ...] = (),
     ncentral_ticket_id: str | None = None,
     text: str | None = None,
+    among: list[str] | None = None,
 ) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
+    if among is not None:
+        clauses.append("t.ncentral_ticket_id = ANY(%s)")
+        params.append(among)
     if before is not None:
         clauses.append("(t.updated_at, t.last_position) < (%s, %s)")
         params += list(before)
@@ -82,6 +88,13 @@ def _recent(
         clauses.append("(strpos(lower(t.title), %s) > 0 OR strpos(lower(t.details), %s) > 0)")
         params += [shield(text.lower()), shield(text.lower())]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    if among is not None:
+        # Every candidate's row is read for the predicate; only the page's are joined.
+        where = (
+            "WHERE t.ncentral_ticket_id IN (SELECT t.ncentral_ticket_id FROM tickets AS t"
+            f" {where} ORDER BY t.updated_at DESC, t.last_position DESC LIMIT %s)"
+        )
+        params.append(limit)
     sql = (
         f"SELECT {_COLUMNS}, t.last_position AS rowid, e.action AS last_action,"
         " e.outcome AS last_outcome, c.status AS callback"

@@ -1,0 +1,90 @@
+"""The text index's reads on PostgreSQL: `service.storage.texts`, statement for statement.
+
+Titles and details come back as stored (shielded, `postgres.nul`): the list's filter
+here looks for the shielded needle in the stored text, so that is what the index holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from psycopg.rows import tuple_row
+
+from service.storage.postgres.connections import Connection
+from service.storage.postgres.nul import shield
+from service.storage.texts import Text
+
+__all__ = [
+    "explain_texts_after",
+    "explain_texts_of",
+    "explain_touched",
+    "needle",
+    "texts_after",
+    "texts_of",
+    "touched",
+]
+
+
+def needle(db: Connection, text: str) -> str:
+    """`text` lowered and shielded, as the list's filter looks for it here."""
+    return shield(text.lower())
+
+
+def texts_after(db: Connection, key: str | None, limit: int) -> list[Text]:
+    cursor = db.cursor(row_factory=tuple_row)
+    if key is None:
+        return cursor.execute(_FIRST_TEXTS, (limit,)).fetchall()
+    return cursor.execute(_TEXTS_AFTER, (key, limit)).fetchall()
+
+
+def texts_of(db: Connection, keys: list[str]) -> list[Text]:
+    return db.cursor(row_factory=tuple_row).execute(_TEXTS_OF, (keys,)).fetchall()
+
+
+def touched(db: Connection, after: int, through: int) -> list[tuple[str, str]]:
+    return db.cursor(row_factory=tuple_row).execute(_TOUCHED, (after, through)).fetchall()
+
+
+def explain_texts_after(db: Connection) -> list[str]:
+    return _plan(db, _TEXTS_AFTER, ("100001", 500))
+
+
+def explain_texts_of(db: Connection) -> list[str]:
+    return _plan(db, _TEXTS_OF, (["100001", "100002"],))
+
+
+def explain_touched(db: Connection) -> list[str]:
+    return _plan(db, _TOUCHED, (1, 2))
+
+
+def _plan(db: Connection, sql: str, params: tuple[object, ...]) -> list[str]:
+    """Each node of PostgreSQL's plan (EXPLAIN (FORMAT JSON)): `Node on relation using index`."""
+    found = db.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+    document = next(iter(found.values())) if found is not None else []
+    return list(_nodes(document[0]["Plan"]))
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[str]:
+    relation, index = node.get("Relation Name"), node.get("Index Name")
+    yield (
+        node["Node Type"]
+        + (f" on {relation}" if relation else "")
+        + (f" using {index}" if index else "")
+    )
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+_COLUMNS = "ncentral_ticket_id, title, details, updated_at, last_position"
+_FIRST_TEXTS = f"SELECT {_COLUMNS} FROM tickets ORDER BY ncentral_ticket_id LIMIT %s"
+_TEXTS_AFTER = (
+    f"SELECT {_COLUMNS} FROM tickets WHERE ncentral_ticket_id > %s"
+    " ORDER BY ncentral_ticket_id LIMIT %s"
+)
+_TEXTS_OF = f"SELECT {_COLUMNS} FROM tickets WHERE ncentral_ticket_id = ANY(%s)"
+_TOUCHED = (
+    "SELECT e.ticket_id, t.updated_at FROM events AS e"
+    " JOIN tickets AS t ON t.ncentral_ticket_id = e.ticket_id"
+    " WHERE e.position > %s AND e.position <= %s"
+)
