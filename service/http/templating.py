@@ -8,6 +8,7 @@ says when it was printed and how far the log went.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,9 +67,17 @@ def when(iso: str) -> Markup:
     """A log time as a `<time>` element, both of its values escaped.
 
     A function, not a template macro: a macro call costs Jinja ten times as much, and
-    the review page shows a hundred or more.
+    the review page shows a hundred or more. A time as the log writes it holds nothing
+    to escape: that is checked, and the escaping left out (half of the cost).
     """
-    return Markup(f'<time datetime="{escape(iso)}">{escape(shown_time(iso))}</time>')
+    shown = shown_time(iso)
+    if _plain_time(iso):
+        return Markup(f'<time datetime="{iso}">{shown}</time>')
+    return Markup(f'<time datetime="{escape(iso)}">{escape(shown)}</time>')
+
+
+#: Digits, `T`, `Z` and `:.+-` only: nothing HTML would read as markup.
+_plain_time = re.compile(r"[0-9TZ:.+-]*\Z").match
 
 
 def age(iso: str, now: datetime | None = None) -> str:
