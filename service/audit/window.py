@@ -335,10 +335,14 @@ def changes(
     touched = [t for t in window.touched if ticket is None or t == ticket]
     begin = bisect_right(touched, after) if after is not None else 0
     page = touched[begin : begin + limit]
+    # One read of the page's streams to the window's end, split at its start (each
+    # ticket's rows stay in log order on either side).
+    rows = stored.stream_rows(db, page, 0, window.last)
+    start = window.first - 1
     rewind = Rewind()
-    rewind.fold(stored.stream_rows(db, page, 0, window.first - 1), window.first - 1)
+    rewind.fold([row for row in rows if row[0] <= start], start)
     then = {tid: msgspec.structs.replace(record) for tid, record in rewind.records.items()}
-    rewind.fold(stored.stream_rows(db, page, window.first - 1, window.last), window.last)
+    rewind.fold([row for row in rows if row[0] > start], window.last)
     more = begin + limit < len(touched)
     return ChangesPage(compare(then, rewind.records), page[-1] if more and page else None)
 

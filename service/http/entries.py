@@ -139,10 +139,19 @@ def _answer_status(response: str | None) -> str | None:
     if response is None:
         return None
     try:
-        status = msgspec.json.decode(response).get("status")
-    except (msgspec.DecodeError, AttributeError):
+        status = _read_answer(response).status
+    except msgspec.DecodeError:  # not JSON, or not an object
         return None
     return None if status is None else str(status)
+
+
+class _Answer(msgspec.Struct):
+    """The one field of a stored answer the line shows (the body is not built)."""
+
+    status: Any = None
+
+
+_read_answer = msgspec.json.Decoder(_Answer).decode
 
 
 def _preview(payload: str) -> tuple[str, bool]:
