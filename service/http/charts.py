@@ -21,10 +21,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
-from markupsafe import Markup
 
 from service.audit.window import OUTCOME_ORDER, Review
-from service.http.templating import when
+from service.http.templating import shown_time
 
 __all__ = ["COLOURS", "HEIGHT", "WIDTH", "Charts", "Series", "charts"]
 
@@ -76,10 +75,11 @@ class Charts(msgspec.Struct, frozen=True, kw_only=True):
     action_ticks: list[tuple[str, int]]
     #: The outcomes present, in stacking order, each with its colour.
     legend: list[tuple[str, str]]
-    #: The tables beneath: each period's end and the open count then; each period's
-    #: start and its count of each outcome present, then of all.
-    open_rows: list[tuple[Markup, int]]
-    action_rows: list[tuple[Markup, list[int]]]
+    #: The tables beneath: each period's end (as the log writes it and as people read
+    #: it) and the open count then; each period's start and its count of each outcome
+    #: present, then of all.
+    open_rows: list[tuple[str, str, int]]
+    action_rows: list[tuple[str, str, list[int]]]
 
 
 def charts(review: Review) -> Charts:
@@ -113,9 +113,9 @@ def charts(review: Review) -> Charts:
         open_ticks=[(_number(float(y) + 4), v) for y, v in open_ticks],
         action_ticks=[(_number(float(y) + 4), v) for y, v in action_ticks],
         legend=[(o, COLOURS.get(o, _OTHER_COLOUR)) for o in present],
-        open_rows=[(when(end), n) for end, n in zip(ends, opens, strict=True)],
+        open_rows=[(end, shown_time(end), n) for end, n in zip(ends, opens, strict=True)],
         action_rows=[
-            (when(b.start), [*column, total])
+            (b.start, shown_time(b.start), [*column, total])
             for b, *column, total in zip(buckets, *rows, totals, strict=True)
         ],
     )

@@ -7,8 +7,7 @@ so a page costs the server one event's payload at most, never the page's worth.
 
 Each line's cells are worked out here, in the read's worker thread, as plain strings in a
 tuple the template unpacks: Jinja pays for every attribute it looks up and every filter it
-calls, fifty lines at a time. Values stay text; the template escapes every one of them
-(only `at`, a `<time>` element, is markup, built by `templating.when`, which escapes).
+calls, fifty lines at a time. Values stay text; the template escapes every one of them.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import msgspec
-from markupsafe import Markup
 
-from service.http.templating import cut, when
+from service.http.templating import cut, shown_time
 from statemachine.events import Event
 
 __all__ = ["SHORT", "Entry", "entry"]
@@ -66,7 +64,9 @@ class Entry(NamedTuple):
     states: str
     #: Why it stands out, in words, for those who cannot see the colour (or empty).
     flag: str
-    at: Markup
+    #: When it was recorded, as the log writes it and as people read it (`<time>`).
+    at: str
+    shown_at: str
     #: `#12 · by ncentral · answered 200`.
     meta: str
     preview: str
@@ -103,7 +103,8 @@ def entry(event: Event, names: dict[str, tuple[str, str]] | None = None) -> Entr
         external=external,
         states=states,
         flag=flag or "",
-        at=when(event.recorded_at),
+        at=event.recorded_at,
+        shown_at=shown_time(event.recorded_at),
         meta=meta,
         preview=preview,
         cut_from=f"{len(event.payload):,}" if shortened else "",
