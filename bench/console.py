@@ -18,12 +18,14 @@ machine weighs on both sides of a ratio alike.
 Building the log takes minutes; `--db PATH` keeps it at PATH (built when missing) for
 the next run. The first review of a window mid-log, asked for as soon as the server
 answers, may still wait for the `OpenTally`'s one sum of the log that the server makes
-as it starts; that cold request is timed and shown on its own, and
-so is the first review of another day (its hours counted from the events, before the
-server keeps them: `Rollups`); the rounds then time pages whose hours are kept. The
-rounds also wait for the server's text index (`storage.textindex`, built in the
-background as it starts: the list walks every ticket for a text until then); how long
-after the start it was built is shown.
+as it starts; that cold request is timed and shown on its own, and so is the first
+review of another day (its hours counted from the events, before the server keeps them:
+`Rollups`); the rounds then time pages whose hours are kept. The day windows run from
+midnight to midnight, whole days the server also keeps merged; a window from 09:30 to
+09:30 holds none, and counts its two cut-short hours from the events at every request:
+it is timed too. The rounds also wait for the server's text index (`storage.textindex`,
+built in the background as it starts: the list walks every ticket for a text until
+then); how long after the start it was built is shown.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.biglog import build_log
@@ -82,6 +84,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, float]:
     last, middle, unseen = _days(db)
+    # 09:30 to 09:30: no whole day inside, two cut-short hours counted at every request.
+    off_the_clock = _day_to(_shifted(last["to"], timedelta(hours=-14, minutes=-30)))
     server = Server(db)
     started = time.monotonic()
     cases = [
@@ -91,6 +95,7 @@ def _pages(db: Path, decoded: float, rounds: int, requests: int) -> dict[str, fl
         ("ticket list, text=host-12", "/", {"text": "host-12"}),
         ("review, the last day", "/review", last),
         ("review, a day mid-log", "/review", middle),
+        ("review, 24 h from 09:30", "/review", off_the_clock),
         ("review, last day, outcome=rejected", "/review", {**last, "outcome": "rejected"}),
         ("callbacks", "/callbacks", {}),
     ]
@@ -173,9 +178,11 @@ _TIME_AT = "SELECT recorded_at FROM events WHERE position = ?"
 
 
 def _day_before(iso: str) -> str:
-    from datetime import datetime
+    return _shifted(iso, timedelta(days=-1))
 
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")) - timedelta(days=1)
+
+def _shifted(iso: str, by: timedelta) -> str:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")) + by
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

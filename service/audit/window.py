@@ -6,11 +6,11 @@ tickets after each bucket), and each touched ticket's first and last event. A bu
 a range of log positions, and what a range holds never changes (the log is append-only),
 so the counts of whole buckets (whole hours, for a day) are kept in memory by `Rollups`
 and summed again for any later window that holds them: a day's review counts only its
-two partial edge buckets from the events. The number open
-when the window starts comes from an `OpenTally`: the open count at every 1,024th
-position, summed once per process and kept (the log is append-only, so a sum of past
-events never changes), plus the few events since the nearest one. No step replays the
-log from its beginning, and none walks from the window to an end of the log.
+two partial edge buckets from the events, and a whole day's tickets are kept merged.
+The number open when the window starts comes from an `OpenTally`: the open count at
+every 128th position, summed once per process and kept (the log is append-only, so a
+sum of past events never changes), plus the few events since the nearest one. No step
+replays the log from its beginning, and none walks from the window to an end of the log.
 
 A ticket's state at the window's ends comes from the `state_before` of its first event
 in the window and the `state_after` of its last, the states the ledger derived when it
@@ -50,10 +50,12 @@ __all__ = [
     "Review",
     "Rollups",
     "Touched",
+    "Touches",
     "bucket_size",
     "changes",
     "count",
     "review",
+    "touches",
 ]
 
 #: The states in which a ticket still needs someone: "open tickets" on the chart.
@@ -130,7 +132,7 @@ class OpenTally:
     the block boundary before it plus at most `block - 1` events.
     """
 
-    def __init__(self, *, block: int = 1024) -> None:
+    def __init__(self, *, block: int = 128) -> None:
         self._block = block
         self._lock = threading.Lock()
         #: Open tickets once the first `k * block` events were in, for k = 0, 1, ...
@@ -174,45 +176,73 @@ class Counted(msgspec.Struct, frozen=True):
     ends: dict[str, tuple[str, str, bool]]
 
 
+class Touches(msgspec.Struct, frozen=True):
+    """What a run of buckets did to its tickets: each one's ends over the run (as in
+    `Counted.ends`, those that never came to exist included: a later run may create
+    them), the ncentralTicketId of those the run touched that exist at its end, in
+    order, and their counts at a glance."""
+
+    ends: dict[str, tuple[str, str, bool]]
+    touched: list[str]
+    counts: Touched
+
+
 class Rollups:
-    """The counts of whole buckets, kept in memory for the next window that holds them.
+    """The counts of whole buckets, and what whole days did, kept in memory for the next
+    window that holds them.
 
     Keyed by the bucket's range of log positions, not by its time: the events at a range
     of positions never change, so a kept count is never stale, and a window whose bucket
     came out as another range (an event that was still to come) simply counts it afresh.
     Only whole buckets are kept (their range is where any window's bucket of that period
-    would start and end); the window's partial edges are counted each time. At most
+    would start and end); the window's partial edges are counted each time. A whole day
+    (midnight to midnight UTC) is kept once more as its buckets' `Touches`, merged: a
+    window that holds it merges one piece for it, not one for each of its hours. At most
     `most_tickets` tickets' ends are held, the least recently used dropped first.
     """
 
     def __init__(self, *, most_tickets: int = 50_000) -> None:
         self._most = most_tickets
         self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[int, int], Counted] = OrderedDict()
+        #: By (low, high, whether it is a day's): a day's range may be one of its hours'
+        #: when the others were quiet.
+        self._kept: OrderedDict[tuple[int, int, bool], Counted | Touches] = OrderedDict()
         self._held = 0
 
     def __call__(
         self, db: sqlite3.Connection, ranges: list[tuple[int, int]], whole: list[bool]
     ) -> list[Counted]:
         """Each range's counts: kept ones as kept, the rest from the log (and kept when whole)."""
-        with self._lock:
-            found = [self._kept.get(key) for key in ranges]
-            for key, known in zip(ranges, found, strict=True):
-                if known is not None:
-                    self._kept.move_to_end(key)
+        found = [self._find((*key, False)) for key in ranges]
         missing = [index for index, known in enumerate(found) if known is None]
         for index, fresh in zip(missing, count(db, [ranges[i] for i in missing]), strict=True):
             found[index] = fresh
             if whole[index]:
-                self._keep(ranges[index], fresh)
-        return [known for known in found if known is not None]
+                self._keep((*ranges[index], False), fresh)
+        return [known for known in found if isinstance(known, Counted)]
 
-    def _keep(self, key: tuple[int, int], counted: Counted) -> None:
+    def day(self, key: tuple[int, int], buckets: list[Counted]) -> Touches:
+        """What the whole day at position range `key` did, merged from its `buckets` once."""
+        known = self._find((*key, True))
+        if isinstance(known, Touches):
+            return known
+        fresh = touches([bucket.ends for bucket in buckets])
+        self._keep((*key, True), fresh)
+        return fresh
+
+    def _find(self, key: tuple[int, int, bool]) -> Counted | Touches | None:
+        with self._lock:
+            known = self._kept.get(key)
+            if known is not None:
+                self._kept.move_to_end(key)
+            return known
+
+    def _keep(self, key: tuple[int, int, bool], kept: Counted | Touches) -> None:
         with self._lock:
             if key in self._kept:
                 return
-            self._kept[key] = counted
-            self._held += len(counted.ends) + 1
+            self._kept[key] = kept
+            self._held += len(kept.ends) + 1
             while self._held > self._most and self._kept:
                 _, dropped = self._kept.popitem(last=False)
                 self._held -= len(dropped.ends) + 1
@@ -228,6 +258,13 @@ def count(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Counted
         # One string per state, not one per row: kept counts hold many of them.
         counted[index].ends[ticket_id] = (intern(before), intern(after), bool(reopened))
     return counted
+
+
+def touches(ends: list[dict[str, tuple[str, str, bool]]]) -> Touches:
+    """What buckets one after another did to their tickets, from each one's ends."""
+    merged = _merged(ends)
+    exists = {ticket_id: kept for ticket_id, kept in merged.items() if kept[1] != "new"}
+    return Touches(merged, sorted(exists), _counted(exists))
 
 
 class ChangesPage(msgspec.Struct, frozen=True):
@@ -259,9 +296,14 @@ def review(
     starts = _bucket_starts(since, until)
     bounds = _bucket_bounds(db, starts, first, last)
     start_count = tally(db, first - 1)
-    counted = count(db, bounds) if kept is None else kept(db, bounds, _whole(starts, until))
+    if kept is None:
+        counted = count(db, bounds)
+        touched = touches([bucket.ends for bucket in counted])
+    else:
+        whole, days = _whole(starts, until)
+        counted = kept(db, bounds, whole)
+        touched = _touches(counted, bounds, days, kept)
     buckets = _buckets(counted, starts, until, start_count)
-    ends = _ends(counted)
     return Review(
         since=since,
         until=until,
@@ -270,8 +312,8 @@ def review(
         events=sum(b.total for b in buckets),
         open_at_start=start_count,
         buckets=buckets,
-        touched=sorted(ends),
-        counts=_counted(ends),
+        touched=touched.touched,
+        counts=touched.counts,
     )
 
 
@@ -293,10 +335,14 @@ def changes(
     touched = [t for t in window.touched if ticket is None or t == ticket]
     begin = bisect_right(touched, after) if after is not None else 0
     page = touched[begin : begin + limit]
+    # One read of the page's streams to the window's end, split at its start (each
+    # ticket's rows stay in log order on either side).
+    rows = stored.stream_rows(db, page, 0, window.last)
+    start = window.first - 1
     rewind = Rewind()
-    rewind.fold(stored.stream_rows(db, page, 0, window.first - 1), window.first - 1)
+    rewind.fold([row for row in rows if row[0] <= start], start)
     then = {tid: msgspec.structs.replace(record) for tid, record in rewind.records.items()}
-    rewind.fold(stored.stream_rows(db, page, window.first - 1, window.last), window.last)
+    rewind.fold([row for row in rows if row[0] > start], window.last)
     more = begin + limit < len(touched)
     return ChangesPage(compare(then, rewind.records), page[-1] if more and page else None)
 
@@ -330,13 +376,26 @@ def _bucket_starts(since: str, until: str) -> list[str]:
     return starts
 
 
-def _whole(starts: list[str], until: str) -> list[bool]:
-    """Which buckets are whole periods on the clock: not cut short by the window's ends."""
+def _whole(starts: list[str], until: str) -> tuple[list[bool], dict[int, int]]:
+    """Which buckets are whole periods on the clock (not cut short by the window's ends),
+    and which of them make up whole days, midnight to midnight UTC (first -> last index:
+    only for buckets shorter than a day)."""
     size = bucket_size(starts[0], until)
     if not _on_the_clock(size):
-        return [False] * len(starts)
+        return [False] * len(starts), {}
     moments = [_parse(moment) for moment in [*starts, until]]
-    return [end - start == size for start, end in pairwise(moments)]
+    whole = [end - start == size for start, end in pairwise(moments)]
+    per_day = _ON_THE_CLOCK // size
+    if per_day < 2:
+        return whole, {}
+    days = {
+        index: index + per_day - 1
+        for index, start in enumerate(moments[:-1])
+        if start.hour == start.minute == start.second == start.microsecond == 0
+        and all(whole[index : index + per_day])
+        and index + per_day <= len(whole)
+    }
+    return whole, days
 
 
 def _on_the_clock(size: timedelta) -> bool:
@@ -360,18 +419,38 @@ def _buckets(
     return buckets
 
 
-def _ends(counted: list[Counted]) -> dict[str, tuple[str, str, bool]]:
-    """Each touched ticket's ends over the buckets one after another: its state before
-    its first bucket's first event, after its last bucket's last, whether one reopened it.
-    Not the tickets only refused requests named: tickets that never came to exist."""
+def _touches(
+    counted: list[Counted], bounds: list[tuple[int, int]], days: dict[int, int], kept: Rollups
+) -> Touches:
+    """What the window did to its tickets: whole days as kept, other buckets merged in."""
+    pieces: list[Touches | dict[str, tuple[str, str, bool]]] = []
+    index = 0
+    while index < len(counted):
+        last = days.get(index)
+        if last is None:
+            pieces.append(counted[index].ends)
+            index += 1
+        else:
+            key = (bounds[index][0], bounds[last][1])
+            pieces.append(kept.day(key, counted[index : last + 1]))
+            index = last + 1
+    if len(pieces) == 1 and isinstance(pieces[0], Touches):
+        return pieces[0]
+    return touches([piece.ends if isinstance(piece, Touches) else piece for piece in pieces])
+
+
+def _merged(pieces: list[dict[str, tuple[str, str, bool]]]) -> dict[str, tuple[str, str, bool]]:
+    """Each ticket's ends over pieces one after another: its state before its first
+    piece's first event, after its last piece's last, whether one reopened it. Tickets
+    that only refused requests named (they never came to exist) end in `new`."""
     ends: dict[str, tuple[str, str, bool]] = {}
-    for bucket in counted:
-        for ticket_id, (before, after, reopened) in bucket.ends.items():
+    for piece in pieces:
+        for ticket_id, (before, after, reopened) in piece.items():
             known = ends.get(ticket_id)
             if known is not None:
                 before, reopened = known[0], known[2] or reopened
             ends[ticket_id] = (before, after, reopened)
-    return {ticket_id: kept for ticket_id, kept in ends.items() if kept[1] != "new"}
+    return ends
 
 
 def _bucket_bounds(

@@ -1,30 +1,36 @@
 """The review page's two charts as geometry for inline SVG, drawn on the server.
 
 No script and no library: a step line of open tickets and bars of actions stacked by
-outcome. Each outcome's bars are one path (one element for the whole series, not one
-per bar and outcome), and each period one transparent hover area whose title reads out
-its numbers; every figure is worked out here once, so the template only places strings.
-The numbers drawn are the `Review`'s, and the page puts the same numbers in a table
-under each chart for people who cannot see it. Time runs to scale along both charts: a
-period the window's ends cut short (buckets fall on the clock) is drawn as narrow as it
-is short, so that its fewer actions do not read as a lull.
+outcome. Every drawn thing is one path: the grid, the step line, its dots (each a
+zero-length stroke with round caps), and each outcome's bars; the page's stylesheet
+colours them (classes, not an attribute repeated on each element). Every figure is
+worked out here once, so the template only places a few strings: a chart costs the page
+about as much as one table row, not one element per period and outcome.
+
+The numbers drawn are the `Review`'s. The page puts them in a table under each chart for
+people who cannot see it, and on the charts themselves as space-separated lists
+(`data-bounds`, `data-at`, `data-open`, `data-counts`) for machines: the tests compare
+them with the API's. Time runs to scale along both charts: a period the window's ends
+cut short (buckets fall on the clock) is drawn as narrow as it is short, so that its
+fewer actions do not read as a lull.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 
 from service.audit.window import OUTCOME_ORDER, Review
-from service.http.templating import shown_time, when
+from service.http.templating import shown_time
 
-__all__ = ["COLOURS", "HEIGHT", "WIDTH", "Charts", "Period", "Point", "Series", "charts"]
+__all__ = ["COLOURS", "HEIGHT", "WIDTH", "Charts", "Series", "charts"]
 
 #: The drawing's coordinate system; the SVG scales to the page's width.
 WIDTH, HEIGHT = 640, 200
 _LEFT, _BOTTOM, _TOP = 44, 24, 10
+_PLOT = HEIGHT - _BOTTOM - _TOP
 #: Each at least 3:1 against white (WCAG 1.4.11, non-text contrast).
 COLOURS = {
     "accepted": "#2e7d32",
@@ -40,19 +46,7 @@ COLOURS = {
 _OTHER_COLOUR = "#37474f"
 
 
-class Point(msgspec.Struct, frozen=True):
-    """The open count at the end of one period, where the step line's point is drawn."""
-
-    x: float
-    y: float
-    at: str
-    open: int
-    label: str
-    #: `at` as the page's `<time>` element.
-    shown: str
-
-
-class Series(msgspec.Struct, frozen=True):
+class Series(NamedTuple):
     """One outcome's bars, stacked on those of the outcomes before it, as one path."""
 
     outcome: str
@@ -62,138 +56,123 @@ class Series(msgspec.Struct, frozen=True):
     counts: str
 
 
-class Period(msgspec.Struct, frozen=True):
-    """One period's column of the bar chart: the area its title is shown over."""
-
-    x: float
-    width: float
-    start: str
-    end: str
-    label: str
-    #: `start` as the page's `<time>` element.
-    shown: str
-    #: Its row of the table: the count of each outcome present, then all of them.
-    cells: list[int]
-
-
 class Charts(msgspec.Struct, frozen=True, kw_only=True):
+    #: The periods' bounds, space-separated: the window's start, each period's end.
+    bounds: str
+    #: The open count: its step line, a dot at the end of each period, and the dots'
+    #: moments and counts, space-separated.
     open_path: str
-    points: list[Point]
+    dots: str
+    dot_times: str
+    dot_counts: str
     open_most: int
     actions_most: int
     series: list[Series]
-    periods: list[Period]
-    #: (y, label) of the horizontal grid lines of each chart.
-    open_ticks: list[tuple[float, int]]
-    action_ticks: list[tuple[float, int]]
-    #: The outcomes present, in stacking order.
-    outcomes: list[str]
-    #: The plot area: from `left` to the right edge, `top` down `plot` units.
-    left: int
-    top: int
-    plot: int
+    #: Each chart's horizontal grid lines as one path, and their (y, label) texts.
+    open_grid: str
+    action_grid: str
+    open_ticks: list[tuple[str, int]]
+    action_ticks: list[tuple[str, int]]
+    #: The outcomes present, in stacking order, each with its colour.
+    legend: list[tuple[str, str]]
+    #: The tables beneath: each period's end (as the log writes it and as people read
+    #: it) and the open count then; each period's start and its count of each outcome
+    #: present, then of all.
+    open_rows: list[tuple[str, str, int]]
+    action_rows: list[tuple[str, str, list[int]]]
 
 
 def charts(review: Review) -> Charts:
     buckets = review.buckets
-    x_at = _time_axis(review)
-    plot = HEIGHT - _BOTTOM - _TOP
-    open_most = max([review.open_at_start, *(b.open_after for b in buckets)], default=0)
-    open_scale = plot / max(open_most, 1)
-
-    def open_y(value: int) -> float:
-        return round(HEIGHT - _BOTTOM - value * open_scale, 1)
-
-    path = [f"M{_LEFT},{open_y(review.open_at_start)}"]
-    points = []
-    for bucket in buckets:
-        x, y = x_at(bucket.end), open_y(bucket.open_after)
-        path.append(f"H{x}V{y}")
-        label = f"{shown_time(bucket.end)}: {bucket.open_after} open"
-        points.append(Point(x, y, bucket.end, bucket.open_after, label, when(bucket.end)))
+    bounds = [review.since, *(b.end for b in buckets)]
+    xs = _along(bounds)
+    ends = bounds[1:]
+    opens = [b.open_after for b in buckets]
+    open_most = max([review.open_at_start, *opens], default=0)
+    open_scale = _PLOT / max(open_most, 1)
+    open_ys = [_y(n * open_scale) for n in opens]
+    steps = "".join(f"H{x}V{y}" for x, y in zip(xs[1:], open_ys, strict=True))
     totals = [b.total for b in buckets]
     actions_most = max(totals, default=0)
-    bar_scale = plot / max(actions_most, 1)
-    present = _stacked({o: 1 for b in buckets for o in b.outcomes if b.outcomes[o]})
-    xs = [x_at(b.start) + 1 for b in buckets]
-    widths = [round(max(x_at(b.end) - x - 1, 1), 1) for x, b in zip(xs, buckets, strict=True)]
-    xs = [round(x, 1) for x in xs]
-    series = _series(review, present, xs, widths, bar_scale)
-    periods = [
-        Period(
-            x,
-            width,
-            b.start,
-            b.end,
-            _period_label(b.start, b.outcomes, present, total),
-            when(b.start),
-            [*(b.outcomes.get(o, 0) for o in present), total],
-        )
-        for x, width, b, total in zip(xs, widths, buckets, totals, strict=True)
-    ]
+    present = _stacked({o for b in buckets for o, n in b.outcomes.items() if n})
+    rows = [[b.outcomes.get(o, 0) for b in buckets] for o in present]
+    open_ticks = [(_y(v * open_scale), v) for v in _ticks(open_most)]
+    bar_scale = _PLOT / max(actions_most, 1)
+    action_ticks = [(_y(v * bar_scale), v) for v in _ticks(actions_most)]
     return Charts(
-        open_path="".join(path),
-        points=points,
+        bounds=" ".join(bounds),
+        open_path=f"M{_LEFT},{_y(review.open_at_start * open_scale)}{steps}",
+        dots="".join(f"M{x},{y}h0" for x, y in zip(xs[1:], open_ys, strict=True)),
+        dot_times=" ".join(ends),
+        dot_counts=" ".join(map(str, opens)),
         open_most=open_most,
         actions_most=actions_most,
-        series=series,
-        periods=periods,
-        open_ticks=[(open_y(v), v) for v in _ticks(open_most)],
-        action_ticks=[
-            (round(HEIGHT - _BOTTOM - v * bar_scale, 1), v) for v in _ticks(actions_most)
+        series=_series(present, rows, xs, bar_scale),
+        open_grid=_grid(open_ticks),
+        action_grid=_grid(action_ticks),
+        open_ticks=[(_number(float(y) + 4), v) for y, v in open_ticks],
+        action_ticks=[(_number(float(y) + 4), v) for y, v in action_ticks],
+        legend=[(o, COLOURS.get(o, _OTHER_COLOUR)) for o in present],
+        open_rows=[(end, shown_time(end), n) for end, n in zip(ends, opens, strict=True)],
+        action_rows=[
+            (b.start, shown_time(b.start), [*column, total])
+            for b, *column, total in zip(buckets, *rows, totals, strict=True)
         ],
-        outcomes=present,
-        left=_LEFT,
-        top=_TOP,
-        plot=plot,
     )
 
 
-def _time_axis(review: Review) -> Callable[[str], float]:
-    """Where a moment of the window falls along the charts' x axis."""
-    start = _seconds(review.since)
-    span = max(_seconds(review.until) - start, 1e-6)
+def _along(moments: list[str]) -> list[str]:
+    """Where each moment (the window's start first, its end last) falls along the x axis."""
+    seconds = [datetime.fromisoformat(m).timestamp() for m in moments]
+    start = seconds[0]
+    span = max(seconds[-1] - start, 1e-6)
     plot = WIDTH - _LEFT
-
-    def x_at(moment: str) -> float:
-        return round(_LEFT + plot * min(max((_seconds(moment) - start) / span, 0), 1), 1)
-
-    return x_at
-
-
-def _seconds(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
+    return [_number(_LEFT + plot * min(max((s - start) / span, 0), 1)) for s in seconds]
 
 
 def _series(
-    review: Review, outcomes: list[str], xs: list[float], widths: list[float], scale: float
+    outcomes: list[str], rows: list[list[int]], xs: list[str], scale: float
 ) -> list[Series]:
-    """Each outcome's bars as rectangles in one path, each on top of the earlier outcomes'."""
-    stacked = [0] * len(review.buckets)
+    """Each outcome's bars as rectangles in one path, each on top of the earlier outcomes'.
+
+    A bar leaves a unit free at each side of its period, so that neighbours stay apart."""
+    lefts = [float(x) + 1 for x in xs[:-1]]
+    widths = [
+        _number(max(float(right) - left - 1, 1)) for left, right in zip(lefts, xs[1:], strict=True)
+    ]
+    stacked = [0] * len(lefts)
     series = []
-    for outcome in outcomes:
-        counts = [b.outcomes.get(outcome, 0) for b in review.buckets]
+    for outcome, counts in zip(outcomes, rows, strict=True):
         shapes = []
         for index, count in enumerate(counts):
             if count:
-                base = HEIGHT - _BOTTOM - stacked[index] * scale
-                height = round(count * scale, 1)
+                top = HEIGHT - _BOTTOM - (stacked[index] + count) * scale
+                height = _number(count * scale)
                 width = widths[index]
-                shapes.append(f"M{xs[index]},{round(base - height, 1)}h{width}v{height}h-{width}z")
+                shapes.append(f"M{_number(lefts[index])},{_number(top)}h{width}v{height}h-{width}z")
                 stacked[index] += count
         colour = COLOURS.get(outcome, _OTHER_COLOUR)
         series.append(Series(outcome, colour, "".join(shapes), " ".join(map(str, counts))))
     return series
 
 
-def _period_label(start: str, counted: dict[str, int], outcomes: list[str], total: int) -> str:
-    parts = ", ".join(f"{counted[o]} {o}" for o in outcomes if counted.get(o))
-    return f"{shown_time(start)}: {total} actions" + (f" ({parts})" if parts else "")
+def _grid(ticks: list[tuple[str, int]]) -> str:
+    return "".join(f"M{_LEFT},{y}H{WIDTH}" for y, _ in ticks)
 
 
-def _stacked(outcomes: dict[str, int]) -> list[str]:
-    known = [o for o in OUTCOME_ORDER if outcomes.get(o)]
-    return known + sorted(o for o in outcomes if o not in OUTCOME_ORDER and outcomes[o])
+def _y(height: float) -> str:
+    """The y of a height above the x axis."""
+    return _number(HEIGHT - _BOTTOM - height)
+
+
+def _number(value: float) -> str:
+    """A coordinate to a tenth of a unit, without a trailing `.0`."""
+    return f"{round(value, 1):g}"
+
+
+def _stacked(outcomes: set[str]) -> list[str]:
+    known = [o for o in OUTCOME_ORDER if o in outcomes]
+    return known + sorted(o for o in outcomes if o not in OUTCOME_ORDER)
 
 
 def _ticks(most: int) -> list[int]:

@@ -36,7 +36,7 @@ from service.audit.events import (
 )
 from service.audit.export import csv_lines, jsonl_lines
 from service.audit.shapes import EventView, event_view
-from service.audit.window import ChangesPage, OpenTally, Review, Rollups, changes, review
+from service.audit.window import OpenTally, Rollups
 from service.callbacks.retry import (
     AlreadyDelivered,
     NoCallback,
@@ -46,13 +46,15 @@ from service.callbacks.retry import (
 )
 from service.http import openapi
 from service.http.auth import operator_guard
-from service.http.charts import COLOURS, HEIGHT, WIDTH, Charts, charts
 from service.http.crosssite import same_origin_guard
 from service.http.entries import Entry, entry
 from service.http.listing import Listed, shown_rows
 from service.http.queries import BadParameter, Params
 from service.http.responses import problem_response
+from service.http.reviewing import TICKETS_PER_PAGE as CHANGES_PER_PAGE
+from service.http.reviewing import ReviewPage, review_page
 from service.http.templating import page as render
+from service.http.templating import shown_time
 from service.ledger.outbox import Callback
 from service.ledger.writer import Ledger
 from service.storage import tickets as stored_tickets
@@ -63,15 +65,16 @@ from statemachine.ticket import State
 
 __all__ = ["CallbackPages", "Console"]
 
-#: Tickets on one page of the list, events on one page of a window's timeline, tickets
-#: on one page of what changed (each with a row per field that changed).
+#: Tickets on one page of the list.
 TICKETS_PER_PAGE = 50
-EVENTS_PER_PAGE = 50
-CHANGED_TICKETS_PER_PAGE = 25
 _ATTEMPTS_SHOWN = 5
 _STATES = [s.value for s in State if s is not State.NEW]
 _SHORTCUTS = [("Last hour", timedelta(hours=1)), ("24 hours", timedelta(days=1)),
               ("7 days", timedelta(days=7))]  # fmt: skip
+_ACTIONS = sorted(ACTIONS)
+_OUTCOMES = sorted(OUTCOMES)
+#: The review's parameters that narrow its timeline and downloads.
+_FILTERS = frozenset({"ticket", "action", "outcome", "actor"})
 
 
 class Console(Controller):
@@ -147,11 +150,20 @@ class Console(Controller):
             query = _WindowQuery.parse(request.query_params, paged=True)
         except BadParameter as exc:
             return exc.response()
-        window: _Window = await reads.run(_review, query, tally, rollups)
+        window: ReviewPage = await reads.run(
+            review_page,
+            query.since,
+            query.until,
+            query.where,
+            cursor=query.cursor,
+            changes_after=query.changes,
+            tally=tally,
+            rollups=rollups,
+        )
         params = list(request.query_params.multi_items())
         keep = [(k, v) for k, v in params if k != "cursor" and v]
         keep_changes = [(k, v) for k, v in params if k != "changes" and v]
-        bounds = urlencode({"from": query.since, "to": query.until})
+        where = query.where
         now = datetime.now(UTC)
         return render(
             "review.html",
@@ -161,26 +173,20 @@ class Console(Controller):
             r=window.review,
             c=window.charts,
             entries=window.entries,
-            names=window.names,
-            changed=window.changed.rows,
-            changes_next=_link("/review", keep_changes, window.changed.next, "changes"),
-            changes_from=query.changes,
-            per_page=CHANGED_TICKETS_PER_PAGE,
-            next_link=_link("/review", keep, window.page_next),
-            bounds=bounds,
-            filters=urlencode(
-                [(k, v) for k, v in keep if k in {"ticket", "action", "outcome", "actor"}]
-            ),
+            changed=window.changed,
+            changes_next=_link("/review", keep_changes, window.changed_next, "changes"),
+            per_page=CHANGES_PER_PAGE,
+            next_link=_link("/review", keep, window.entries_next),
+            bounds=urlencode({"from": query.since, "to": query.until}),
+            filters=urlencode([(k, v) for k, v in keep if k in _FILTERS]),
             shortcuts=[
                 (label, urlencode({"from": format_utc(now - span), "to": format_utc(now)}))
                 for label, span in _SHORTCUTS
             ],
-            actions=sorted(ACTIONS),
-            outcomes=sorted(OUTCOMES),
-            colours=COLOURS,
-            width=WIDTH,
-            height=HEIGHT,
-            local=_local_input,
+            actions=[(a, a == where.action) for a in _ACTIONS],
+            outcomes=[(o, o == where.outcome) for o in _OUTCOMES],
+            since=(_local_input(query.since), shown_time(query.since)),
+            until=(_local_input(query.until), shown_time(query.until)),
         )
 
     @get(
@@ -305,17 +311,6 @@ class _WindowQuery(msgspec.Struct, frozen=True, kw_only=True):
         return cls(since=since, until=until, where=where, cursor=cursor, changes=changes)
 
 
-class _Window(msgspec.Struct, frozen=True):
-    review: Review
-    charts: Charts
-    changed: ChangesPage
-    entries: list[Entry]
-    page_next: str | None
-    #: ncentralTicketId -> (externalTicketId, title) of the tickets on the page.
-    names: dict[str, tuple[str, str]]
-    head: int
-
-
 def _tickets_now(
     db: sqlite3.Connection,
     where: ActivityFilter,
@@ -326,32 +321,6 @@ def _tickets_now(
     """A page of the list, its rows made ready to show here in the worker thread."""
     found = recent_activity(db, where, limit=TICKETS_PER_PAGE, cursor=cursor, texts=texts)
     return shown_rows(found.rows), found.next, counts(db), head_position(db)
-
-
-def _review(
-    db: sqlite3.Connection, query: _WindowQuery, tally: OpenTally, rollups: Rollups
-) -> _Window:
-    window = review(db, query.since, query.until, tally=tally, kept=rollups)
-    changed = changes(
-        db,
-        window,
-        after=query.changes,
-        limit=CHANGED_TICKETS_PER_PAGE,
-        ticket=query.where.ticket,
-    )
-    page: Page = search(db, query.where, limit=EVENTS_PER_PAGE, cursor=query.cursor)
-    wanted = {e.ticket_id for e in page.events if e.ticket_id}
-    wanted |= {c.ticket_id for c in changed.rows}
-    names = stored_tickets.names(db, sorted(wanted))
-    return _Window(
-        window,
-        charts(window),
-        changed,
-        [entry(e) for e in page.events],
-        page.next,
-        names,
-        head_position(db),
-    )
 
 
 class _Owed(msgspec.Struct, frozen=True):

@@ -4,14 +4,21 @@ N-central may send a megabyte with every request, so each value is cut to a few 
 characters and the whole payload to a few thousand; what was cut links to the whole
 event (`/api/events/{position}`). Events are shortened one at a time as they are read,
 so a page costs the server one event's payload at most, never the page's worth.
+
+Each line's cells are worked out here, in the read's worker thread, as plain strings in a
+tuple the template unpacks: Jinja pays for every attribute it looks up and every filter it
+calls, fifty lines at a time. Values stay text; the template escapes every one of them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from itertools import islice
+from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import msgspec
 
+from service.http.templating import cut, shown_time
 from statemachine.events import Event
 
 __all__ = ["SHORT", "Entry", "entry"]
@@ -40,42 +47,67 @@ _OUTCOME_CLASS = {
 }
 
 
-class Entry(msgspec.Struct, frozen=True, kw_only=True):
+class Entry(NamedTuple):
+    """One line of a timeline (a tuple, so that the template unpacks it in its loop)."""
+
     position: int
-    ticket_id: str | None
-    action: str
-    outcome: str
     #: `ok`, `info`, `dup` or `bad`: how much the line should stand out.
     css: str
-    #: Why it stands out, in words, for those who cannot see the colour.
-    flag: str | None
-    state_before: str | None
-    state_after: str | None
-    recorded_at: str
-    actor: str
-    answered: str | None
+    action: str
+    outcome: str
+    #: `ticket 1234` on pages that span tickets (else empty), and where the ticket is
+    #: known, its page as it was after this event and its externalTicketId.
+    ticket: str
+    ticket_href: str
+    external: str
+    #: `open → closed`, or empty for an event that moved no ticket.
+    states: str
+    #: Why it stands out, in words, for those who cannot see the colour (or empty).
+    flag: str
+    #: When it was recorded, as the log writes it and as people read it (`<time>`).
+    at: str
+    shown_at: str
+    #: `#12 · by ncentral · answered 200`.
+    meta: str
     preview: str
-    #: Characters in the whole payload when the preview is shortened, else None.
-    cut_from: int | None
+    #: Characters in the whole payload (`1,234`) when the preview is shortened, else empty.
+    cut_from: str
 
 
-def entry(event: Event) -> Entry:
-    preview, cut = _preview(event.payload)
+def entry(event: Event, names: dict[str, tuple[str, str]] | None = None) -> Entry:
+    """`event`'s line; `names` (ncentralTicketId -> (externalTicketId, title)) is given on
+    pages that span tickets, so that each line names and links its own."""
+    preview, shortened = _preview(event.payload)
     css, flag = _standing(event)
+    ticket = href = external = ""
+    if names is not None and event.ticket_id:
+        ticket = f"ticket {cut(event.ticket_id, 40)}"
+        known = names.get(event.ticket_id)
+        if known is not None:
+            external = known[0]
+            href = f"/tickets/{quote(external)}?as_of={event.position}"
+    states = ""
+    if event.state_before and event.state_after:
+        states = f"{event.state_before} → {event.state_after}"
+    meta = f"#{event.position} · by {cut(event.actor, 60)}"
+    answered = _answer_status(event.response)
+    if answered is not None:
+        meta += f" · answered {answered}"
     return Entry(
         position=event.position,
-        ticket_id=event.ticket_id,
+        css=css,
         action=event.action,
         outcome=event.outcome,
-        css=css,
-        flag=flag,
-        state_before=event.state_before,
-        state_after=event.state_after,
-        recorded_at=event.recorded_at,
-        actor=event.actor,
-        answered=_answer_status(event.response),
+        ticket=ticket,
+        ticket_href=href,
+        external=external,
+        states=states,
+        flag=flag or "",
+        at=event.recorded_at,
+        shown_at=shown_time(event.recorded_at),
+        meta=meta,
         preview=preview,
-        cut_from=len(event.payload) if cut else None,
+        cut_from=f"{len(event.payload):,}" if shortened else "",
     )
 
 
@@ -108,10 +140,19 @@ def _answer_status(response: str | None) -> str | None:
     if response is None:
         return None
     try:
-        status = msgspec.json.decode(response).get("status")
-    except (msgspec.DecodeError, AttributeError):
+        status = _read_answer(response).status
+    except msgspec.DecodeError:  # not JSON, or not an object
         return None
     return None if status is None else str(status)
+
+
+class _Answer(msgspec.Struct):
+    """The one field of a stored answer the line shows (the body is not built)."""
+
+    status: Any = None
+
+
+_read_answer = msgspec.json.Decoder(_Answer).decode
 
 
 def _preview(payload: str) -> tuple[str, bool]:
@@ -129,23 +170,39 @@ def _preview(payload: str) -> tuple[str, bool]:
 
 def _shortened(value: Any, depth: int) -> tuple[Any, bool]:
     """`value` with every string cut to SHORT characters and every container to _MOST
-    items, _DEEPEST levels down at most; True if anything was cut."""
+    items, _DEEPEST levels down at most; True if anything was cut.
+
+    Strings and numbers are handled in their container's loop, not by a call each: most
+    payloads are one flat object of short values."""
     if isinstance(value, str):
         return _cut(value, SHORT), len(value) > SHORT
     if not isinstance(value, dict | list):
         return value, False
     if depth >= _DEEPEST:
         return "…", True
-    items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
-    cut = len(items) > _MOST
-    kept: list[tuple[Any, Any]] = []
-    for key, item in items[:_MOST]:
-        short, item_cut = _shortened(item, depth + 1)
-        cut = cut or item_cut or (isinstance(key, str) and len(key) > SHORT)
-        kept.append((_cut(key, SHORT) if isinstance(key, str) else key, short))
+    cut = len(value) > _MOST
     if isinstance(value, dict):
-        return dict(kept), cut
-    return [item for _, item in kept], cut
+        kept = {}
+        for key, item in islice(value.items(), _MOST):
+            if len(key) > SHORT:  # a JSON object's keys are strings
+                key, cut = _cut(key, SHORT), True
+            kept[key], cut = _item(item, depth, cut)
+        return kept, cut
+    items = []
+    for item in islice(value, _MOST):
+        short, cut = _item(item, depth, cut)
+        items.append(short)
+    return items, cut
+
+
+def _item(item: Any, depth: int, cut: bool) -> tuple[Any, bool]:
+    """One item of a container at `depth`, shortened; `cut` or'ed with whether it was."""
+    if item.__class__ is str:
+        return (item, cut) if len(item) <= SHORT else (item[:SHORT] + "…", True)
+    if isinstance(item, dict | list):
+        short, item_cut = _shortened(item, depth + 1)
+        return short, cut or item_cut
+    return item, cut
 
 
 def _cut(text: str, limit: int) -> str:

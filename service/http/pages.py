@@ -117,7 +117,8 @@ def _connection_tests(db: sqlite3.Connection) -> tuple[list[Entry], int]:
     """The latest connection tests N-central ran, newest first."""
     where = EventFilter(outcome=Outcome.CONNECTION_TEST.value)
     events = search(db, where, order="desc", limit=_LATEST_TESTS).events
-    return [entry(e) for e in events], head_position(db)
+    # Each names its test ticket (none of them exists, so none is linked).
+    return [entry(e, names={}) for e in events], head_position(db)
 
 
 def _timeline(

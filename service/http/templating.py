@@ -8,6 +8,7 @@ says when it was printed and how far the log went.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,9 +67,17 @@ def when(iso: str) -> Markup:
     """A log time as a `<time>` element, both of its values escaped.
 
     A function, not a template macro: a macro call costs Jinja ten times as much, and
-    the review page shows a hundred or more.
+    the review page shows a hundred or more. A time as the log writes it holds nothing
+    to escape: that is checked, and the escaping left out (half of the cost).
     """
+    written = _log_time(iso)
+    if written is not None:
+        return Markup(f'<time datetime="{iso}">{written[1]} {written[2]} UTC</time>')
     return Markup(f'<time datetime="{escape(iso)}">{escape(shown_time(iso))}</time>')
+
+
+#: A time as the log writes it (date, time to the second): nothing in it to escape.
+_log_time = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d*)?Z\Z").match
 
 
 def age(iso: str, now: datetime | None = None) -> str:

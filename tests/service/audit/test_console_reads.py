@@ -264,6 +264,59 @@ def test_kept_counts_of_whole_buckets_are_what_counting_afresh_gives(
     assert len(counted) == len(fresh.buckets)
 
 
+@pytest.fixture(scope="module")
+def days_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
+    """A log of 6,000 events a minute apart from 2024-01-01 00:00 (four days and more)."""
+    path: Path = tmp_path_factory.mktemp("days") / "log.db"
+    build_log(path, 6_000, wave=300, spacing=timedelta(minutes=1))
+    conn = connect_sync(path)
+    yield conn
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "days"),
+    [
+        ("2024-01-02T00:00:00.000000Z", "2024-01-03T00:00:00.000000Z", 1),
+        ("2024-01-01T09:30:00.000000Z", "2024-01-04T09:30:00.000000Z", 2),
+        ("2024-01-02T09:30:00.000000Z", "2024-01-03T09:30:00.000000Z", 0),
+    ],
+)
+def test_whole_days_are_kept_merged_and_say_what_counting_afresh_says(
+    days_log: sqlite3.Connection, since: str, until: str, days: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = days_log
+    fresh = review(db, since, until, tally=OpenTally())
+    kept = Rollups()
+    assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
+    merging = audit_window.touches
+    merged: list[int] = []
+
+    def touches(pieces: list[Any]) -> Any:
+        merged.append(len(pieces))
+        return merging(pieces)
+
+    monkeypatch.setattr(audit_window, "touches", touches)
+    assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
+    # Again: a whole day is one piece, kept merged; a window that is one whole day is
+    # not merged at all.
+    buckets, per_day = len(fresh.buckets), timedelta(days=1) // bucket_size(since, until)
+    assert merged == ([] if buckets == per_day else [buckets - days * per_day + days])
+
+
+def test_a_ticket_refused_on_one_day_and_created_the_next_counts_as_created() -> None:
+    """A day kept merged remembers the tickets that did not exist by its end: a later
+    piece may create them (and only then are they touched)."""
+    kept = Rollups()
+    quiet = audit_window.Counted([], {"7": ("new", "new", False), "8": ("open", "closed", False)})
+    day = kept.day((1, 2), [quiet])
+    assert day.touched == ["8"] and day.counts.created == 0 and day.counts.closed == 1
+    later = {"7": ("new", "pending", False)}
+    both = audit_window.touches([day.ends, later])
+    assert both.touched == ["7", "8"] and both.counts.created == 1
+    assert kept.day((1, 2), []) is day
+
+
 @pytest.mark.parametrize(
     ("since", "until", "size"),
     [

@@ -15,6 +15,7 @@ import subprocess
 from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -196,10 +197,8 @@ def test_the_review_charts_hold_the_apis_numbers(console: Console) -> None:
         driver.get(console.url + console.review_path())  # type: ignore[attr-defined]
         assert len(driver.find_elements("css selector", "main svg")) == 2  # type: ignore[attr-defined]
         _shoot(driver, "review")
-        periods = [
-            (p.get_attribute("data-start"), p.get_attribute("data-end"))
-            for p in driver.find_elements("css selector", "#actions-chart rect.period")  # type: ignore[attr-defined]
-        ]
+        bounds = driver.find_element("id", "actions-chart").get_attribute("data-bounds").split()  # type: ignore[attr-defined]
+        periods = list(pairwise(bounds))
         series = {
             p.get_attribute("data-outcome"): (
                 [int(n) for n in p.get_attribute("data-counts").split()],
@@ -207,13 +206,15 @@ def test_the_review_charts_hold_the_apis_numbers(console: Console) -> None:
             )
             for p in driver.find_elements("css selector", "#actions-chart path.series")  # type: ignore[attr-defined]
         }
-        points = [
-            (p.get_attribute("data-at"), int(p.get_attribute("data-open")))
-            for p in driver.find_elements("css selector", "#open-chart circle.point")  # type: ignore[attr-defined]
-        ]
-    # Each outcome's bars are one path: a rectangle for each period it has events in.
+        dots = driver.find_element("css selector", "#open-chart path.dots")  # type: ignore[attr-defined]
+        at, shown = dots.get_attribute("data-at").split(), dots.get_attribute("data-open").split()
+        points = list(zip(at, map(int, shown), strict=True))
+        drawn = dots.get_attribute("d").count("M")
+    # Each outcome's bars are one path: a rectangle for each period it has events in;
+    # the open count has a dot at the end of each period.
     for counts, rectangles in series.values():
         assert len(counts) == len(periods) and rectangles == sum(1 for n in counts if n)
+    assert at == bounds[1:] and drawn == len(points)
     bars = [
         (start, end, {o: counts[i] for o, (counts, _) in series.items() if counts[i]})
         for i, (start, end) in enumerate(periods)
