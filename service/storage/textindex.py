@@ -19,10 +19,16 @@ folds case over all of Unicode, a superset of the folding the filter does, so th
 candidates hold every ticket the filter would find, and the list checks each with the
 filter's own predicate. An index that is not built, broken, or far behind answers None:
 the list walks, as it did before (slower, never wrong).
+
+Bounded, whatever N-central sends: a ticket whose title and details together are longer
+than `longest` characters (64 KB by default; details of a megabyte are allowed) is held
+without its text and is a candidate for every text. Its text never reaches Python
+(the log measures the lengths), so the index's memory is bounded by its read batches.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import sqlite3
 import threading
@@ -47,12 +53,16 @@ class Chosen(NamedTuple):
 class TextIndex:
     """The server's one index; every method may be called from any read thread."""
 
-    def __init__(self, *, most_candidates: int = 2000, most_behind: int = 50_000) -> None:
+    def __init__(
+        self, *, most_candidates: int = 2000, most_behind: int = 50_000, longest: int = 65_536
+    ) -> None:
         #: Past this many candidates, walking the activity order finds a page sooner.
         self.most_candidates = most_candidates
         #: Past this many events behind a query's head, the walk answers and the next
         #: refresh builds the index again instead of catching up.
         self.most_behind = most_behind
+        #: Past this many characters of title and details, a ticket is always a candidate.
+        self.longest = longest
         self._lock = threading.Lock()
         self._kept: _Kept | None = None
 
@@ -96,7 +106,7 @@ class TextIndex:
                     return
                 except sqlite3.Error as exc:
                     self._drop(exc)
-        built = _Kept.build(db, head)
+        built = _Kept.build(db, head, self.longest)
         with self._lock:
             old, self._kept = self._kept, built
         if old is not None:
@@ -126,28 +136,29 @@ class _Kept:
     and every match is sorted instead (`ordered`), until the next build.
     """
 
-    def __init__(self, db: sqlite3.Connection, bookmark: int) -> None:
+    def __init__(self, db: sqlite3.Connection, bookmark: int, longest: int) -> None:
         self.db = db
         self.bookmark = bookmark
+        self.longest = longest
         self.first, self.latest = db.execute(_ENDS).fetchone()
         self.ordered = True
 
     @classmethod
-    def build(cls, log: sqlite3.Connection, head: int) -> _Kept:
+    def build(cls, log: sqlite3.Connection, head: int, longest: int) -> _Kept:
         """Every ticket of `log`'s snapshot (whose head is `head`), read in key order."""
         db = sqlite3.connect("", check_same_thread=False)
         try:
             db.executescript(_SCHEMA)
             key = None
             with db:
-                while batch := stored.texts_after(log, key, _BATCH):
+                while batch := stored.texts_after(log, key, _BATCH, longest):
                     db.executemany(_STAGE, [_staged(*row) for row in batch])
                     key = batch[-1][0]
                 db.executescript(_NUMBER_STAGED)
         except BaseException:
             db.close()
             raise
-        return cls(db, head)
+        return cls(db, head, longest)
 
     def catch_up(self, log: sqlite3.Connection, head: int) -> None:
         """The texts of the tickets events after the bookmark touched, as of `head`."""
@@ -158,7 +169,7 @@ class _Kept:
         with self.db:
             for start in range(0, len(order), _MOVED_BATCH):
                 asked = order[start : start + _MOVED_BATCH]
-                rows = {row[0]: row for row in stored.texts_of(log, asked)}
+                rows = {row[0]: row for row in stored.texts_of(log, asked, self.longest)}
                 for key in asked:
                     self._put(*rows[key])
         self.bookmark = head
@@ -188,7 +199,9 @@ class _Kept:
                 return Chosen([], complete=True)
         taken: list[str] = []
         last = ""
-        for key, updated_at in self.db.execute(_MATCHING_FROM, (phrase, start)):
+        matches = self.db.execute(_MATCHING_FROM, (phrase, start))
+        longs = self.db.execute(_LONG_FROM, (start,))
+        for key, updated_at, _ in heapq.merge(matches, longs, key=_number):
             if len(taken) >= wanted and updated_at < last:
                 return Chosen(taken, complete=False)
             taken.append(key)
@@ -198,19 +211,22 @@ class _Kept:
     def close(self) -> None:
         self.db.close()
 
-    def _put(self, key: str, title: str, details: str, updated_at: str, changed_at: int) -> None:
+    def _put(
+        self, key: str, title: str | None, details: str | None, updated_at: str, changed_at: int
+    ) -> None:
         """One ticket's text, at its number when its activity is unchanged, else first."""
+        long = title is None
         known = self.db.execute(_DOC_OF, (key,)).fetchone()
         if known is not None:
             self.db.execute(_FORGET_TEXT, (known[0],))
         if known is not None and known[1] == updated_at:
             doc = known[0]
-            self.db.execute(_CHANGED, (changed_at, doc))
+            self.db.execute(_CHANGED, (changed_at, long, doc))
         else:
             if known is not None:
                 self.db.execute(_FORGET_DOC, (known[0],))
             self.first = doc = (1 if self.first is None else self.first) - 1
-            self.db.execute(_NEW_DOC, (doc, key, updated_at, changed_at))
+            self.db.execute(_NEW_DOC, (doc, key, updated_at, changed_at, long))
             if self.latest is not None and updated_at < self.latest:
                 self.ordered = False
             self.latest = max(self.latest or updated_at, updated_at)
@@ -218,6 +234,7 @@ class _Kept:
 
     def _every(self, phrase: str, most: int) -> list[tuple[str, str]] | None:
         found = self.db.execute(_MATCHING, (phrase, most + 1)).fetchall()
+        found += self.db.execute(_LONG, (most + 1,)).fetchall()
         return None if len(found) > most else found
 
     def _sorted(self, phrase: str, most: int, before: str | None, wanted: int) -> Chosen | None:
@@ -236,27 +253,34 @@ class _Kept:
 
 
 def _staged(
-    key: str, title: str, details: str, updated_at: str, changed_at: int
-) -> tuple[str, str, str, str, int]:
-    return key, _searchable(title), _searchable(details), updated_at, changed_at
+    key: str, title: str | None, details: str | None, updated_at: str, changed_at: int
+) -> tuple[str, str, str, str, int, bool]:
+    return key, _searchable(title), _searchable(details), updated_at, changed_at, title is None
 
 
-def _searchable(text: str) -> str:
+def _number(match: tuple[str, str, int]) -> int:
+    return match[2]
+
+
+def _searchable(text: str | None) -> str:
     """`text` as the tokenizer can read all of it: FTS5 stops reading a text at a NUL.
     A needle never holds one (the list walks for those), so any stand-in keeps each
-    match a needle can have, and a false one is only a candidate the filter turns down."""
+    match a needle can have, and a false one is only a candidate the filter turns down.
+    None, a text too long to hold, is held as nothing (its ticket is always a candidate)."""
+    if text is None:
+        return ""
     return text.replace("\x00", " ") if "\x00" in text else text
 
 
 #: Trigrams: a needle shorter than this matches nothing in the index.
 _TRIGRAM = 3
-#: Tickets read from the log a statement, building and catching up: few, since
-#: N-central's details may be large (a megabyte each in tests/service/http/test_memory.py)
-#: and a batch is held whole, twice on PostgreSQL (psycopg's result, then Python's str):
-#: catching up 16 a statement, that test peaked at 161 MB there (125 without the index,
-#: limit 150), 4 at 141 MB, 1 at 136 MB.
-_BATCH = 16
-_MOVED_BATCH = 4
+#: Tickets read from the log a statement, building and catching up: each at most
+#: `longest` characters, so a batch is bounded whatever N-central sends. With every text
+#: read whole, tests/service/http/test_memory.py (details of a megabyte) peaked at 161 MB
+#: on PostgreSQL (limit 150, 125 without the index) catching up 16 a statement, and still
+#: at 136-138 MB one a statement; held without their texts, 126-128 MB at 16 a statement.
+_BATCH = 64
+_MOVED_BATCH = 16
 _SCHEMA = """
     CREATE TABLE docs (
         doc         INTEGER PRIMARY KEY,
@@ -264,20 +288,24 @@ _SCHEMA = """
         -- The ticket's last activity (`updated_at`), by which the list is ordered.
         updated_at  TEXT NOT NULL,
         -- The position of the last event that changed the ticket, as far as indexed.
-        changed_at  INTEGER NOT NULL
+        changed_at  INTEGER NOT NULL,
+        -- Held without its text (too long): a candidate for every text.
+        long        INTEGER NOT NULL
     );
+    CREATE INDEX docs_long ON docs (doc) WHERE long;
     CREATE INDEX docs_by_update ON docs (updated_at, doc);
     CREATE INDEX docs_by_change ON docs (changed_at);
     CREATE VIRTUAL TABLE texts USING fts5(title, details, tokenize='trigram', detail='full');
     CREATE TEMP TABLE staged (
-        ticket TEXT PRIMARY KEY, title TEXT, details TEXT, updated_at TEXT, changed_at INTEGER
+        ticket TEXT PRIMARY KEY, title TEXT, details TEXT, updated_at TEXT, changed_at INTEGER,
+        long INTEGER
     );
 """
-_STAGE = "INSERT INTO staged VALUES (?, ?, ?, ?, ?)"
+_STAGE = "INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?)"
 #: The build's numbers: 1 for the latest active ticket, then on in the list's order.
 _NUMBER_STAGED = """
-    INSERT INTO docs (ticket, updated_at, changed_at)
-        SELECT ticket, updated_at, changed_at FROM staged
+    INSERT INTO docs (ticket, updated_at, changed_at, long)
+        SELECT ticket, updated_at, changed_at, long FROM staged
         ORDER BY updated_at DESC, ticket DESC;
     INSERT INTO texts (rowid, title, details)
         SELECT d.doc, s.title, s.details
@@ -288,14 +316,17 @@ _ENDS = "SELECT MIN(doc), MAX(updated_at) FROM docs"
 _DOC_OF = "SELECT doc, updated_at FROM docs WHERE ticket = ?"
 _FORGET_TEXT = "DELETE FROM texts WHERE rowid = ?"
 _FORGET_DOC = "DELETE FROM docs WHERE doc = ?"
-_CHANGED = "UPDATE docs SET changed_at = ? WHERE doc = ?"
-_NEW_DOC = "INSERT INTO docs (doc, ticket, updated_at, changed_at) VALUES (?, ?, ?, ?)"
+_CHANGED = "UPDATE docs SET changed_at = ?, long = ? WHERE doc = ?"
+_NEW_DOC = "INSERT INTO docs (doc, ticket, updated_at, changed_at, long) VALUES (?, ?, ?, ?, ?)"
 _PUT = "INSERT INTO texts (rowid, title, details) VALUES (?, ?, ?)"
 #: The matches in the list's order, from number `?` on (the first at or before a cursor).
 _MATCHING_FROM = (
-    "SELECT d.ticket, d.updated_at FROM texts JOIN docs AS d ON d.doc = texts.rowid"
+    "SELECT d.ticket, d.updated_at, d.doc FROM texts JOIN docs AS d ON d.doc = texts.rowid"
     " WHERE texts MATCH ? AND texts.rowid >= ? ORDER BY texts.rowid"
 )
+#: The tickets held without their text, in the same order from the same number.
+_LONG_FROM = "SELECT ticket, updated_at, doc FROM docs WHERE long AND doc >= ? ORDER BY doc"
+_LONG = "SELECT ticket, updated_at FROM docs WHERE long LIMIT ?"
 _FIRST_AT_OR_BEFORE = (
     "SELECT MIN(doc) FROM docs"
     " WHERE updated_at = (SELECT MAX(updated_at) FROM docs WHERE updated_at <= ?)"

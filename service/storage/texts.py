@@ -25,9 +25,10 @@ __all__ = [
     "touched",
 ]
 
-#: A ticket's key, title and details as the list's text filter searches them, its last
-#: activity (the list's order), and the position of the last event that changed it.
-Text = tuple[str, str, str, str, int]
+#: A ticket's key, title and details as the list's text filter searches them (both None
+#: when together longer than asked), its last activity (the list's order), and the
+#: position of the last event that changed it.
+Text = tuple[str, str | None, str | None, str, int]
 
 
 @portable
@@ -38,21 +39,23 @@ def needle(db: sqlite3.Connection, text: str) -> str:
 
 
 @portable
-def texts_after(db: sqlite3.Connection, key: str | None, limit: int) -> list[Text]:
-    """Up to `limit` tickets' texts, in key order, after the ticket `key` (None: the first)."""
+def texts_after(db: sqlite3.Connection, key: str | None, limit: int, longest: int) -> list[Text]:
+    """Up to `limit` tickets' texts, in key order, after the ticket `key` (None: the first);
+    none of a ticket whose title and details are longer than `longest` characters."""
     cursor = db.cursor()
     cursor.row_factory = None
     if key is None:
-        return cursor.execute(_FIRST_TEXTS, (limit,)).fetchall()
-    return cursor.execute(_TEXTS_AFTER, (key, limit)).fetchall()
+        return cursor.execute(_FIRST_TEXTS, (longest, longest, limit)).fetchall()
+    return cursor.execute(_TEXTS_AFTER, (longest, longest, key, limit)).fetchall()
 
 
 @portable
-def texts_of(db: sqlite3.Connection, keys: list[str]) -> list[Text]:
-    """The texts of the tickets `keys` (those that exist), looked up by key."""
+def texts_of(db: sqlite3.Connection, keys: list[str], longest: int) -> list[Text]:
+    """The texts of the tickets `keys` (those that exist), looked up by key; as
+    `texts_after`, none longer than `longest`."""
     cursor = db.cursor()
     cursor.row_factory = None
-    return cursor.execute(_TEXTS_OF, (_json_list(keys),)).fetchall()
+    return cursor.execute(_TEXTS_OF, (longest, longest, _json_list(keys))).fetchall()
 
 
 @portable
@@ -66,12 +69,12 @@ def touched(db: sqlite3.Connection, after: int, through: int) -> list[tuple[str,
 
 @portable
 def explain_texts_after(db: sqlite3.Connection) -> list[str]:
-    return _plan(db, _TEXTS_AFTER, ("100001", 500))
+    return _plan(db, _TEXTS_AFTER, (100, 100, "100001", 500))
 
 
 @portable
 def explain_texts_of(db: sqlite3.Connection) -> list[str]:
-    return _plan(db, _TEXTS_OF, (_json_list(["100001", "100002"]),))
+    return _plan(db, _TEXTS_OF, (100, 100, _json_list(["100001", "100002"])))
 
 
 @portable
@@ -88,7 +91,13 @@ def _plan(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[
     return [row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
-_COLUMNS = "ncentral_ticket_id, title, details, updated_at, last_position"
+# Lengths in characters, measured by the database: a long text never reaches Python.
+_COLUMNS = (
+    "ncentral_ticket_id,"
+    " CASE WHEN length(title) + length(details) <= ? THEN title END,"
+    " CASE WHEN length(title) + length(details) <= ? THEN details END,"
+    " updated_at, last_position"
+)
 _FIRST_TEXTS = f"SELECT {_COLUMNS} FROM tickets ORDER BY ncentral_ticket_id LIMIT ?"
 _TEXTS_AFTER = (
     f"SELECT {_COLUMNS} FROM tickets WHERE ncentral_ticket_id > ?"

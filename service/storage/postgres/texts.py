@@ -31,15 +31,16 @@ def needle(db: Connection, text: str) -> str:
     return shield(text.lower())
 
 
-def texts_after(db: Connection, key: str | None, limit: int) -> list[Text]:
+def texts_after(db: Connection, key: str | None, limit: int, longest: int) -> list[Text]:
     cursor = db.cursor(row_factory=tuple_row)
     if key is None:
-        return cursor.execute(_FIRST_TEXTS, (limit,)).fetchall()
-    return cursor.execute(_TEXTS_AFTER, (key, limit)).fetchall()
+        return cursor.execute(_FIRST_TEXTS, (longest, longest, limit)).fetchall()
+    return cursor.execute(_TEXTS_AFTER, (longest, longest, key, limit)).fetchall()
 
 
-def texts_of(db: Connection, keys: list[str]) -> list[Text]:
-    return db.cursor(row_factory=tuple_row).execute(_TEXTS_OF, (keys,)).fetchall()
+def texts_of(db: Connection, keys: list[str], longest: int) -> list[Text]:
+    cursor = db.cursor(row_factory=tuple_row)
+    return cursor.execute(_TEXTS_OF, (longest, longest, keys)).fetchall()
 
 
 def touched(db: Connection, after: int, through: int) -> list[tuple[str, str]]:
@@ -47,11 +48,11 @@ def touched(db: Connection, after: int, through: int) -> list[tuple[str, str]]:
 
 
 def explain_texts_after(db: Connection) -> list[str]:
-    return _plan(db, _TEXTS_AFTER, ("100001", 500))
+    return _plan(db, _TEXTS_AFTER, (100, 100, "100001", 500))
 
 
 def explain_texts_of(db: Connection) -> list[str]:
-    return _plan(db, _TEXTS_OF, (["100001", "100002"],))
+    return _plan(db, _TEXTS_OF, (100, 100, ["100001", "100002"]))
 
 
 def explain_touched(db: Connection) -> list[str]:
@@ -76,7 +77,12 @@ def _nodes(node: dict[str, Any]) -> Iterator[str]:
         yield from _nodes(child)
 
 
-_COLUMNS = "ncentral_ticket_id, title, details, updated_at, last_position"
+_COLUMNS = (
+    "ncentral_ticket_id,"
+    " CASE WHEN length(title) + length(details) <= %s THEN title END,"
+    " CASE WHEN length(title) + length(details) <= %s THEN details END,"
+    " updated_at, last_position"
+)
 _FIRST_TEXTS = f"SELECT {_COLUMNS} FROM tickets ORDER BY ncentral_ticket_id LIMIT %s"
 _TEXTS_AFTER = (
     f"SELECT {_COLUMNS} FROM tickets WHERE ncentral_ticket_id > %s"

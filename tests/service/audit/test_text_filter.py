@@ -73,13 +73,14 @@ def every_page(
     return pages
 
 
-@pytest.mark.parametrize("most_candidates", [2000, 20])
+@pytest.mark.parametrize(("most_candidates", "longest"), [(2000, 65_536), (20, 65_536), (2000, 36)])
 @pytest.mark.parametrize("text", TEXTS)
 def test_the_index_lists_the_pages_the_walk_lists(
-    db: Connection, text: str, most_candidates: int
+    db: Connection, text: str, most_candidates: int, longest: int
 ) -> None:
-    """Few matches (from the candidates) or many (the walk): every page the same."""
-    index = TextIndex(most_candidates=most_candidates)
+    """Few matches (from the candidates) or many (the walk), tickets held with or without
+    their texts (the generated ones are 35-38 characters long): every page the same."""
+    index = TextIndex(most_candidates=most_candidates, longest=longest)
     index.refresh(db)
     where = ActivityFilter(text=text)
     walked = every_page(db, where, None)
@@ -302,6 +303,32 @@ def test_a_clock_set_back_still_lists_the_walks_pages(scratch: sqlite3.Connectio
     where = ActivityFilter(text="PUMP")
     assert every_page(scratch, where, index) == every_page(scratch, where, None)
     assert every_page(scratch, where, index)[0].rows[0].ncentral_ticket_id == "k7"
+
+
+def test_a_ticket_too_long_to_hold_is_a_candidate_for_every_text(
+    scratch: sqlite3.Connection,
+) -> None:
+    """Held without its text, a long ticket is checked by the log for any needle: found
+    where it matches, however far into its details, and left out where it does not."""
+    scratch.execute("DELETE FROM tickets")
+    _insert(scratch, "k0", "pump failed", "-", "2026-01-01T00:00:00Z")
+    _insert(scratch, "k1", "fan", "x" * 40 + " pump room flooded", "2026-01-01T00:00:01Z")
+    _insert(scratch, "k2", "fan", "y" * 40, "2026-01-01T00:00:02Z")
+    scratch.commit()
+    index = TextIndex(longest=30)
+    index.refresh(scratch)
+    chosen = index.candidates(scratch, "PUMP", before=None, wanted=5)
+    assert chosen is not None and {"k1", "k2"} <= set(chosen.keys)
+    where = ActivityFilter(text="pump")
+    pages = every_page(scratch, where, index)
+    assert [r.ncentral_ticket_id for p in pages for r in p.rows] == ["k1", "k0"]
+    assert pages == every_page(scratch, where, None)
+    _insert(scratch, "k3", "pump", "short again", "2026-01-01T00:00:03Z")
+    scratch.execute("UPDATE tickets SET details = 'pump ok' WHERE ncentral_ticket_id = 'k1'")
+    _append(scratch, "k1")
+    _append(scratch, "k3")
+    assert every_page(scratch, where, index) == every_page(scratch, where, None)
+    index.close()
 
 
 def index_finds_what_sqlite_finds(
