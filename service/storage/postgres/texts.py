@@ -6,13 +6,11 @@ here looks for the shielded needle in the stored text, so that is what the index
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from psycopg.rows import tuple_row
 
 from service.storage.postgres.connections import Connection
 from service.storage.postgres.nul import shield
+from service.storage.postgres.plans import plan
 from service.storage.texts import Text
 
 __all__ = [
@@ -48,33 +46,15 @@ def touched(db: Connection, after: int, through: int) -> list[tuple[str, str]]:
 
 
 def explain_texts_after(db: Connection) -> list[str]:
-    return _plan(db, _TEXTS_AFTER, (100, 100, "100001", 500))
+    return plan(db, _TEXTS_AFTER, (100, 100, "100001", 500))
 
 
 def explain_texts_of(db: Connection) -> list[str]:
-    return _plan(db, _TEXTS_OF, (100, 100, ["100001", "100002"]))
+    return plan(db, _TEXTS_OF, (100, 100, ["100001", "100002"]))
 
 
 def explain_touched(db: Connection) -> list[str]:
-    return _plan(db, _TOUCHED, (1, 2))
-
-
-def _plan(db: Connection, sql: str, params: tuple[object, ...]) -> list[str]:
-    """Each node of PostgreSQL's plan (EXPLAIN (FORMAT JSON)): `Node on relation using index`."""
-    found = db.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
-    document = next(iter(found.values())) if found is not None else []
-    return list(_nodes(document[0]["Plan"]))
-
-
-def _nodes(node: dict[str, Any]) -> Iterator[str]:
-    relation, index = node.get("Relation Name"), node.get("Index Name")
-    yield (
-        node["Node Type"]
-        + (f" on {relation}" if relation else "")
-        + (f" using {index}" if index else "")
-    )
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
+    return plan(db, _TOUCHED, (1, 2))
 
 
 _COLUMNS = (

@@ -8,6 +8,7 @@ from typing import Any
 from psycopg.rows import tuple_row
 
 from service.storage.postgres.connections import Connection
+from service.storage.postgres.plans import plan
 from service.storage.window import Ends, Mark, Tally
 from statemachine.projection import RewindRow
 from statemachine.ticket import State
@@ -89,28 +90,28 @@ def stream_step(db: Connection, ticket_id: str, version: int) -> int | None:
 
 
 def explain_marks(db: Connection) -> list[str]:
-    return _plan(db, _MARKS, (1, 2, 3))
+    return plan(db, _MARKS, (1, 2, 3))
 
 
 def explain_net_entered(db: Connection) -> list[str]:
-    return _plan(db, _NET_ENTERED, (["open"], ["open"], 1, 2))
+    return plan(db, _NET_ENTERED, (["open"], ["open"], 1, 2))
 
 
 def explain_firsts_from(db: Connection) -> list[str]:
-    return _plan(db, _FIRSTS_FROM, (["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"],))
+    return plan(db, _FIRSTS_FROM, (["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"],))
 
 
 def explain_tallies(db: Connection) -> list[str]:
-    return _plan(db, _TALLIES, ([0, 1], [1, 3], [2, 4]))
+    return plan(db, _TALLIES, ([0, 1], [1, 3], [2, 4]))
 
 
 def explain_ticket_ends(db: Connection) -> list[str]:
-    return _plan(db, _TICKET_ENDS, ([0, 1], [1, 3], [2, 4]))
+    return plan(db, _TICKET_ENDS, ([0, 1], [1, 3], [2, 4]))
 
 
 def explain_stream_rows(db: Connection) -> list[str]:
     # As the page asks: from the log's start, where only the tickets' index is short.
-    return _plan(db, _STREAM_ROWS, (["100001", "100002"], 0, 1_000_000_000))
+    return plan(db, _STREAM_ROWS, (["100001", "100002"], 0, 1_000_000_000))
 
 
 def _by_ranges(db: Connection, sql: str, ranges: list[tuple[int, int]]) -> list[Any]:
@@ -122,24 +123,6 @@ def _by_ranges(db: Connection, sql: str, ranges: list[tuple[int, int]]) -> list[
     cursor = db.cursor(row_factory=tuple_row)
     indexes, lows, highs = (list(column) for column in zip(*asked, strict=True))
     return cursor.execute(sql, (indexes, lows, highs)).fetchall()
-
-
-def _plan(db: Connection, sql: str, params: tuple[object, ...]) -> list[str]:
-    """Each node of PostgreSQL's plan (EXPLAIN (FORMAT JSON)): `Node on relation using index`."""
-    found = db.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
-    document = next(iter(found.values())) if found is not None else []
-    return list(_nodes(document[0]["Plan"]))
-
-
-def _nodes(node: dict[str, Any]) -> Iterator[str]:
-    relation, index = node.get("Relation Name"), node.get("Index Name")
-    yield (
-        node["Node Type"]
-        + (f" on {relation}" if relation else "")
-        + (f" using {index}" if index else "")
-    )
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
 
 
 _MARKS = (
