@@ -37,14 +37,12 @@ from service.audit.window import (
     changes,
     review,
 )
-from service.settings import Settings
 from service.storage import window as stored
-from service.storage.backend import backend_for
 from service.storage.dialects import is_postgres
 from service.storage.events import at, iter_after
-from service.storage.postgres.copy import copy_log
 from service.storage.sqlite import connect_sync
 from tests.conftest import BACKENDS
+from tests.support.backends import read_on
 
 Connection = Any
 
@@ -59,19 +57,7 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=BACKENDS)
 def db(request: pytest.FixtureRequest, log_file: Path) -> Iterator[Connection]:
     """The log read on SQLite, then the same log copied into a PostgreSQL database."""
-    source = connect_sync(log_file)
-    if request.param == "sqlite":
-        yield source
-        source.close()
-        return
-    postgres = request.getfixturevalue("postgres")
-    url = postgres.create_database()
-    copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
-    source.close()
-    postgres.psql("ANALYZE", database=url.rsplit("/", 1)[-1])
-    conn = backend_for(url).connect_sync()
-    yield conn
-    conn.close()
+    yield from read_on(request, log_file)
 
 
 def index_walk(plan: list[str], *, grouped: bool = False) -> bool:

@@ -21,15 +21,14 @@ from hypothesis import strategies as st
 
 from bench.biglog import build_log
 from service.audit.activity import ActivityFilter, ActivityPage, ActivityRow, recent_activity
-from service.settings import Settings
 from service.storage import activity as stored_activity
 from service.storage import sqlite
 from service.storage import texts as stored_texts
 from service.storage.backend import backend_for
 from service.storage.dialects import is_postgres
-from service.storage.postgres.copy import copy_log
 from service.storage.textindex import TextIndex
 from tests.conftest import BACKENDS
+from tests.support.backends import read_on
 from tests.support.harness import Server
 from tests.support.live import wait_for
 
@@ -49,19 +48,7 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=BACKENDS)
 def db(request: pytest.FixtureRequest, log_file: Path) -> Iterator[Connection]:
     """The log read on SQLite, then the same log copied into a PostgreSQL database."""
-    source = sqlite.connect_sync(log_file)
-    if request.param == "sqlite":
-        yield source
-        source.close()
-        return
-    postgres = request.getfixturevalue("postgres")
-    url = postgres.create_database()
-    copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
-    source.close()
-    postgres.psql("ANALYZE", database=url.rsplit("/", 1)[-1])
-    conn = backend_for(url).connect_sync()
-    yield conn
-    conn.close()
+    yield from read_on(request, log_file)
 
 
 def every_page(
