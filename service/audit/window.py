@@ -155,10 +155,13 @@ class OpenTally:
             if len(self._kept) <= boundary:
                 # Never a block the log has not finished: it would be kept short.
                 boundary = min(boundary, stored_activity.head_position(db) // self._block)
-            while len(self._kept) <= boundary:
+            if len(self._kept) <= boundary:
                 done = (len(self._kept) - 1) * self._block
-                moved = stored.net_entered(db, done + 1, done + self._block, OPEN_STATES)
-                self._kept.append(self._kept[-1] + moved)
+                high = boundary * self._block
+                for moved in stored.net_entered_by_block(
+                    db, done + 1, high, self._block, OPEN_STATES
+                ):
+                    self._kept.append(self._kept[-1] + moved)
             kept = self._kept[boundary]
         start = boundary * self._block
         if position == start:

@@ -137,7 +137,11 @@ def test_the_review_window_walks_indexes_only(db: Connection) -> None:
     Seq Scan of events or tickets. The counts group the window's rows in memory, never
     the log's."""
     window = (stored.explain_marks, stored.explain_net_entered)
-    counted = (stored.explain_tallies, stored.explain_ticket_ends)
+    counted = (
+        stored.explain_tallies,
+        stored.explain_ticket_ends,
+        stored.explain_net_entered_by_block,
+    )
     for explain in (*window, stored.explain_stream_rows, stored.explain_firsts_from):
         plan = explain(db)
         assert index_walk(plan), (explain.__name__, plan)
