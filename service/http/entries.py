@@ -160,12 +160,12 @@ def _preview(payload: str) -> tuple[str, bool]:
     try:
         value = msgspec.json.decode(payload)
     except (msgspec.DecodeError, RecursionError):
-        shown = _cut(payload, _SHOWN_PAYLOAD)
+        shown = cut(payload, _SHOWN_PAYLOAD)
         return shown, len(shown) < len(payload)
-    short, cut = _shortened(value, 0)
+    short, was_cut = _shortened(value, 0)
     text = msgspec.json.format(msgspec.json.encode(short), indent=2).decode()
-    shown = _cut(text, _SHOWN_PAYLOAD)
-    return shown, cut or len(shown) < len(text)
+    shown = cut(text, _SHOWN_PAYLOAD)
+    return shown, was_cut or len(shown) < len(text)
 
 
 def _shortened(value: Any, depth: int) -> tuple[Any, bool]:
@@ -175,35 +175,31 @@ def _shortened(value: Any, depth: int) -> tuple[Any, bool]:
     Strings and numbers are handled in their container's loop, not by a call each: most
     payloads are one flat object of short values."""
     if isinstance(value, str):
-        return _cut(value, SHORT), len(value) > SHORT
+        return cut(value, SHORT), len(value) > SHORT
     if not isinstance(value, dict | list):
         return value, False
     if depth >= _DEEPEST:
         return "…", True
-    cut = len(value) > _MOST
+    was_cut = len(value) > _MOST
     if isinstance(value, dict):
         kept = {}
         for key, item in islice(value.items(), _MOST):
             if len(key) > SHORT:  # a JSON object's keys are strings
-                key, cut = _cut(key, SHORT), True
-            kept[key], cut = _item(item, depth, cut)
-        return kept, cut
+                key, was_cut = cut(key, SHORT), True
+            kept[key], was_cut = _item(item, depth, was_cut)
+        return kept, was_cut
     items = []
     for item in islice(value, _MOST):
-        short, cut = _item(item, depth, cut)
+        short, was_cut = _item(item, depth, was_cut)
         items.append(short)
-    return items, cut
+    return items, was_cut
 
 
-def _item(item: Any, depth: int, cut: bool) -> tuple[Any, bool]:
-    """One item of a container at `depth`, shortened; `cut` or'ed with whether it was."""
+def _item(item: Any, depth: int, was_cut: bool) -> tuple[Any, bool]:
+    """One item of a container at `depth`, shortened; `was_cut` or'ed with whether it was."""
     if item.__class__ is str:
-        return (item, cut) if len(item) <= SHORT else (item[:SHORT] + "…", True)
+        return (item, was_cut) if len(item) <= SHORT else (cut(item, SHORT), True)
     if isinstance(item, dict | list):
         short, item_cut = _shortened(item, depth + 1)
-        return short, cut or item_cut
-    return item, cut
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
+        return short, was_cut or item_cut
+    return item, was_cut
