@@ -316,16 +316,9 @@ class Ledger:
         """The batch decided on the cache alone, while the lock is being taken; None when a
         ticket must be read first. It stands only if the tail read inside the lock is the
         one this writer last wrote."""
-        streams = self._streams
-        if self._tail is None or any(
-            cmd.ticket_id is not None
-            and cmd.ticket_id not in streams
-            and not (presume and cmd.new_ticket)
-            for cmd, _ in work
-        ):
+        if self._tail is None or self._missing(work, presume=presume):
             return None
-        batch = Batch(streams, self._tail, self._clock)
-        return batch, [_run_one(batch, cmd) for cmd, _ in work]
+        return self._decide(work)
 
     def _follow(self, began: Any) -> bool:
         """Inside the append lock: forget what other writers changed since our last batch;
@@ -357,18 +350,27 @@ class Ledger:
         (ticket_id, stream_version) refuses a second first event: the batch then fails
         with `MOVED` and is decided again with every ticket loaded.
         """
-        streams = self._streams
-        missing = {
-            cmd.ticket_id
-            for cmd, _ in work
-            if cmd.ticket_id is not None
-            and cmd.ticket_id not in streams
-            and not (presume and cmd.new_ticket)
-        }
+        missing = self._missing(work, presume=presume)
         if self._tail is None or missing:
             tail, streams = await _load(self._appends, db, missing, with_tail=self._tail is None)
             self._tail = tail or self._tail
             self._streams.update(streams)
+        return self._decide(work)
+
+    def _missing(
+        self, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
+    ) -> set[str]:
+        """The tickets the commands need that the cache does not hold (see `_prepare`)."""
+        return {
+            cmd.ticket_id
+            for cmd, _ in work
+            if cmd.ticket_id is not None
+            and cmd.ticket_id not in self._streams
+            and not (presume and cmd.new_ticket)
+        }
+
+    def _decide(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> tuple[Batch, list[Any]]:
+        """The commands run against the cached projection and tail."""
         assert self._tail is not None
         batch = Batch(self._streams, self._tail, self._clock)
         return batch, [_run_one(batch, cmd) for cmd, _ in work]
