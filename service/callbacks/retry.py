@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-import msgspec
-
 from service.ledger import outbox
 from service.ledger.outbox import Callback, RequestRetry, Status
 from service.ledger.writer import Ledger
@@ -54,21 +52,15 @@ async def retry_callback(ledger: Ledger, reads: ReadPool, ticket_id: str, actor:
     callback = await reads.run(find, ticket_id)
     if callback.status is Status.DELIVERED:
         raise AlreadyDelivered(callback)
-    return _retried(callback, await ledger.submit(RequestRetry(ticket_id, actor, callback)))
+    retried: Callback = await ledger.submit(RequestRetry(ticket_id, actor, callback))
+    return retried
 
 
 async def retry_dead(ledger: Ledger, reads: ReadPool, actor: str) -> list[Callback]:
     """Retry every dead letter; the requests share the writer's next batch."""
     dead = await reads.run(listed, Status.DEAD)
-    made_at = await asyncio.gather(
-        *(ledger.submit(RequestRetry(c.ncentral_ticket_id, actor, c)) for c in dead)
-    )
-    return [_retried(c, at) for c, at in zip(dead, made_at, strict=True)]
-
-
-def _retried(callback: Callback, at: str) -> Callback:
-    """The callback as a retry recorded at `at` left it. Not read back: a courier woken by
-    the commit may already be at it, and the answer would then depend on who was faster."""
-    return msgspec.structs.replace(
-        callback, status=Status.PENDING, attempts=0, next_attempt_at=at, updated_at=at
+    return list(
+        await asyncio.gather(
+            *(ledger.submit(RequestRetry(c.ncentral_ticket_id, actor, c)) for c in dead)
+        )
     )

@@ -160,7 +160,10 @@ class RequestRetry(msgspec.Struct, frozen=True):
     previous: Callback
     new_ticket = False
 
-    def apply(self, batch: Batch) -> str:
+    def apply(self, batch: Batch) -> Callback:
+        """The callback as the retry leaves it. Not read back after the commit: a courier
+        woken by it may already be at it, and the answer would then depend on who was
+        faster."""
         event = _append(
             batch,
             self.ticket_id,
@@ -172,8 +175,11 @@ class RequestRetry(msgspec.Struct, frozen=True):
             },
             actor=self.actor,
         )
-        batch.execute(*stored.retry(self.ticket_id, at=event.recorded_at))
-        return event.recorded_at
+        at = event.recorded_at
+        batch.execute(*stored.retry(self.ticket_id, at=at))
+        return msgspec.structs.replace(
+            self.previous, status=Status.PENDING, attempts=0, next_attempt_at=at, updated_at=at
+        )
 
 
 def callback_from_row(row: Row) -> Callback:
