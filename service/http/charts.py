@@ -25,7 +25,7 @@ import msgspec
 from service.audit.window import OUTCOME_ORDER, Review
 from service.http.templating import shown_time
 
-__all__ = ["COLOURS", "HEIGHT", "WIDTH", "Charts", "Series", "charts"]
+__all__ = ["Charts", "Series", "charts"]
 
 #: The drawing's coordinate system; the SVG scales to the page's width.
 WIDTH, HEIGHT = 640, 200
@@ -57,6 +57,14 @@ class Series(NamedTuple):
 
 
 class Charts(msgspec.Struct, frozen=True, kw_only=True):
+    #: Both charts' frame, as the template places it: the SVG's viewBox, the x of the
+    #: ticks' labels (right-aligned), of the plot's left and right edges, the y of the
+    #: labels under the x axis.
+    view_box: str = f"0 0 {WIDTH} {HEIGHT}"
+    tick_x: int = _LEFT - 4
+    left: int = _LEFT
+    right: int = WIDTH
+    label_y: int = HEIGHT - 6
     #: The periods' bounds, space-separated: the window's start, each period's end.
     bounds: str
     #: The open count: its step line, a dot at the end of each period, and the dots'
