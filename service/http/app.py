@@ -132,8 +132,8 @@ def healthz() -> dict[str, str]:
 
 async def _warm(tally: OpenTally, reads: ReadPool) -> None:
     """Sum the log for the review page's open counts once, after the start, in a read
-    thread: the first review would otherwise wait for it (0.3 s on a million events in a
-    SQLite file, 1.5 s in PostgreSQL). Only speed is lost if it cannot."""
+    thread: the first review would otherwise wait for it (about a second on a million
+    events, docs/audit.md). Only speed is lost if it cannot."""
     try:
         await reads.run(tally.warm)
     except Exception as exc:  # whatever it was, a review will sum what it needs itself
