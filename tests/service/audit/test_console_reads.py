@@ -221,11 +221,7 @@ def test_one_pass_over_a_window_says_what_diff_says(db: Connection, first: int, 
 @pytest.fixture(scope="module")
 def hours_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
     """A log of 9,000 events three seconds apart (7.5 hours): windows of whole hours."""
-    path: Path = tmp_path_factory.mktemp("hours") / "log.db"
-    build_log(path, 9_000, wave=500, spacing=timedelta(seconds=3))
-    conn = connect_sync(path)
-    yield conn
-    conn.close()
+    yield from _spaced_log(tmp_path_factory, 9_000, 500, timedelta(seconds=3))
 
 
 @pytest.mark.parametrize(("first", "last"), [(1, 9_000), (1_234, 5_678), (2_000, 2_100)])
@@ -257,8 +253,15 @@ def test_kept_counts_of_whole_buckets_are_what_counting_afresh_gives(
 @pytest.fixture(scope="module")
 def days_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
     """A log of 6,000 events a minute apart from 2024-01-01 00:00 (four days and more)."""
-    path: Path = tmp_path_factory.mktemp("days") / "log.db"
-    build_log(path, 6_000, wave=300, spacing=timedelta(minutes=1))
+    yield from _spaced_log(tmp_path_factory, 6_000, 300, timedelta(minutes=1))
+
+
+def _spaced_log(
+    factory: pytest.TempPathFactory, events: int, wave: int, spacing: timedelta
+) -> Iterator[sqlite3.Connection]:
+    """A log of `events` events `spacing` apart, read from a file of its own."""
+    path: Path = factory.mktemp("spaced") / "log.db"
+    build_log(path, events, wave=wave, spacing=spacing)
     conn = connect_sync(path)
     yield conn
     conn.close()

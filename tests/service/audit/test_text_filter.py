@@ -129,15 +129,6 @@ def test_the_index_reads_of_the_log_walk_indexes(db: Connection) -> None:
 # --- the index kept along a log that a real server writes -------------------------------
 
 
-@pytest.fixture(scope="module")
-def served(module_db: Path | str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(module_db, log_dir=Path(tmp_path_factory.mktemp("server")))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def create(server: Server, ticket: str, title: str, details: str = "-") -> None:
     body = {"action": "CREATE", "ncentralTicketId": ticket, "title": title, "details": details}
     assert server.send(**body).status_code == 200
@@ -168,13 +159,13 @@ def walked_rows(db: Path | str, text: str) -> list[ActivityRow]:
     return [row for page in pages for row in page.rows]
 
 
-def test_the_index_says_how_far_it_is_in_the_metrics(served: Server) -> None:
-    create(served, "6001", "Index me")
+def test_the_index_says_how_far_it_is_in_the_metrics(server: Server) -> None:
+    create(server, "6001", "Index me")
     head = stored_activity.head_position  # the gauge reaches the log's head within seconds
-    backend = backend_for(served.db)
+    backend = backend_for(server.db)
     with closing(backend.connect_sync()) as conn, backend.snapshot(conn):
         at = head(conn)
-    wait_for(lambda: _gauge(served) >= at, what="the text index at the head")
+    wait_for(lambda: _gauge(server) >= at, what="the text index at the head")
 
 
 def _gauge(server: Server) -> float:
@@ -185,32 +176,32 @@ def _gauge(server: Server) -> float:
     return float(found[1])
 
 
-def test_the_list_follows_edits_through_the_index(served: Server, module_db: Path | str) -> None:
+def test_the_list_follows_edits_through_the_index(server: Server, module_db: Path | str) -> None:
     for n in range(60):
-        create(served, f"{7000 + n}", f"Printer {n} jammed" if n % 2 else f"Scanner {n}", "tray 2")
-    assert listed(served, "PRINTER") == walked(module_db, "PRINTER")
-    assert len(listed(served, "PRINTER")) == 30, "two pages of fifty-odd"
-    served.send(action="UPDATE", ncentralTicketId="7003", title="Toner low")
-    served.send(action="UPDATE", ncentralTicketId="7004", details="printer offline")
+        create(server, f"{7000 + n}", f"Printer {n} jammed" if n % 2 else f"Scanner {n}", "tray 2")
+    assert listed(server, "PRINTER") == walked(module_db, "PRINTER")
+    assert len(listed(server, "PRINTER")) == 30, "two pages of fifty-odd"
+    server.send(action="UPDATE", ncentralTicketId="7003", title="Toner low")
+    server.send(action="UPDATE", ncentralTicketId="7004", details="printer offline")
     rows = walked_rows(module_db, "printer")
-    assert listed(served, "printer") == [row.external_ticket_id for row in rows]
+    assert listed(server, "printer") == [row.external_ticket_id for row in rows]
     ids = [row.ncentral_ticket_id for row in rows]
     assert "7003" not in ids and ids[0] == "7004" and len(ids) == 30, ids
-    assert listed(served, "pr") == walked(module_db, "pr"), "two letters: the walk"
-    assert listed(served, "TRAY 2") == walked(module_db, "tray 2")
+    assert listed(server, "pr") == walked(module_db, "pr"), "two letters: the walk"
+    assert listed(server, "TRAY 2") == walked(module_db, "tray 2")
 
 
 def test_a_snapshot_behind_the_index_lists_what_it_holds(
-    served: Server, module_db: Path | str
+    server: Server, module_db: Path | str
 ) -> None:
-    create(served, "8001", "Fan failure on rack 7")
+    create(server, "8001", "Fan failure on rack 7")
     backend = backend_for(module_db)
     index = TextIndex()
     with closing(backend.connect_sync()) as old, closing(backend.connect_sync()) as new:
         with backend.snapshot(old):
             before = stored_activity.head_position(old)
-            served.send(action="UPDATE", ncentralTicketId="8001", title="Fan replaced")
-            create(served, "8002", "Fan failure on rack 8")
+            server.send(action="UPDATE", ncentralTicketId="8001", title="Fan replaced")
+            create(server, "8002", "Fan failure on rack 8")
             with backend.snapshot(new):
                 index.refresh(new)
             assert index.bookmark is not None and index.bookmark > before
