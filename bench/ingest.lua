@@ -10,6 +10,8 @@
 -- every request is lawful and a real ledger answers each with a 200.
 -- PREFIX (digits) keeps the tickets of one run apart from those of earlier runs.
 
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_result.lua")
+
 local threads = {}
 
 function setup(thread)
@@ -62,13 +64,4 @@ function request()
   local index = 4 * (cycle - step[2] * lag) + step[3]
   sent = sent + 1
   return wrk.format("PUT", "/ncentral/tickets", headers, body(step[1], index, sent))
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {"requests":%d,"duration_us":%d,"p50_us":%.0f,"p99_us":%.0f,"max_us":%.0f,'
-      .. '"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
 end
