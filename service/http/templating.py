@@ -12,12 +12,14 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import PackageLoader, StrictUndefined
 from litestar import MediaType
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
 from markupsafe import Markup, escape
+
+from service.http.escaping import Environment
 
 __all__ = ["age", "cut", "page", "shown_time", "template_config", "when"]
 
