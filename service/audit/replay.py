@@ -202,8 +202,11 @@ def compare(then: dict[str, Record], now: dict[str, Record]) -> list[Change]:
     for ticket_id in changed:
         ticket, old = now[ticket_id], then.get(ticket_id)
         for field in _FIELDS:
+            value = getattr(ticket, field)
+            if old is not None and getattr(old, field) == value:
+                continue  # equal values read as equal text: no text made for them
             before = _text(getattr(old, field)) if old is not None else None
-            after = _text(getattr(ticket, field))
+            after = _text(value)
             if before != after:
                 changes.append(
                     Change(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from bisect import bisect_right
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from itertools import pairwise
 from sys import intern
@@ -413,12 +413,12 @@ def _buckets(
     buckets, running = [], open_at_start
     ends = [*starts[1:], until]
     for start, end, kinds in zip(starts, ends, counted, strict=True):
-        outcomes: Counter[str] = Counter()
+        outcomes: dict[str, int] = {}
         for outcome, before, after, events in kinds.tallies:
-            outcomes[outcome] += events
+            outcomes[outcome] = outcomes.get(outcome, 0) + events
             if before and after:
                 running += events * ((after in OPEN_STATES) - (before in OPEN_STATES))
-        buckets.append(Bucket(start=start, end=end, outcomes=dict(outcomes), open_after=running))
+        buckets.append(Bucket(start=start, end=end, outcomes=outcomes, open_after=running))
     return buckets
 
 

@@ -93,6 +93,8 @@ class Charts(msgspec.Struct, frozen=True, kw_only=True):
 def charts(review: Review) -> Charts:
     buckets = review.buckets
     bounds = [review.since, *(b.end for b in buckets)]
+    # As people read them: each period's start is the one before's end.
+    shown = [shown_time(moment) for moment in bounds]
     xs = _along(bounds)
     ends = bounds[1:]
     opens = [b.open_after for b in buckets]
@@ -121,10 +123,10 @@ def charts(review: Review) -> Charts:
         open_ticks=[(_number(float(y) + 4), v) for y, v in open_ticks],
         action_ticks=[(_number(float(y) + 4), v) for y, v in action_ticks],
         legend=[(o, COLOURS.get(o, _OTHER_COLOUR)) for o in present],
-        open_rows=[(end, shown_time(end), n) for end, n in zip(ends, opens, strict=True)],
+        open_rows=list(zip(ends, shown[1:], opens, strict=True)),
         action_rows=[
-            (b.start, shown_time(b.start), [*column, total])
-            for b, *column, total in zip(buckets, *rows, totals, strict=True)
+            (b.start, start, [*column, total])
+            for b, start, *column, total in zip(buckets, shown[:-1], *rows, totals, strict=True)
         ],
     )
 
@@ -175,7 +177,8 @@ def _y(height: float) -> str:
 
 def _number(value: float) -> str:
     """A coordinate to a tenth of a unit, without a trailing `.0`."""
-    return f"{round(value, 1):g}"
+    text = f"{value:.1f}"
+    return text[:-2] if text[-2:] == ".0" else text
 
 
 def _stacked(outcomes: set[str]) -> list[str]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from itertools import islice
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 import msgspec
 
-from service.http.templating import cut, shown_time
+from service.http.templating import cut, in_path, shown_time
 from statemachine.events import Event
 
 __all__ = ["SHORT", "Entry", "entry"]
@@ -79,35 +78,37 @@ def entry(event: Event, names: dict[str, tuple[str, str]] | None = None) -> Entr
     pages that span tickets, so that each line names and links its own."""
     preview, shortened = _preview(event.payload)
     css, flag = _standing(event)
+    position = event.position
     ticket = href = external = ""
     if names is not None and event.ticket_id:
         ticket = f"ticket {cut(event.ticket_id, 40)}"
         known = names.get(event.ticket_id)
         if known is not None:
             external = known[0]
-            href = f"/tickets/{quote(external)}?as_of={event.position}"
+            href = f"/tickets/{in_path(external)}?as_of={position}"
     states = ""
     if event.state_before and event.state_after:
         states = f"{event.state_before} → {event.state_after}"
-    meta = f"#{event.position} · by {cut(event.actor, 60)}"
+    meta = f"#{position} · by {cut(event.actor, 60)}"
     answered = _answer_status(event.response)
     if answered is not None:
         meta += f" · answered {answered}"
+    # Positional, in the fields' order: keywords cost a NamedTuple a dict a line.
     return Entry(
-        position=event.position,
-        css=css,
-        action=event.action,
-        outcome=event.outcome,
-        ticket=ticket,
-        ticket_href=href,
-        external=external,
-        states=states,
-        flag=flag or "",
-        at=event.recorded_at,
-        shown_at=shown_time(event.recorded_at),
-        meta=meta,
-        preview=preview,
-        cut_from=f"{len(event.payload):,}" if shortened else "",
+        position,
+        css,
+        event.action,
+        event.outcome,
+        ticket,
+        href,
+        external,
+        states,
+        flag or "",
+        event.recorded_at,
+        shown_time(event.recorded_at),
+        meta,
+        preview,
+        f"{len(event.payload):,}" if shortened else "",
     )
 
 
@@ -162,10 +163,21 @@ def _preview(payload: str) -> tuple[str, bool]:
     except (msgspec.DecodeError, RecursionError):
         shown = cut(payload, _SHOWN_PAYLOAD)
         return shown, len(shown) < len(payload)
-    short, was_cut = _shortened(value, 0)
+    if _uncuttable(payload):
+        short, was_cut = value, False
+    else:
+        short, was_cut = _shortened(value, 0)
     text = msgspec.json.format(msgspec.json.encode(short), indent=2).decode()
     shown = cut(text, _SHOWN_PAYLOAD)
     return shown, was_cut or len(shown) < len(text)
+
+
+def _uncuttable(payload: str) -> bool:
+    """Whether `payload` is too small to hold anything `_shortened` cuts: a string over
+    SHORT characters, a container of over _MOST items (at least 2 * _MOST + 3 characters)
+    or one _DEEPEST levels down (_DEEPEST + 1 opening brackets, counted here with any
+    inside strings). Most requests N-central sends (RESOLVE, REOPEN...) are."""
+    return len(payload) <= 2 * _MOST and payload.count("{") + payload.count("[") <= _DEEPEST
 
 
 def _shortened(value: Any, depth: int) -> tuple[Any, bool]:

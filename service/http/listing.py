@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import NamedTuple
-from urllib.parse import quote
 
 from markupsafe import Markup
 
-from service.http.templating import age, cut, when
+from service.http.templating import age, cut, in_path, when
 from service.storage.activity import ActivityRow
 
 __all__ = ["Listed", "shown_rows"]
@@ -51,7 +50,7 @@ def _listed(row: ActivityRow, now: datetime) -> Listed:
         last = f"{last} ({row.last_outcome})"
     owed = ("dead" if row.callback == "dead" else "owed") if row.callback else ""
     return Listed(
-        href=f"/tickets/{quote(row.external_ticket_id)}",
+        href=f"/tickets/{in_path(row.external_ticket_id)}",
         external=cut(row.external_ticket_id, 40),
         owed=owed,
         title=cut(row.title, 120),

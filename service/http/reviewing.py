@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 from typing import NamedTuple
-from urllib.parse import quote
 
 import msgspec
 
@@ -22,7 +21,7 @@ from service.audit.replay import Change
 from service.audit.window import OpenTally, Review, Rollups, changes, review
 from service.http.charts import Charts, charts
 from service.http.entries import Entry, entry
-from service.http.templating import cut
+from service.http.templating import cut, in_path
 from service.storage import tickets as stored_tickets
 
 __all__ = ["EVENTS_PER_PAGE", "TICKETS_PER_PAGE", "Changed", "ReviewPage", "review_page"]
@@ -125,7 +124,7 @@ def _ticket_cells(
 ) -> tuple[str, str, str, str, str, str]:
     """The ticket's page, externalTicketId, ` · title`, ncentralTicketId, and its page at
     the window's start (empty when it did not exist then) and at its end."""
-    href = f"/tickets/{quote(row.external_ticket_id)}"
+    href = f"/tickets/{in_path(row.external_ticket_id)}"
     known = names.get(row.ticket_id)
     title = f" · {cut(known[1], 80)}" if known else ""
     existed = row.field != "state" or row.before is not None

@@ -94,7 +94,9 @@ def select(
 ) -> list[Event]:
     """Up to `limit` events at positions `low..high` whose columns equal `equal`, in `order`."""
     sql, params = _select(equal, low, high, order, limit)
-    return [event_from_row(row) for row in db.execute(sql, params)]
+    cursor = db.cursor()
+    cursor.row_factory = None  # plain tuples in `EVENT_COLUMNS` order: no mapping a row
+    return list(map(event_from_values, cursor.execute(sql, params)))
 
 
 @portable

@@ -83,13 +83,15 @@ _BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = ?"
 def names(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[str, str]]:
     """(externalTicketId, title) of each ticket in `ticket_ids`, by ncentralTicketId."""
     found: dict[str, tuple[str, str]] = {}
+    cursor = db.cursor()
+    cursor.row_factory = None
     for start in range(0, len(ticket_ids), 500):
         chunk = ticket_ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        rows = db.execute(
+        rows = cursor.execute(
             "SELECT ncentral_ticket_id, external_ticket_id, title FROM tickets"
             f" WHERE ncentral_ticket_id IN ({marks})",
             chunk,
         )
-        found |= {row[0]: (row[1], row[2]) for row in rows}
+        found |= {ticket_id: (external, title) for ticket_id, external, title in rows}
     return found
