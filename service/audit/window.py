@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from bisect import bisect_right
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from datetime import datetime, timedelta
 from itertools import pairwise
 from sys import intern
@@ -469,12 +469,14 @@ def _bucket_bounds(
 
 
 def _counted(ends: dict[str, tuple[str, str, bool]]) -> Touched:
+    """The tickets at a glance, counted a kind of ends at a time (a few dozen kinds for
+    thousands of tickets: the kinds are counted by `Counter`, in C)."""
     created = closed = reopened = still_open = 0
-    for before, after, reopening in ends.values():
-        created += before == "new"
-        closed += after == "closed" and before != "closed"
-        reopened += reopening
-        still_open += before in OPEN_STATES and after in OPEN_STATES
+    for (before, after, reopening), tickets in Counter(ends.values()).items():
+        created += tickets * (before == "new")
+        closed += tickets * (after == "closed" and before != "closed")
+        reopened += tickets * reopening
+        still_open += tickets * (before in OPEN_STATES and after in OPEN_STATES)
     return Touched(
         tickets=len(ends),
         created=created,
