@@ -101,7 +101,7 @@ def age(iso: str, now: datetime | None = None) -> str:
 
 def in_path(text: str) -> str:
     """`text` quoted for a URL's path as `urllib.parse.quote` quotes it; most ids (`PSA-12`)
-    hold nothing to quote, and are checked for that at a fifth of quote's cost."""
+    hold nothing to quote, and are checked for that at half of quote's cost."""
     return text if _unquoted(text) else quote(text)
 
 
