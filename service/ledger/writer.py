@@ -300,9 +300,11 @@ class Ledger:
         presume: bool,
     ) -> tuple[Any, tuple[Batch, list[Any]] | None]:
         """Begin the batch's transaction; where that takes a lock and reads the tail (a
-        round trip), the batch is decided on the cache meanwhile (`_decide_ahead`)."""
+        round trip), the batch is decided on the cache meanwhile (`_decide_ahead`). A batch
+        decided again after the log refused it (nothing presumed) begins under the lock
+        on SQLite too, so that it is refused at most once."""
         if not self._appends.LOCKS:
-            return await self._appends.begin(db, after), None
+            return await self._appends.begin(db, after, locked=not presume), None
         # Answers are not held up while another replica has the append lock.
         beginning = asyncio.ensure_future(self._appends.begin(db, after, waiting=self._answer))
         for _ in range(_SENDING):

@@ -76,10 +76,22 @@ LOCKS = False
 
 
 async def begin(
-    db: aiosqlite.Connection, after: int | None, waiting: Callable[[], None] = lambda: None
+    db: aiosqlite.Connection,
+    after: int | None,
+    waiting: Callable[[], None] = lambda: None,
+    *,
+    locked: bool = False,
 ) -> Began:
     """Nothing to do before deciding on SQLite: the primary key catches a moved log, and
-    no lock is waited for (so `waiting` is never called)."""
+    no lock is waited for (so `waiting` is never called).
+
+    With `locked` (a batch the log refused, decided again), the file's write lock is taken
+    first and held until COMMIT: what the writer reads for that batch, the tail included,
+    is then the log as its writes will find it. Without it, another process busy on the
+    same file could append between each read and write, and refuse the batch every time.
+    """
+    if locked:
+        await db.execute("BEGIN IMMEDIATE")
     return Began(None, set())
 
 

@@ -76,9 +76,14 @@ UPSERT_TICKET = (
 
 
 async def begin(
-    db: AsyncConnection, after: int | None, waiting: Callable[[], None] = lambda: None
+    db: AsyncConnection,
+    after: int | None,
+    waiting: Callable[[], None] = lambda: None,
+    *,
+    locked: bool = True,
 ) -> Began:
-    """Take the append lock, then read the tail and what moved after position `after`.
+    """Take the append lock, then read the tail and what moved after position `after`
+    (always: `locked` is for SQLite, which takes its lock only when asked).
 
     One round trip when the lock is free: the statements are pipelined, and PostgreSQL
     runs them in order, so the reads (read committed: a snapshot per statement) see every

@@ -4,6 +4,7 @@ group commit."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import tracemalloc
 from contextlib import closing
 from pathlib import Path
@@ -13,8 +14,11 @@ import pytest
 
 from service.audit.verify import verify
 from service.ledger.intake import AnswerPolicy, RecordRequest
-from service.ledger.writer import Ledger
+from service.ledger.writer import Batch, Ledger, Tail
+from service.storage import rows
+from service.storage.appends import INSERT_EVENT
 from service.storage.backend import backend_for
+from service.timestamps import utc_now
 from tests.support.live import Log, read
 
 POLICY = AnswerPolicy(base_url="http://psa.test")
@@ -54,6 +58,50 @@ async def test_two_writers_on_one_log_keep_one_gapless_chain(log_db: Path | str)
     problems, live = replay(db)
     assert problems == []
     assert live == {"1": "closed"}
+
+
+async def test_a_batch_a_busy_file_refused_is_written_under_its_lock(tmp_path: Path) -> None:
+    """Another process appends between the writer's every read and write: the batch is
+    refused once, then decided and written under the file's write lock. Refused until the
+    writer gave up, a callback delivered but not recorded would be sent again."""
+    db = tmp_path / "ledger.db"
+    ledger = Ledger(db)
+    await ledger.open()
+    other = _Interloper(db)
+    try:
+        await ledger.submit(request("CREATE", "1"))
+        ledger._clock = other.clock  # stamps every event the writer decides
+        answer = await ledger.submit(request("UPDATE", "1", "while the other appends"))
+    finally:
+        await ledger.close()
+        other.db.close()
+    assert answer.status == 200
+    assert other.appended == 1  # refused once, not again
+    assert replay(db) == ([], {"1": "open"})
+
+
+class _Interloper:
+    """A second process on the file: each time the writer stamps an event, it appends a
+    connection test of its own, if it can take the file's write lock at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, timeout=0, isolation_level=None)
+        self.appended = 0
+
+    def clock(self) -> str:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return utc_now()  # the writer holds the lock
+        tail = self.db.execute(
+            "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        batch = Batch({}, Tail(*tail), utc_now)
+        sent(action="CREATE", ncentralTicketId=f"TEST_NC_TICKET_ID{self.appended}").apply(batch)
+        self.db.executemany(INSERT_EVENT, [rows.event_row(event) for event in batch.events])
+        self.db.execute("COMMIT")
+        self.appended += 1
+        return utc_now()
 
 
 async def test_concurrent_requests_share_transactions(log_db: Path | str) -> None:
