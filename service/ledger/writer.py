@@ -12,7 +12,8 @@ arrival order, positions have no gaps, and no two requests race on one ticket.
 The backend (`service.storage.backend`, chosen once from `PSA_LEDGER_DB`) says how a
 batch begins. On SQLite nothing is read first: the positions we assign are the log's
 primary key, so if another process appended meanwhile (a CLI tool), the insert fails,
-nothing is committed, and the batch runs again on fresh state. On PostgreSQL, where
+nothing is committed, and the batch runs again on fresh state, read this time under
+the file's write lock so that it is refused at most once. On PostgreSQL, where
 several replicas append to one log, the batch begins by taking the append lock and
 reading the tail; what other replicas wrote since our last batch is reloaded before
 deciding. Either way a batch makes few round trips however large it is: its writes are
