@@ -219,14 +219,28 @@ class Courier:
             verdict,
             reply.status or reply.error,
         )
-        try:
-            await self._ledger.submit(
-                RecordAttempt(
-                    callback.ncentral_ticket_id, record, delivered=verdict is Verdict.DELIVERED
-                )
-            )
-        except StoreUnavailable as exc:
-            log.error("callback %s: try not recorded (%s)", callback.ncentral_ticket_id, exc)
+        attempted = RecordAttempt(
+            callback.ncentral_ticket_id, record, delivered=verdict is Verdict.DELIVERED
+        )
+        await self._record(attempted, until=started + self._lease - _LEASE_MARGIN)
+
+    async def _record(self, attempted: RecordAttempt, *, until: float) -> None:
+        """Record a try, again and again while its lease holds (`until`, monotonic): a
+        try left unrecorded is sent again once the lease ends, so a delivered callback
+        would reach N-central twice. (A COMMIT whose answer the network lost may have
+        landed: the try is then recorded twice, never sent twice.)"""
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                await self._ledger.submit(attempted)
+                return
+            except StoreUnavailable as exc:
+                if time.monotonic() + pause >= until:
+                    log.error("callback %s: try not recorded (%s)", attempted.ticket_id, exc)
+                    return
+                log.warning("callback %s: try not recorded yet (%s)", attempted.ticket_id, exc)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, _LONGEST_PAUSE)
 
     async def _send(self, callback: Callback) -> Reply:
         """One try, whatever happens in it, as a `Reply` to record.
@@ -272,6 +286,12 @@ class Courier:
 
 
 _RETRY_AFTER_CAP = 24 * 3600.0
+# Recording a try again: first after a tenth of a second, then twice as long each time, up
+# to two seconds, and never closer than two seconds to the lease's end (so that no other
+# worker has stepped in by the time the record lands).
+_FIRST_PAUSE = 0.1
+_LONGEST_PAUSE = 2.0
+_LEASE_MARGIN = 2.0
 #: An exception's text goes into the log and the outbox's `last_error`; keep it a line.
 _LONGEST_ERROR = 300
 

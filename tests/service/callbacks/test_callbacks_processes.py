@@ -3,6 +3,10 @@ file, then a PostgreSQL database)."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,6 +67,36 @@ def test_two_servers_on_one_log_never_send_one_callback_twice(
     assert log.replay_problems() == []
 
 
+def test_a_delivered_try_is_recorded_once_the_file_takes_writes_again(tmp_path: Path) -> None:
+    """Another process holds the file's write lock while N-central answers a callback: the
+    try is recorded once the lock is let go, within its lease, and never sent again."""
+    with FakeNcentral().running() as fake:
+        fake.script("6001", Reply(200, delay=0.5))
+        service = _service(fake, tmp_path / "ledger.db", tmp_path, busy_timeout_ms="200").start()
+        log = Log(service.db)
+        try:
+            assert service.ticket("CREATE", "6001").status_code == 202
+            wait_for(lambda: fake.callbacks_for("6001"), what="the try on its way")
+            with _write_lock(service.db):
+                time.sleep(2.0)  # the answer comes back after 0.5 s; recording it waits 0.2 s
+            wait_for(lambda: log.state("6001") == "open", what="the try recorded", timeout=8)
+        finally:
+            service.stop()
+    assert [c.status for c in fake.callbacks_for("6001")] == [200]
+    assert log.actions("6001").count("callback_delivered") == 1
+
+
+@contextmanager
+def _write_lock(db: Path | str) -> Iterator[None]:
+    """The file's write lock, held by a connection of another process's kind."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+
+
 def _between_tries(log: Log, ticket_id: str) -> bool:
     """A try has failed and been recorded, its lease released, and the next is not close."""
     row = log.callback(ticket_id)
@@ -72,7 +106,12 @@ def _between_tries(log: Log, ticket_id: str) -> bool:
 
 
 def _service(
-    fake: FakeNcentral, db: Path | str, logs: Path, *, schedule: str = "0.2,0.2,0.2"
+    fake: FakeNcentral,
+    db: Path | str,
+    logs: Path,
+    *,
+    schedule: str = "0.2,0.2,0.2",
+    **settings: str,
 ) -> Service:
     return Service(
         db,
@@ -83,4 +122,5 @@ def _service(
         ncentral_password=fake.password,
         callback_schedule=schedule,
         callback_timeout="1",
+        **settings,
     )
