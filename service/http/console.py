@@ -53,8 +53,8 @@ from service.http.queries import BadParameter, Params
 from service.http.responses import problem_response
 from service.http.reviewing import TICKETS_PER_PAGE as CHANGES_PER_PAGE
 from service.http.reviewing import ReviewPage, review_page
+from service.http.templating import in_query, shown_time
 from service.http.templating import page as render
-from service.http.templating import shown_time
 from service.ledger.outbox import Callback
 from service.ledger.writer import Ledger
 from service.storage import tickets as stored_tickets
@@ -173,6 +173,7 @@ class Console(Controller):
         keep_changes = [(k, v) for k, v in params if k != "changes" and v]
         where = query.where
         now = datetime.now(UTC)
+        until_now = format_utc(now)
         return render(
             "review.html",
             head=window.head,
@@ -185,10 +186,10 @@ class Console(Controller):
             changes_next=_link("/review", keep_changes, window.changed_next, "changes"),
             per_page=CHANGES_PER_PAGE,
             next_link=_link("/review", keep, window.entries_next),
-            bounds=urlencode({"from": query.since, "to": query.until}),
-            filters=urlencode([(k, v) for k, v in keep if k in _FILTERS]),
+            bounds=in_query((("from", query.since), ("to", query.until))),
+            filters=in_query((k, v) for k, v in keep if k in _FILTERS),
             shortcuts=[
-                (label, urlencode({"from": format_utc(now - span), "to": format_utc(now)}))
+                (label, in_query((("from", format_utc(now - span)), ("to", until_now))))
                 for label, span in _SHORTCUTS
             ],
             actions=[(a, a == where.action) for a in _ACTIONS],
@@ -393,7 +394,7 @@ def _link(
 ) -> str | None:
     if cursor is None:
         return None
-    return f"{path}?{urlencode([*query, (name, cursor)])}"
+    return f"{path}?{in_query([*query, (name, cursor)])}"
 
 
 def _local_input(iso: str) -> str:
