@@ -18,7 +18,7 @@ from service.clientaddress import ClientAddress
 from service.http.api import AuditApi
 from service.http.auth import Credentials, resolve_credentials
 from service.http.callbacks_api import CallbacksController
-from service.http.console import CallbackPages, Console
+from service.http.console import CallbackPages, Console, Sources
 from service.http.crosssite import origin_of
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.headers import secure_headers
@@ -50,10 +50,9 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         ledger, AnswerPolicy(base_url=settings.base_url, create_mode=settings.create_mode)
     )
     metrics = Metrics()
-    counts = StateCounts()
     tally = OpenTally()
-    rollups = Rollups()
     texts = TextIndex()
+    sources = Sources(reads, StateCounts(), tally, Rollups(), texts)
     keeper = TextKeeper(texts, reads)
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
@@ -100,9 +99,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
             "intake": Provide(lambda: intake, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, sync_to_thread=False),
-            "counts": Provide(lambda: counts, sync_to_thread=False),
-            "tally": Provide(lambda: tally, sync_to_thread=False),
-            "rollups": Provide(lambda: rollups, sync_to_thread=False),
+            "sources": Provide(lambda: sources, sync_to_thread=False),
             "texts": Provide(lambda: texts, sync_to_thread=False),
         },
         lifespan=[lifespan],

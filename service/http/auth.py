@@ -19,6 +19,7 @@ import tomllib
 
 import msgspec
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Scope
@@ -98,16 +99,7 @@ def admitted_ncentral(scope: Scope) -> str | None:
     route's fast lane (service.http.fastlane).
     """
     state = scope["litestar_app"].state
-    authorization: str | None = None
-    forwarded: list[str] = []
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            if authorization is None:
-                authorization = value.decode("latin-1")
-        elif name == b"x-forwarded-for":
-            forwarded.append(value.decode("latin-1"))
-    client = scope.get("client")
-    address = state.client_address.of(client[0] if client else None, forwarded)
+    authorization, address = _sent(scope, state)
     if state.login_throttle.wait(address) is not None:
         return None
     credential: Credential = state.credentials.ncentral
@@ -117,23 +109,34 @@ def admitted_ncentral(scope: Scope) -> str | None:
 
 def _check(connection: ASGIConnection, role: str, credential: Credential) -> None:
     state = connection.app.state
-    address = state.client_address.of(
-        connection.client.host if connection.client else None,
-        connection.headers.getall("x-forwarded-for", []),
-    )
+    authorization, address = _sent(connection.scope, state)
     wait = state.login_throttle.wait(address)
     if wait is not None:
         raise TooManyRequestsException(
             f"too many failed logins from {address}; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    authorization = connection.headers.get("authorization")
     username, password = _basic(authorization)
     if not credential.matches(username, password):
         if authorization is not None:
             _failed(state.login_throttle, role, username, address)
         raise NotAuthorizedException("valid Basic credentials are required", headers=REALM_HEADER)
     connection.state.actor = credential.username
+
+
+def _sent(scope: Scope, state: State) -> tuple[str | None, str]:
+    """The request's first Authorization header and the client's address, read from the
+    raw scope: Litestar's header view decodes every header of every request (6 µs)."""
+    authorization: str | None = None
+    forwarded: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
+            forwarded.append(value.decode("latin-1"))
+    client = scope.get("client")
+    return authorization, state.client_address.of(client[0] if client else None, forwarded)
 
 
 def _failed(throttle: LoginThrottle, role: str, username: str, address: str) -> None:

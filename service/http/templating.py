@@ -9,9 +9,11 @@ says when it was printed and how far the log went.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from jinja2 import PackageLoader, StrictUndefined
 from litestar import MediaType
@@ -22,7 +24,16 @@ from markupsafe import Markup, escape
 
 from service.http.escaping import Environment
 
-__all__ = ["age", "cut", "in_path", "page", "shown_time", "template_config", "when"]
+__all__ = [
+    "age",
+    "cut",
+    "in_path",
+    "in_query",
+    "page",
+    "shown_time",
+    "template_config",
+    "when",
+]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -44,17 +55,9 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 def page(name: str, *, head: int, section: str, **context: Any) -> Template:
     """`name` rendered with the common header's facts; `head` is the log's last position,
     `section` the navigation entry to mark as current."""
-    now = datetime.now().astimezone()
     return Template(
         template_name=name,
-        context={
-            "server_time": now.strftime("%Y-%m-%d %H:%M:%S"),
-            "server_time_iso": now.isoformat(timespec="seconds"),
-            "server_zone": f"{now.tzname()} (UTC{now.strftime('%z')[:3]}:{now.strftime('%z')[3:]})",
-            "head": head,
-            "section": section,
-            **context,
-        },
+        context={**_clock(), "head": head, "section": section, **context},
         media_type=MediaType.HTML,
     )
 
@@ -107,6 +110,53 @@ def in_path(text: str) -> str:
 
 #: What `quote` leaves as it is: ASCII letters and digits, `_.-~` and `/`.
 _unquoted = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
+
+
+def in_query(pairs: Iterable[tuple[str, str]]) -> str:
+    """`pairs` as a query string, the text `urllib.parse.urlencode` makes of them.
+
+    The review page makes a dozen links of names and log times: `urlencode` quotes each
+    through the general path (4 µs a pair), where most hold nothing to quote but a time's
+    colons, which are checked for and replaced (a tenth of the cost).
+    """
+    return "&".join(f"{_in_query(name)}={_in_query(value)}" for name, value in pairs)
+
+
+def _in_query(text: str) -> str:
+    if _unquoted_plus(text):
+        return text
+    if _unquoted_but_colons(text):
+        return text.replace(":", "%3A")
+    return quote_plus(text)
+
+
+#: What `quote_plus` leaves as it is: ASCII letters and digits and `_.-~`.
+_unquoted_plus = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+#: The same and colons, as in a log time, which `quote_plus` writes as `%3A`.
+_unquoted_but_colons = re.compile(r"[A-Za-z0-9_.~:-]*").fullmatch
+
+
+def _clock() -> dict[str, str]:
+    """The header's time and zone, made once a second: the header shows seconds."""
+    second = int(time.time())
+    made = _clock_made[0]  # one read of a pair, so another thread cannot mix two seconds
+    if made[0] != second:
+        now = datetime.fromtimestamp(second).astimezone()
+        offset = now.strftime("%z")
+        made = (
+            second,
+            {
+                "server_time": now.strftime("%Y-%m-%d %H:%M:%S"),
+                "server_time_iso": now.isoformat(timespec="seconds"),
+                "server_zone": f"{now.tzname()} (UTC{offset[:3]}:{offset[3:]})",
+            },
+        )
+        _clock_made[0] = made
+    return made[1]
+
+
+#: The second the header's clock was last made for, and its text.
+_clock_made: list[tuple[int, dict[str, str]]] = [(-1, {})]
 
 
 def cut(text: str | None, limit: int) -> str:

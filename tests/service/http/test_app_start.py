@@ -25,7 +25,7 @@ async def test_the_review_pages_open_counts_are_summed_after_the_start(
     waits (seconds on a big log): the server sums it in the background as it starts."""
     await _created(log_db, 1_050)  # 2,100 events: two whole blocks of 1,024
     app = create_app(Settings(db=log_db, public_url="https://psa.test"), CREDENTIALS)
-    tally: OpenTally = app.dependencies["tally"].dependency()
+    tally: OpenTally = app.dependencies["sources"].dependency().tally
     assert tally.summed == 0
     async with AsyncTestClient(app):
         for _ in range(400):

@@ -1,0 +1,36 @@
+"""The console's links and header clock: the cheap paths make what the general ones make."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from urllib.parse import urlencode
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.http.templating import in_query, page
+
+#: Names and values as the console's links hold them: log times, ids, filters, any text.
+_TEXT = st.sampled_from(["from", "to", "2026-11-01T09:30:00.000000Z", "PSA-12", ""]) | st.text()
+
+
+@given(st.lists(st.tuples(_TEXT, _TEXT), max_size=5))
+def test_links_hold_the_query_urlencode_makes(pairs: list[tuple[str, str]]) -> None:
+    assert in_query(pairs) == urlencode(pairs)
+
+
+def test_the_header_shows_the_time_of_the_second_the_page_is_made() -> None:
+    for _ in range(3):
+        before = datetime.now().astimezone()
+        context = page("callbacks.html", head=0, section="callbacks").context
+        after = datetime.now().astimezone()
+        shown = {before.strftime("%Y-%m-%d %H:%M:%S"), after.strftime("%Y-%m-%d %H:%M:%S")}
+        assert context["server_time"] in shown
+        assert context["server_time_iso"] in {
+            before.isoformat(timespec="seconds"),
+            after.isoformat(timespec="seconds"),
+        }
+        offset = after.strftime("%z")
+        assert context["server_zone"] == f"{after.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+        time.sleep(0.6)
