@@ -54,7 +54,9 @@ def test_headers_sent_too_slowly_get_408_and_the_connection_closes(
         elapsed = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
         assert b"application/problem+json" in answer
-        assert 1.0 <= elapsed < 5, elapsed
+        # Not sooner than the setting, give or take the event loop's clock: uvloop reads the
+        # time once a turn, in milliseconds, so its deadline may land a hair before ours.
+        assert 0.95 <= elapsed < 5, elapsed
         # A connection that never sends a byte is let go the same way.
         assert read_until_closed(silent).startswith(b"HTTP/1.1 408 ")
     assert healthz(service) == 200
