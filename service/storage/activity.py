@@ -23,6 +23,7 @@ import sqlite3
 import msgspec
 
 from service.storage.dialects import portable
+from service.storage.sqlite import plain_cursor
 
 __all__ = ["ActivityRow", "explain_recent", "head_position", "recent", "state_counts"]
 
@@ -61,8 +62,7 @@ def recent(
     only tickets of `among` (looked up by key) when given."""
     rare = None if among is not None else _rare(db, tags)
     sql, params = _recent(limit, before, state, tags, ncentral_ticket_id, text, rare, among)
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     return [ActivityRow(*row) for row in cursor.execute(sql, params)]
 
 

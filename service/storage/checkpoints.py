@@ -25,7 +25,7 @@ import msgspec
 
 from service.storage.dialects import portable
 from service.storage.rows import TICKET_COLUMNS
-from service.storage.sqlite import snapshot
+from service.storage.sqlite import plain_cursor, snapshot
 from service.timestamps import utc_now
 from statemachine.projection import Projection, Record
 from statemachine.ticket import State
@@ -193,9 +193,7 @@ def current(db: sqlite3.Connection, base: int = 0) -> Checkpoint | None:
     with snapshot(db):
         position = int(db.execute(_LAST_EVENT).fetchone()[0])
         count = int(db.execute(_COUNT_CHANGED, (base,)).fetchone()[0])
-        cursor = db.cursor()
-        cursor.row_factory = None
-        cursor.arraysize = 1000
+        cursor = plain_cursor(db, arraysize=1000)
         cursor.execute(_CHANGED, (base,))
         rows = (row for rows in iter(cursor.fetchmany, []) for row in rows)
         data = encode_records(count, rows, base)
@@ -259,8 +257,7 @@ def _record(row: tuple[Any, ...]) -> Record:
 @portable
 def at_or_before(db: sqlite3.Connection, position: int) -> Iterator[Checkpoint]:
     """Checkpoints at or before `position`, nearest first, read one at a time."""
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     cursor.execute(_AT_OR_BEFORE, (position,))
     yield from (Checkpoint(*row) for row in cursor)
 
@@ -268,8 +265,7 @@ def at_or_before(db: sqlite3.Connection, position: int) -> Iterator[Checkpoint]:
 @portable
 def every(db: sqlite3.Connection) -> Iterator[Checkpoint]:
     """Every checkpoint, in position order, one at a time."""
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     cursor.execute(_EVERY)
     yield from (Checkpoint(*row) for row in cursor)
 

@@ -15,6 +15,7 @@ import msgspec
 
 from service.storage.dialects import portable
 from service.storage.rows import EVENT_COLUMNS, event_from_row, event_from_values
+from service.storage.sqlite import plain_cursor
 from statemachine.events import Event
 from statemachine.projection import RewindRow
 
@@ -94,8 +95,7 @@ def select(
 ) -> list[Event]:
     """Up to `limit` events at positions `low..high` whose columns equal `equal`, in `order`."""
     sql, params = _select(equal, low, high, order, limit)
-    cursor = db.cursor()
-    cursor.row_factory = None  # plain tuples in `EVENT_COLUMNS` order: no mapping a row
+    cursor = plain_cursor(db)
     return list(map(event_from_values, cursor.execute(sql, params)))
 
 
@@ -113,9 +113,7 @@ def iter_after(
     db: sqlite3.Connection, after: int = 0, through: int = 2**62, *, chunk: int = 5000
 ) -> Iterator[Event]:
     """Every event after a position (through another), in order, a chunk at a time."""
-    cursor = db.cursor()
-    cursor.row_factory = None
-    cursor.arraysize = chunk
+    cursor = plain_cursor(db, arraysize=chunk)
     cursor.execute(_SELECT_RANGE, (after, through))
     while rows := cursor.fetchmany():
         yield from map(event_from_values, rows)
@@ -131,9 +129,7 @@ def rows_for_rules(
     for both, and no `Event` built for a row.
     """
     sql, params = _of_tickets(_SELECT_FOR_RULES, (), tickets)
-    cursor = db.cursor()
-    cursor.row_factory = None
-    cursor.arraysize = 5000
+    cursor = plain_cursor(db, arraysize=5000)
     return cursor.execute(sql + " ORDER BY position", params)
 
 
@@ -252,9 +248,7 @@ def _link(db: sqlite3.Connection, position: int) -> Link:
 
 def _tuples(db: sqlite3.Connection, sql: str, params: tuple[Any, ...], size: int) -> Iterator[Any]:
     """The rows of `sql` as plain tuples, `size` at a time: no Row object per row."""
-    cursor = db.cursor()
-    cursor.row_factory = None
-    cursor.arraysize = size
+    cursor = plain_cursor(db, arraysize=size)
     cursor.execute(sql, params)
     while rows := cursor.fetchmany():
         yield from rows

@@ -18,7 +18,7 @@ from service.storage import files
 from service.storage.dialects import is_postgres
 from service.storage.schema import PRAGMAS, migration_script
 
-__all__ = ["connect", "connect_readonly", "connect_sync", "file_of", "snapshot"]
+__all__ = ["connect", "connect_readonly", "connect_sync", "file_of", "plain_cursor", "snapshot"]
 
 
 async def connect(
@@ -66,6 +66,16 @@ def connect_sync(path: Path, *, readonly: bool = True) -> sqlite3.Connection:
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = 5000")
     return db
+
+
+def plain_cursor(db: sqlite3.Connection, *, arraysize: int = 1) -> sqlite3.Cursor:
+    """A cursor of `db` whose rows are plain tuples, not the connection's `sqlite3.Row`:
+    reads that make rows into shapes of their own pay for no mapping a row. `arraysize`
+    is how many rows `fetchmany` takes at a time."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.arraysize = arraysize
+    return cursor
 
 
 def file_of(db: sqlite3.Connection) -> Path | None:

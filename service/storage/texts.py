@@ -14,6 +14,7 @@ import json
 import sqlite3
 
 from service.storage.dialects import portable
+from service.storage.sqlite import plain_cursor
 
 __all__ = [
     "explain_texts_after",
@@ -42,8 +43,7 @@ def needle(db: sqlite3.Connection, text: str) -> str:
 def texts_after(db: sqlite3.Connection, key: str | None, limit: int, longest: int) -> list[Text]:
     """Up to `limit` tickets' texts, in key order, after the ticket `key` (None: the first);
     none of a ticket whose title and details are longer than `longest` characters."""
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     if key is None:
         return cursor.execute(_FIRST_TEXTS, (longest, longest, limit)).fetchall()
     return cursor.execute(_TEXTS_AFTER, (longest, longest, key, limit)).fetchall()
@@ -53,8 +53,7 @@ def texts_after(db: sqlite3.Connection, key: str | None, limit: int, longest: in
 def texts_of(db: sqlite3.Connection, keys: list[str], longest: int) -> list[Text]:
     """The texts of the tickets `keys` (those that exist), looked up by key; as
     `texts_after`, none longer than `longest`."""
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     return cursor.execute(_TEXTS_OF, (longest, longest, _json_list(keys))).fetchall()
 
 
@@ -62,8 +61,7 @@ def texts_of(db: sqlite3.Connection, keys: list[str], longest: int) -> list[Text
 def touched(db: sqlite3.Connection, after: int, through: int) -> list[tuple[str, str]]:
     """Each ticket an event at positions `after+1..through` names, with its last activity
     (repeats kept): the index numbers them in that order before reading their texts."""
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     return cursor.execute(_TOUCHED, (after, through)).fetchall()
 
 

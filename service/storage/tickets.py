@@ -8,6 +8,7 @@ from typing import Any
 from service.storage.dialects import portable
 from service.storage.events import EVERY_TICKET, TicketRange
 from service.storage.rows import TICKET_COLUMNS, ticket_from_row
+from service.storage.sqlite import plain_cursor
 from statemachine.projection import Ticket
 
 __all__ = ["by_external_id", "names", "rows_by_ticket", "select"]
@@ -64,8 +65,7 @@ def rows_by_ticket(
 
     Plain values, so that they compare equal to `rows.ticket_row` of the replayed stream.
     """
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     sql = f"SELECT {_COLUMNS} FROM tickets WHERE 1"
     params: tuple[str, ...] = ()
     if tickets.low is not None:
@@ -83,8 +83,7 @@ _BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = ?"
 def names(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[str, str]]:
     """(externalTicketId, title) of each ticket in `ticket_ids`, by ncentralTicketId."""
     found: dict[str, tuple[str, str]] = {}
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     for start in range(0, len(ticket_ids), 500):
         chunk = ticket_ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))

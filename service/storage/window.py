@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from service.storage.dialects import portable
+from service.storage.sqlite import plain_cursor
 from statemachine.projection import RewindRow
 from statemachine.ticket import State
 
@@ -133,8 +134,7 @@ def stream_rows(
     each ticket's in log order (tickets one after another, as each folds on its own)."""
     if not ticket_ids:
         return []
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     sql = _STREAM_ROWS.format(marks=", ".join("?" * len(ticket_ids)))
     return cursor.execute(sql, (*ticket_ids, after, through)).fetchall()
 
@@ -196,8 +196,7 @@ def _by_ranges(db: sqlite3.Connection, sql: str, ranges: list[tuple[int, int]]) 
     asked = [(index, low, high) for index, (low, high) in enumerate(ranges) if low <= high]
     if not asked:
         return []
-    cursor = db.cursor()
-    cursor.row_factory = None
+    cursor = plain_cursor(db)
     values = [value for triple in asked for value in triple]
     return cursor.execute(
         sql.format(values=", ".join(["(?, ?, ?)"] * len(asked))), values
