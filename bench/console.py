@@ -41,7 +41,6 @@ then); how long after the start it was built is shown.
 from __future__ import annotations
 
 import argparse
-import base64
 import re
 import sqlite3
 import statistics
@@ -58,12 +57,13 @@ from service.storage.events import iter_after
 from service.storage.sqlite import connect_sync
 from tests.support.harness import Server
 from tests.support.live import OPERATOR
+from tests.support.ncentral_fake import basic_auth
 
 __all__ = ["main"]
 
 TARGET = 0.05
 SCRIPT = Path(__file__).with_name("page.lua")
-AUTHORIZATION = "Basic " + base64.b64encode(":".join(OPERATOR).encode()).decode()
+AUTHORIZATION = basic_auth(*OPERATOR)
 
 
 def main(argv: list[str]) -> dict[str, float] | None:
