@@ -17,15 +17,18 @@ the file's write lock so that it is refused at most once. On PostgreSQL, where
 several replicas append to one log, the batch begins by taking the append lock and
 reading the tail; what other replicas wrote since our last batch is reloaded before
 deciding. Either way a batch makes few round trips however large it is: its writes are
-queued together, then COMMIT.
+queued together, then COMMIT. On PostgreSQL the batch's events go out by COPY as each
+command is decided (`_Decided`), so the server inserts while the writer decides.
 
-On PostgreSQL two more round trips are saved where they can be. When work is waiting as
-a batch commits (or its submitters, answered then, are likely to come back), the next
-batch's transaction is begun in the same round trip as that COMMIT; if no work comes, it
-is rolled back at once, so the lock is never held while the writer waits. Otherwise, while
-`begin` waits for the lock and the tail, the batch is decided on the cache; that decision
-stands only if the tail read inside the lock is the one this writer last wrote, and is
-made again on the reloaded tickets if not (its positions would collide anyway).
+On PostgreSQL a round trip is saved where it can be. When work is waiting as a batch
+commits, or its submitters (answered then) are likely to come back, the COMMIT also
+begins the next batch's transaction in the same round trip; if no work has come a turn
+of the event loop after the answers, it is rolled back, so the lock is never held while
+the writer waits. When a batch must begin on its own (after a lone request, after such
+a roll back, or when another replica had the lock), it is decided on the cache while
+`begin` waits for the lock and the tail; that decision stands only if the tail read
+inside the lock is the one this writer last wrote, and is made again on the reloaded
+tickets if not (its positions would collide anyway).
 
 A committed batch is answered once the next batch's writes are on their way to the
 database, not before: answering wakes every submitter at once, and the event loop then
@@ -40,13 +43,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 
 from service.storage import StoreUnavailable, rows
+from service.storage.appends import Rest
 from service.storage.backend import backend_for
 from service.timestamps import utc_now
 from statemachine.events import GENESIS_HASH, Event, TicketRequest, chain_hash
@@ -215,7 +219,10 @@ class Ledger:
         while True:
             if self._queue.empty():
                 self._answer()  # no batch follows to overlap with
-                await self._let_go()
+                if self._began is not None:
+                    await asyncio.sleep(0)  # a turn for the answered to send their next
+                if self._queue.empty():
+                    await self._let_go()
             item = await self._queue.get()
             if item is None:
                 await self._stop()
@@ -244,10 +251,10 @@ class Ledger:
                 if began is None:
                     began, ahead = await self._begin(db, after, work, presume=presume)
                 if self._follow(began) or ahead is None:
-                    batch, results = await self._prepare(db, work, presume=presume)
+                    decided = await self._prepare(db, work, presume=presume)
                 else:
-                    batch, results = ahead
-                await self._persist(db, batch)
+                    decided = ahead
+                await self._persist(db, decided)
             except self._appends.MOVED as exc:
                 # Another process appended since we cached the tail, or a ticket presumed new
                 # had events after all: start again from the log, presuming nothing.
@@ -262,9 +269,9 @@ class Ledger:
                 await self._abandon()
                 self._answer()
                 return _fail(work, StoreUnavailable(str(exc)))
-            self._commit(batch)
+            self._commit(decided.batch)
             self._answer()
-            self._owed = functools.partial(_resolve, work, results)
+            self._owed = functools.partial(_resolve, work, decided.results)
             return None
         self._answer()
         _fail(work, StoreUnavailable("the log kept moving under the writer"))
@@ -299,7 +306,7 @@ class Ledger:
         work: list[tuple[Command, asyncio.Future[Any]]],
         *,
         presume: bool,
-    ) -> tuple[Any, tuple[Batch, list[Any]] | None]:
+    ) -> tuple[Any, _Decided | None]:
         """Begin the batch's transaction; where that takes a lock and reads the tail (a
         round trip), the batch is decided on the cache meanwhile (`_decide_ahead`). A batch
         decided again after the log refused it (nothing presumed) begins under the lock
@@ -315,13 +322,13 @@ class Ledger:
 
     def _decide_ahead(
         self, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
-    ) -> tuple[Batch, list[Any]] | None:
+    ) -> _Decided | None:
         """The batch decided on the cache alone, while the lock is being taken; None when a
         ticket must be read first. It stands only if the tail read inside the lock is the
         one this writer last wrote."""
         if self._tail is None or self._missing(work, presume=presume):
             return None
-        return self._decide(work)
+        return self._decide(work).run()
 
     def _follow(self, began: Any) -> bool:
         """Inside the append lock: forget what other writers changed since our last batch;
@@ -341,8 +348,9 @@ class Ledger:
 
     async def _prepare(
         self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
-    ) -> tuple[Batch, list[Any]]:
-        """Run the commands against the cached projection, loading what is missing first.
+    ) -> _Decided:
+        """The commands, to be run against the cached projection as their events are
+        written (`_Decided`), once what is missing is loaded.
 
         On SQLite the reads happen outside the write transaction: if the file moves on
         meanwhile, our first event's position is taken and `_persist` fails with `MOVED`.
@@ -372,31 +380,21 @@ class Ledger:
             and not (presume and cmd.new_ticket)
         }
 
-    def _decide(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> tuple[Batch, list[Any]]:
-        """The commands run against the cached projection and tail."""
+    def _decide(self, work: list[tuple[Command, asyncio.Future[Any]]]) -> _Decided:
+        """The commands, against the cached projection and tail (run as they are written)."""
         assert self._tail is not None
-        batch = Batch(self._streams, self._tail, self._clock)
-        return batch, [_run_one(batch, cmd) for cmd, _ in work]
+        return _Decided(Batch(self._streams, self._tail, self._clock), work)
 
-    async def _persist(self, db: Any, batch: Batch) -> None:
-        """All of the batch's writes at once, then COMMIT only if every one held."""
-        last_position = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
-        tickets = [
-            rows.ticket_row(tid, stream, last_position[tid])
-            for tid, stream in batch.streams.items()
-            if stream.ticket is not None
-        ]
-        events = [rows.event_row(e) for e in batch.events]
-        # When work is waiting, or the submitters answered in this round trip are likely
-        # to come back, the next batch's transaction is begun in this batch's round trip.
-        expected = not self._queue.empty() or self._owed is not None
+    async def _persist(self, db: Any, decided: _Decided) -> None:
+        """All of the batch's writes, then COMMIT only if every one held."""
+        # When work is waiting, or the submitters answered in this round trip (the last
+        # batch's, or this burst's) are likely to come back, the next batch's transaction
+        # is begun in this batch's round trip. Not after a lone request: N-central's
+        # trickle would pay a ROLLBACK each, and psycopg forgets its prepared statements
+        # at every ROLLBACK.
+        expected = not self._queue.empty() or self._owed is not None or len(decided) > 1
         self._began = await self._appends.write(
-            db,
-            events,
-            tickets,
-            batch.statements,
-            queued=self._answer,
-            then_after=batch.tail.position if expected else None,
+            db, decided, queued=self._answer, begin_next=expected
         )
 
     def _forget(self) -> None:
@@ -429,6 +427,51 @@ _ATTEMPTS = 3
 # Turns of the event loop a `begin` task takes to send its statements (measured: the
 # overlap with deciding stops growing after two).
 _SENDING = 2
+
+
+class _Decided:
+    """A batch's commands, run as the backend takes their events (`appends.Writes`).
+
+    On PostgreSQL each event's row goes to the server as soon as it is decided, so the
+    server inserts the first rows while the writer decides the last, instead of idling
+    until the whole batch is decided. `results` is whole once every event is taken.
+    """
+
+    def __init__(self, batch: Batch, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        self.batch = batch
+        self.results: list[Any] = []
+        self._commands = [command for command, _ in work]
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def run(self) -> _Decided:
+        """Every command run now (a batch decided while the append lock is taken)."""
+        self.results.extend(
+            _run_one(self.batch, cmd) for cmd in self._commands[len(self.results) :]
+        )
+        return self
+
+    def events(self) -> Iterator[tuple[Any, ...]]:
+        events = self.batch.events
+        taken = 0
+        for command in self._commands[len(self.results) :]:
+            self.results.append(_run_one(self.batch, command))
+            for event in events[taken:]:
+                yield rows.event_row(event)
+            taken = len(events)
+        for event in events[taken:]:
+            yield rows.event_row(event)
+
+    def rest(self) -> Rest:
+        batch = self.batch
+        last_position = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
+        tickets = [
+            rows.ticket_row(tid, stream, last_position[tid])
+            for tid, stream in batch.streams.items()
+            if stream.ticket is not None
+        ]
+        return Rest(tickets, batch.statements, batch.tail.position)
 
 
 class _Failed(msgspec.Struct):

@@ -4,7 +4,8 @@ A batch's writes are queued on the writer's connection together (see
 `service.ledger.writer`) and awaited once. On SQLite no lock is taken before deciding:
 the positions the writer assigns are the log's primary key, so if another process
 appended meanwhile the insert fails with `MOVED` and the batch runs again.
-`service.storage.postgres.appends` has the same names for PostgreSQL.
+`service.storage.postgres.appends` has the same names for PostgreSQL; the shapes both
+take and give (`Writes`, `Began`, `Loaded`) are here.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import aiosqlite
 
@@ -27,6 +28,9 @@ __all__ = [
     "UPSERT_TICKET",
     "Began",
     "Loaded",
+    "Prebuilt",
+    "Rest",
+    "Writes",
     "begin",
     "broken",
     "load",
@@ -58,6 +62,45 @@ UPSERT_TICKET = (
     + ") ON CONFLICT (ncentral_ticket_id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in TICKET_COLUMNS[1:])
 )
+
+
+class Rest(NamedTuple):
+    """A batch's writes after its events: the tickets' rows (`rows.ticket_row`), the other
+    statements it owes, and its last position (where the next batch chains on)."""
+
+    tickets: Sequence[tuple[Any, ...]]
+    statements: Sequence[Statement]
+    last_position: int
+
+
+class Writes(Protocol):
+    """One batch's writes, as `write` takes them: its events first, then the rest.
+
+    The writer may still be deciding the batch as its events are taken, so that on
+    PostgreSQL the server inserts the first rows while the last are decided; `rest` is
+    only asked for once every event has been taken.
+    """
+
+    def events(self) -> Iterator[tuple[Any, ...]]:
+        """Each event's row (`rows.event_row`), in position order."""
+        ...
+
+    def rest(self) -> Rest: ...
+
+
+class Prebuilt(NamedTuple):
+    """`Writes` whose rows are all built already (the bench's baseline, tests)."""
+
+    rows: Sequence[tuple[Any, ...]]
+    tickets: Sequence[tuple[Any, ...]]
+    statements: Sequence[Statement]
+    last_position: int
+
+    def events(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def rest(self) -> Rest:
+        return Rest(self.tickets, self.statements, self.last_position)
 
 
 class Began(NamedTuple):
@@ -97,15 +140,16 @@ async def begin(
 
 async def write(
     db: aiosqlite.Connection,
-    events: Sequence[tuple[Any, ...]],
-    tickets: Sequence[tuple[Any, ...]],
-    statements: Sequence[Statement],
+    writes: Writes,
     queued: Callable[[], None] = lambda: None,
-    then_after: int | None = None,
+    *,
+    begin_next: bool = False,
 ) -> Began | None:
     """The batch's writes and its COMMIT, in one turn of the connection's thread.
 
-    Nothing is begun for the next batch (`then_after` is for PostgreSQL's lock): None.
+    The batch is decided whole first, on the event loop: the thread must not run the
+    writer's code. Nothing is begun for the next batch (`begin_next` is for PostgreSQL's
+    lock): None.
 
     The writer's connection opens `BEGIN IMMEDIATE` itself before the first write, so no
     write can land outside the transaction. Everything goes to the thread as one call:
@@ -113,8 +157,10 @@ async def write(
     start (a commit queued after its writes waited ~3 ms a batch under load, measured),
     and the file's write lock would be held across those waits.
     """
+    events = list(writes.events())
+    tickets, statements, _ = writes.rest()
     queued()  # its answers go out while the thread writes (see the writer's docstring)
-    await _on_writer_thread(db, _Writes(events, tickets, statements))
+    await _on_writer_thread(db, _Writing(events, tickets, statements))
     return None
 
 
@@ -175,7 +221,7 @@ def _select_versions(count: int) -> str:
     )
 
 
-class _Writes:
+class _Writing:
     """One batch's writes and its COMMIT, run on the connection's thread.
 
     It lets go of the rows once run: aiosqlite's thread keeps its last call until the
@@ -206,7 +252,7 @@ class _Writes:
             self.events = self.tickets = self.statements = ()
 
 
-async def _on_writer_thread(db: aiosqlite.Connection, writes: _Writes) -> None:
+async def _on_writer_thread(db: aiosqlite.Connection, writes: _Writing) -> None:
     """`writes(connection)` run on the connection's own thread.
 
     aiosqlite runs every call of a connection on one thread, in order; its public methods

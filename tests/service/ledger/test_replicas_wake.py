@@ -13,6 +13,7 @@ import pytest
 from service.ledger.intake import AnswerPolicy, RecordRequest
 from service.ledger.writer import Ledger
 from service.storage import StoreUnavailable
+from service.storage.appends import Prebuilt
 from service.storage.backend import backend_for
 from service.storage.postgres import appends
 from service.storage.postgres.appends import APPEND_LOCK
@@ -207,7 +208,7 @@ async def test_a_next_batch_begun_without_the_lock_leaves_no_transaction_open(
     try:
         with psycopg.connect(postgres_url) as holder:
             holder.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-            began = await appends.write(writer, [], [], [], then_after=0)
+            began = await appends.write(writer, Prebuilt([], [], [], 0), begin_next=True)
             with psycopg.connect(postgres_url, autocommit=True) as other:
                 state = other.execute(
                     "SELECT state FROM pg_stat_activity WHERE pid = %s", (writer.info.backend_pid,)
