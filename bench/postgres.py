@@ -10,9 +10,10 @@ and every batch it commits is kept; the baseline then writes exactly those rows,
 for batch (the same commit cadence), through the ledger's own `appends.write` (the events
 by COPY, then the tickets and COMMIT in one pipeline), its rows built before its clock
 starts. What the ledger costs on top of those writes is the append lock and the tail
-read, deciding, and building the rows. The same rows are also written as batched INSERTs
-in one pipeline a batch (a fourth database): the issue's own words for the baseline, and
-how the ledger wrote until round seven, so that figures stay comparable across rounds.
+read, deciding, and building the rows. The bench's batches are large, so both send their
+events by COPY (`appends.COPY_FROM`). The same rows are also written as batched INSERTs in
+one pipeline a batch (a fourth database): the issue's own words for the baseline, and
+how the ledger wrote large batches until round seven, so that figures stay comparable.
 Over HTTP, the same `psa-ledger serve` on a SQLite file, then on PostgreSQL, then two
 replicas on one PostgreSQL database with the connections split between them.
 """
@@ -209,17 +210,11 @@ async def _insert(db: psycopg.AsyncConnection[Any], batches: list[Prebuilt]) -> 
     started = time.perf_counter()
     for batch in batches:
         async with db.pipeline(), db.cursor() as cursor:
-            await cursor.executemany(_INSERT_EVENT, batch.rows)
+            await cursor.executemany(appends.INSERT_EVENT, batch.rows)
             tickets = [appends.ticket_params(row) for row in batch.tickets]
             await cursor.executemany(appends.UPSERT_TICKET, tickets)
             await db.commit()
     return time.perf_counter() - started
-
-
-_INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(rows.EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('%s' for _ in rows.EVENT_COLUMNS)})"
-)
 
 
 def _rows(batch: Batch) -> Prebuilt:

@@ -17,18 +17,16 @@ the file's write lock so that it is refused at most once. On PostgreSQL, where
 several replicas append to one log, the batch begins by taking the append lock and
 reading the tail; what other replicas wrote since our last batch is reloaded before
 deciding. Either way a batch makes few round trips however large it is: its writes are
-queued together, then COMMIT. On PostgreSQL the batch's events go out by COPY as each
-command is decided (`_Decided`), so the server inserts while the writer decides.
+queued together, then COMMIT. On PostgreSQL a large batch's events go out by COPY as
+each command is decided (`_Decided`), so the server inserts while the writer decides.
 
-On PostgreSQL a round trip is saved where it can be. When work is waiting as a batch
-commits, or its submitters (answered then) are likely to come back, the COMMIT also
-begins the next batch's transaction in the same round trip; if no work has come a turn
-of the event loop after the answers, it is rolled back, so the lock is never held while
-the writer waits. When a batch must begin on its own (after a lone request, after such
-a roll back, or when another replica had the lock), it is decided on the cache while
-`begin` waits for the lock and the tail; that decision stands only if the tail read
-inside the lock is the one this writer last wrote, and is made again on the reloaded
-tickets if not (its positions would collide anyway).
+On PostgreSQL two more round trips are saved where they can be. When work is waiting as
+a batch commits (or its submitters, answered then, are likely to come back), the next
+batch's transaction is begun in the same round trip as that COMMIT; if no work comes, it
+is rolled back at once, so the lock is never held while the writer waits. Otherwise, while
+`begin` waits for the lock and the tail, the batch is decided on the cache; that decision
+stands only if the tail read inside the lock is the one this writer last wrote, and is
+made again on the reloaded tickets if not (its positions would collide anyway).
 
 A committed batch is answered once the next batch's writes are on their way to the
 database, not before: answering wakes every submitter at once, and the event loop then
@@ -219,10 +217,7 @@ class Ledger:
         while True:
             if self._queue.empty():
                 self._answer()  # no batch follows to overlap with
-                if self._began is not None:
-                    await asyncio.sleep(0)  # a turn for the answered to send their next
-                if self._queue.empty():
-                    await self._let_go()
+                await self._let_go()
             item = await self._queue.get()
             if item is None:
                 await self._stop()
@@ -387,12 +382,9 @@ class Ledger:
 
     async def _persist(self, db: Any, decided: _Decided) -> None:
         """All of the batch's writes, then COMMIT only if every one held."""
-        # When work is waiting, or the submitters answered in this round trip (the last
-        # batch's, or this burst's) are likely to come back, the next batch's transaction
-        # is begun in this batch's round trip. Not after a lone request: N-central's
-        # trickle would pay a ROLLBACK each, and psycopg forgets its prepared statements
-        # at every ROLLBACK.
-        expected = not self._queue.empty() or self._owed is not None or len(decided) > 1
+        # When work is waiting, or the submitters answered in this round trip are likely
+        # to come back, the next batch's transaction is begun in this batch's round trip.
+        expected = not self._queue.empty() or self._owed is not None
         self._began = await self._appends.write(
             db, decided, queued=self._answer, begin_next=expected
         )

@@ -81,6 +81,10 @@ class Writes(Protocol):
     only asked for once every event has been taken.
     """
 
+    def __len__(self) -> int:
+        """How many requests the batch holds (an event or two each): how to send them."""
+        ...
+
     def events(self) -> Iterator[tuple[Any, ...]]:
         """Each event's row (`rows.event_row`), in position order."""
         ...
@@ -88,13 +92,21 @@ class Writes(Protocol):
     def rest(self) -> Rest: ...
 
 
-class Prebuilt(NamedTuple):
+class Prebuilt:
     """`Writes` whose rows are all built already (the bench's baseline, tests)."""
 
-    rows: Sequence[tuple[Any, ...]]
-    tickets: Sequence[tuple[Any, ...]]
-    statements: Sequence[Statement]
-    last_position: int
+    def __init__(
+        self,
+        rows: Sequence[tuple[Any, ...]],
+        tickets: Sequence[tuple[Any, ...]],
+        statements: Sequence[Statement],
+        last_position: int,
+    ) -> None:
+        self.rows, self.tickets = rows, tickets
+        self.statements, self.last_position = statements, last_position
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
     def events(self) -> Iterator[tuple[Any, ...]]:
         return iter(self.rows)

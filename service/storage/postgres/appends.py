@@ -27,6 +27,8 @@ from statemachine.events import GENESIS_HASH
 
 __all__ = [
     "APPEND_LOCK",
+    "COPY_FROM",
+    "INSERT_EVENT",
     "LOCKS",
     "MOVED",
     "UPSERT_TICKET",
@@ -44,6 +46,11 @@ APPEND_LOCK = int.from_bytes(b"psa-appd", "big")
 #: `begin` takes the append lock and reads the tail: a round trip the writer overlaps.
 LOCKS = True
 
+#: The smallest batch (in requests) whose events go by COPY: below it, INSERTs in the
+#: pipeline took as long or less (batches of 8: 0.81x COPY's time; 16: 0.94x; 32: even;
+#: 64: 1.15x; 256: 1.3-1.9x; /tmp/s7/sizes.py, round seven).
+COPY_FROM = 32
+
 #: Another writer got the position first: only possible from a writer that skips the lock.
 MOVED: type[Exception] = psycopg.errors.UniqueViolation
 
@@ -53,6 +60,11 @@ _CONTENT_COLUMNS = ("title", "details", "custom_tags")
 _TEXT_AT = tuple(TICKET_COLUMNS.index(name) for name in ("title", "details"))
 _TAGS_AT = TICKET_COLUMNS.index("custom_tags")
 _LAST_ACCEPTED_AT = TICKET_COLUMNS.index("last_accepted")
+
+INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('%s' for _ in EVENT_COLUMNS)})"
+)
 
 # The whole row; a content column given as NULL keeps the stored value. The row is built
 # by a SELECT joined to the stored one, since NOT NULL is checked before ON CONFLICT.
@@ -118,15 +130,16 @@ async def write(
     *,
     begin_next: bool = False,
 ) -> Began | None:
-    """The batch's events by COPY, each row sent as the writer decides it; then the
-    tickets, the other statements and COMMIT in one pipeline. Two round trips, the first
-    overlapping the deciding: the server inserts the first rows while the last are
-    decided. A callback made due wakes every courier.
+    """The batch's writes and its COMMIT in one pipeline: one round trip. A callback made
+    due wakes every courier.
 
-    COPY, not INSERTs in the pipeline: psycopg spends ~22 µs of Python a row on an
-    `executemany` INSERT and ~10 µs on a COPY row (measured), and the writer's process,
-    which also decides and answers, is what runs out of CPU first. COPY cannot run inside
-    a pipeline, hence the second round trip.
+    A batch of `COPY_FROM` requests or more sends its events by COPY first, each row as
+    the writer decides it, so the server inserts the first rows while the last are
+    decided. psycopg spends ~20 µs of Python a row on an `executemany` INSERT and 6-10 µs
+    on a COPY row, and the writer's process, which also decides and answers, runs out of
+    CPU first under a burst. But COPY cannot run in a pipeline: it costs two more round
+    trips (COPY's start and end), which a small batch does not win back, and which other
+    replicas wait through for the append lock.
 
     With `begin_next` (more work is expected), the second round trip also begins the next
     batch: it tries the append lock and makes `begin`'s reads. Returns what they learnt,
@@ -137,16 +150,22 @@ async def write(
     If any write fails, the server refuses the rest, COMMIT included, and the transaction
     is rolled back: nothing of the batch stays.
     """
+    by_copy = len(writes) >= COPY_FROM
     try:
-        await _copy_events(db, writes.events(), queued)
-        tickets, statements, last_position = writes.rest()
+        if by_copy:
+            await _copy_events(db, writes.events(), queued)
         async with db.pipeline(), db.cursor() as cursor:
+            if not by_copy:
+                await cursor.executemany(INSERT_EVENT, list(writes.events()))
+            tickets, statements, last_position = writes.rest()
             if tickets:
                 await cursor.executemany(UPSERT_TICKET, [ticket_params(row) for row in tickets])
             for name, params in statements:
                 await cursor.execute(STATEMENTS[name], params)
             if any(name in WAKES for name, _ in statements):
                 await cursor.execute(_NOTIFY, (CHANNEL,))
+            if not by_copy:
+                queued()  # runs while the writes are on their way (see the writer's docstring)
             if not begin_next:
                 await db.commit()
                 return None

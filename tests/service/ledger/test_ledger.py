@@ -18,6 +18,7 @@ from service.ledger.writer import Batch, Ledger, Tail
 from service.storage import rows
 from service.storage.appends import INSERT_EVENT
 from service.storage.backend import backend_for
+from service.storage.postgres.appends import COPY_FROM
 from service.timestamps import utc_now
 from tests.support.live import Log, read
 
@@ -177,6 +178,38 @@ async def test_a_create_the_writer_has_not_cached_is_answered_by_the_log(
         ("42", "identity_delivered", "recorded"),
     ]
     assert replay(log_db) == ([], {"41": "open", "42": "open"})
+
+
+async def test_a_burst_is_stored_exactly_as_sent_and_its_presumptions_checked(
+    log_db: Path | str,
+) -> None:
+    """A batch of `COPY_FROM` requests or more goes to PostgreSQL by COPY, decided as it is
+    sent: text COPY must escape, and the log must still refuse a CREATE presumed new for a
+    ticket it holds (the whole batch is then decided again). Both backends."""
+    awkward = "tab\there\nnew line\r\\ back\\slash \\N é 𝄞 \\."
+    first = Ledger(log_db)
+    await first.open()
+    try:
+        created = await first.submit(request("CREATE", "500"))
+    finally:
+        await first.close()
+    restarted = Ledger(log_db)
+    await restarted.open()
+    try:
+        burst = [request("CREATE", f"{n + 1}", f"{awkward} {n}") for n in range(COPY_FROM + 8)]
+        answers = await asyncio.gather(
+            *(restarted.submit(r) for r in [*burst, request("CREATE", "500")])
+        )
+    finally:
+        await restarted.close()
+    assert [a.status for a in answers] == [200] * (COPY_FROM + 9)
+    assert answers[-1] == created  # a retry: the log knew the ticket the writer presumed new
+    details = {
+        row["ticket_id"]: msgspec.json.decode(row["payload"])["details"]
+        for row in read(log_db, "SELECT * FROM events WHERE action = 'CREATE'")
+    }
+    assert details == {"500": ""} | {f"{n + 1}": f"{awkward} {n}" for n in range(COPY_FROM + 8)}
+    assert replay(log_db)[0] == []
 
 
 @pytest.mark.parametrize("first_id", [1000, "t"], ids=["accepted", "refused"])
