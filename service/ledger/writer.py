@@ -424,9 +424,10 @@ _SENDING = 2
 class _Decided:
     """A batch's commands, run as the backend takes their events (`appends.Writes`).
 
-    On PostgreSQL each event's row goes to the server as soon as it is decided, so the
-    server inserts the first rows while the writer decides the last, instead of idling
-    until the whole batch is decided. `results` is whole once every event is taken.
+    When PostgreSQL takes a large batch by COPY, each event's row goes to the server as
+    soon as it is decided, so the server inserts the first rows while the writer decides
+    the last, instead of idling until the whole batch is decided. `results` is whole once
+    every event is taken.
     """
 
     def __init__(self, batch: Batch, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:

@@ -65,7 +65,6 @@ INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('%s' for _ in EVENT_COLUMNS)})"
 )
-
 # The whole row; a content column given as NULL keeps the stored value. The row is built
 # by a SELECT joined to the stored one, since NOT NULL is checked before ON CONFLICT.
 UPSERT_TICKET = (
@@ -133,19 +132,19 @@ async def write(
     """The batch's writes and its COMMIT in one pipeline: one round trip. A callback made
     due wakes every courier.
 
-    A batch of `COPY_FROM` requests or more sends its events by COPY first, each row as
-    the writer decides it, so the server inserts the first rows while the last are
-    decided. psycopg spends ~20 µs of Python a row on an `executemany` INSERT and 6-10 µs
-    on a COPY row, and the writer's process, which also decides and answers, runs out of
-    CPU first under a burst. But COPY cannot run in a pipeline: it costs two more round
-    trips (COPY's start and end), which a small batch does not win back, and which other
-    replicas wait through for the append lock.
+    A batch of `COPY_FROM` requests or more sends its events by COPY before the
+    pipeline, each row as the writer decides it, so the server inserts the first rows
+    while the last are decided. psycopg spends ~20 µs of Python a row on an `executemany`
+    INSERT and 6-10 µs on a COPY row, and the writer's process, which also decides and
+    answers, runs out of CPU first under a burst. But COPY cannot run in a pipeline: it
+    costs two more round trips (COPY's start and end), which a small batch does not win
+    back, and which other replicas wait through for the append lock.
 
-    With `begin_next` (more work is expected), the second round trip also begins the next
-    batch: it tries the append lock and makes `begin`'s reads. Returns what they learnt,
-    or None when the lock was not had (another replica got it first: that transaction is
-    rolled back, and the next batch goes through `begin`). A lock taken here is the next
-    batch's, held only while that batch is decided and written.
+    With `begin_next` (more work is expected), the pipeline's round trip also begins the
+    next batch: it tries the append lock and makes `begin`'s reads. Returns what they
+    learnt, or None when the lock was not had (another replica got it first: that
+    transaction is rolled back, and the next batch goes through `begin`). A lock taken
+    here is the next batch's, held only while that batch is decided and written.
 
     If any write fails, the server refuses the rest, COMMIT included, and the transaction
     is rolled back: nothing of the batch stays.
@@ -194,14 +193,9 @@ async def rollback(db: AsyncConnection) -> None:
 async def _copy_events(
     db: AsyncConnection, events: Iterator[tuple[Any, ...]], queued: Callable[[], None]
 ) -> None:
-    """`events` into the log by one COPY (none for a batch without events), then `queued`
-    while the server takes the last rows (see the writer's docstring)."""
-    first = next(events, None)
-    if first is None:
-        queued()
-        return
+    """`events` into the log by one COPY, then `queued` while the server takes the last
+    rows (see the writer's docstring)."""
     async with db.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
-        await copy.write_row(first)
         for row in events:
             await copy.write_row(row)
         queued()
