@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import aiosqlite
+if TYPE_CHECKING:
+    import aiosqlite
 
 from service.storage.outbox import STATEMENTS, Statement
 from service.storage.rows import EVENT_COLUMNS, STREAM_COLUMNS, TICKET_COLUMNS
