@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -28,12 +29,19 @@ log = logging.getLogger("psa_ledger.checkpoints")
 
 
 class Checkpointer:
-    """Makes a checkpoint each time the log passes a multiple of `every` events."""
+    """Makes a checkpoint each time the log passes a multiple of `every` events, unless the
+    last one, made while the log passed it, already holds it (a second would be one more
+    process for a few more events)."""
 
     def __init__(self, ledger: Ledger, db: Path | str, every: int) -> None:
         self._db = db
         self._every = every
         self._due = asyncio.Event()
+        #: The last multiple of `every` the log passed, and the position the last checkpoint
+        #: was made at: a multiple passed while a checkpoint was being made may already be
+        #: in it, and then needs no other.
+        self._passed = 0
+        self._made_at = 0
         self._task: asyncio.Task[None] | None = None
         self._process: asyncio.subprocess.Process | None = None
         ledger.on_commit(self._committed)
@@ -55,12 +63,15 @@ class Checkpointer:
         """On the writer's task: a comparison, and at most a flag set."""
         first = batch.tail.position - len(batch.events)
         if batch.events and batch.tail.position // self._every > first // self._every:
+            self._passed = batch.tail.position // self._every * self._every
             self._due.set()
 
     async def _run(self) -> None:
         while True:
             await self._due.wait()
             self._due.clear()
+            if self._passed <= self._made_at:
+                continue
             try:
                 await self._checkpoint()
             except Exception as exc:
@@ -74,9 +85,18 @@ class Checkpointer:
             "service.shell.checkpoint",
             "--db",
             str(self._db),
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        _, errors = await self._process.communicate()
+        said, errors = await self._process.communicate()
         if self._process.returncode != 0:
             log.warning("checkpoint not made: %s", errors.decode(errors="replace")[-500:])
+            return
+        made = _MADE_AT.search(said.decode(errors="replace"))
+        if made is not None:
+            self._made_at = int(made.group(1))
+
+
+#: The position in the line the checkpoint process prints ("checkpoint: stored at position
+#: N: ...", or "already stored at position N"; `service.shell.checkpoint.make`).
+_MADE_AT = re.compile(r"at position (\d+):")
