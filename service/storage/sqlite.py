@@ -32,7 +32,7 @@ async def connect(
     that a write can never land outside a transaction; other connections are autocommit.
     """
     files.prepare_database(path)
-    import aiosqlite  # here: a shell tool's start is spared asyncio and aiosqlite
+    import aiosqlite  # here, not at the top: a shell tool on a file never loads it
 
     db = await aiosqlite.connect(path, isolation_level="IMMEDIATE" if writer else None)
     try:
