@@ -4,10 +4,11 @@ On a machine shared with other work, requests per second swing with what the oth
 the CPU time a server spends per request barely does, and it is what bounds the requests
 per second once the cores are busy. So this suite runs the same wrk load as
 `bench.ingest` against each server in turn, reads every thread's user and system time
-from `/proc/<pid>/task/*/stat` before and after, and prints the microseconds of CPU each
-request cost: per thread for psa-ledger (the event loop, the SQLite writer's thread),
-in all for both, and the baseline's share of psa-ledger's (the ratio a CPU-bound quiet
-machine would approach). Linux only.
+from `/proc/<pid>/task/*/stat` before and after, and the time of the child processes it
+waited for (psa-ledger's checkpoints) from `/proc/<pid>/stat`, and prints the
+microseconds of CPU each request cost: per thread for psa-ledger (the event loop, the
+other threads, the checkpoint processes), in all for both, and the baseline's share of
+psa-ledger's (the ratio a CPU-bound quiet machine would approach). Linux only.
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> list[tuple[Sample, Sample]] | None:
         _server(Path(folder) / "cpu.db") as (psa_port, psa_pid),
     ):
         print(f"cpu: wrk runs of {options.seconds} s at {options.cpu_connections} connections")
-        print(f"{'round':<8} {'baseline us/req':>16} {'psa us/req':>11} {'loop':>7} {'others':>7}")
+        print(
+            f"{'round':<8} {'baseline us/req':>16} {'psa us/req':>11} {'loop':>7} {'others':>7}"
+            f" {'children':>9}"
+        )
         for number in range(options.rounds):
             prefix = next(prefixes)
             ingest._seed(psa_port, prefix, threads=min(2, options.cpu_connections))
@@ -85,19 +89,26 @@ def _row(label: str, pairs: list[tuple[Sample, Sample]]) -> str:
         f" {med(p.per_request() for _, p in pairs):>11.1f}"
         f" {med(p.per_request(_LOOP) for _, p in pairs):>7.1f}"
         f" {med(p.per_request(_OTHERS) for _, p in pairs):>7.1f}"
+        f" {med(p.per_request(_CHILDREN) for _, p in pairs):>9.1f}"
     )
 
 
-#: psa-ledger's threads, as counted: the process's first thread runs the event loop; the
-#: others are the SQLite writer's (nearly all their time) and uvloop's helpers.
-_LOOP, _OTHERS = "event loop", "other threads"
+#: psa-ledger's CPU, as counted: the process's first thread runs the event loop; the other
+#: threads are the SQLite writer's, the text index's and uvloop's helpers; the children
+#: are the checkpoint processes the server ran and waited for.
+_LOOP, _OTHERS, _CHILDREN = "event loop", "other threads", "child processes"
 
 
 def _sample(pid: int, port: int, prefix: str, options: argparse.Namespace) -> Sample:
-    before = _cpu(pid)
+    before, children_before = _cpu(pid), _children(pid)
     result = ingest._load(port, prefix, options.cpu_connections, options.seconds)
-    after = _cpu(pid)
-    threads: dict[str, tuple[float, float]] = {}
+    after, children_after = _cpu(pid), _children(pid)
+    threads = {
+        _CHILDREN: (
+            children_after[0] - children_before[0],
+            children_after[1] - children_before[1],
+        )
+    }
     for tid, (user, system) in after.items():
         was_user, was_system = before.get(tid, (0.0, 0.0))
         name = _LOOP if tid == pid else _OTHERS
@@ -117,6 +128,13 @@ def _cpu(pid: int) -> dict[int, tuple[float, float]]:
         fields = stat[stat.rindex(")") + 2 :].split()
         found[int(task.name)] = (int(fields[11]) / _TICKS, int(fields[12]) / _TICKS)
     return found
+
+
+def _children(pid: int) -> tuple[float, float]:
+    """User and system seconds of the children `pid` has waited for."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[13]) / _TICKS, int(fields[14]) / _TICKS
 
 
 @contextmanager

@@ -30,9 +30,10 @@ from service.audit.shapes import EventView, event_view, ticket_view
 from service.audit.verify import verify as verify_log
 from service.digits import NotAWholeNumber, whole_number
 from service.shell import output
+from service.shell.checkpoint import Unreadable
+from service.shell.checkpoint import make as make_checkpoint
 from service.shell.options import db_option
 from service.shell.output import Column
-from service.storage import checkpoints
 from service.storage.backend import backend_for
 
 __all__ = ["COMMANDS"]
@@ -218,46 +219,29 @@ def verify(db: str, every: int) -> None:
 def checkpoint(db: str) -> None:
     """Store a checkpoint of every ticket now, for time travel to start from.
 
-    The service makes one every PSA_LEDGER_CHECKPOINT_EVERY events by running this; run it
-    by hand on a log that has none. It holds only the tickets changed since the latest
-    checkpoint (a delta), unless a full one is due. Derived data only: the log itself is
-    not written.
+    The service makes one every PSA_LEDGER_CHECKPOINT_EVERY events the same way (through
+    `python -m service.shell.checkpoint`, which loads less); run it by hand on a log that
+    has none. It holds only the tickets changed since the latest checkpoint (a delta),
+    unless a full one is due. Derived data only: the log itself is not written.
     """
-    with _reading(db, snapshot=False) as conn:
-        base = checkpoints.delta_base(conn)
-        made = checkpoints.current(conn, base)
-    if made is None:
-        click.echo("checkpoint: the log is empty")
-        return
-    backend = backend_for(db)
-    writer = backend.connect_sync(readonly=False)
     try:
-        stored = checkpoints.store(writer, made)
-    finally:
-        writer.close()
-    what = "stored" if stored else "already stored"
-    click.echo(
-        f"checkpoint: {what} at position {made.position}: {made.tickets} tickets,"
-        f" {len(made.snapshot)} bytes" + (f" (changed since position {base})" if base else "")
-    )
+        click.echo(make_checkpoint(db))
+    except Unreadable as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 COMMANDS = [events, replay, diff, verify, export, checkpoint]
 
 
 @contextmanager
-def _reading(db: str, *, snapshot: bool = True) -> Iterator[Any]:
-    """A read-only connection (inside one snapshot unless told otherwise), with a clear
-    message when it cannot open."""
+def _reading(db: str) -> Iterator[Any]:
+    """A read-only connection inside one snapshot, with a clear message when it cannot open."""
     backend = backend_for(db)
     try:
         conn = backend.connect_sync(readonly=True)
     except backend.refusals as exc:
         raise click.ClickException(f"cannot read {backend.display}: {exc}") from None
     try:
-        if not snapshot:
-            yield conn
-            return
         with backend.snapshot(conn):
             yield conn
     finally:

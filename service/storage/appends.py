@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import aiosqlite
+if TYPE_CHECKING:
+    import aiosqlite
 
 from service.storage.outbox import STATEMENTS, Statement
 from service.storage.rows import EVENT_COLUMNS, STREAM_COLUMNS, TICKET_COLUMNS

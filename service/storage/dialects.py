@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import psycopg
 
 __all__ = ["is_postgres", "portable"]
 
@@ -23,7 +22,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def is_postgres(db: object) -> bool:
-    return isinstance(db, psycopg.Connection | psycopg.AsyncConnection)
+    """Asked of psycopg only once it is loaded: a process that never loaded it holds no
+    PostgreSQL connection, and a shell tool on a file starts without its 0.1 s import."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(db, psycopg.Connection | psycopg.AsyncConnection)
 
 
 def portable(function: F) -> F:

@@ -9,9 +9,10 @@ its name in its backend's `STATEMENTS` (here SQLite's, PostgreSQL's in `postgres
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
+if TYPE_CHECKING:
+    import aiosqlite
 
 from service.storage.dialects import portable
 

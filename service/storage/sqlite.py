@@ -11,8 +11,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import aiosqlite
+if TYPE_CHECKING:
+    import aiosqlite
 
 from service.storage import files
 from service.storage.dialects import is_postgres
@@ -30,6 +32,8 @@ async def connect(
     that a write can never land outside a transaction; other connections are autocommit.
     """
     files.prepare_database(path)
+    import aiosqlite  # here, not at the top: a shell tool on a file never loads it
+
     db = await aiosqlite.connect(path, isolation_level="IMMEDIATE" if writer else None)
     try:
         db.row_factory = sqlite3.Row
@@ -45,6 +49,8 @@ async def connect(
 
 async def connect_readonly(path: Path, *, busy_timeout_ms: int = 5000) -> aiosqlite.Connection:
     """An async read-only connection to a log that the writer has already created."""
+    import aiosqlite
+
     db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     db.row_factory = sqlite3.Row
     await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")

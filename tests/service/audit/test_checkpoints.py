@@ -5,6 +5,8 @@ costs time. Against a real server that writes them as it takes traffic, and a ge
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -170,6 +172,28 @@ def test_the_checkpoint_command_stores_one_at_the_end_of_the_log(
     assert checkpoint_positions(bare) == [last]
     assert "already stored" in cli("checkpoint", db=bare).stdout
     assert "OK" in cli("verify", db=bare).stdout
+
+
+def test_the_services_checkpoint_process_loads_no_shell_http_or_psycopg(
+    served: Path, tmp_path: Path
+) -> None:
+    """The service runs it every N events, every few seconds under N-central's load: what
+    it loads at each start is CPU taken from the requests (0.25 s with the whole shell)."""
+    bare = copy_of(served, tmp_path, "DELETE FROM checkpoints")
+    probe = (
+        "import sys; from service.shell.checkpoint import main;"
+        " status = main(['--db', sys.argv[1]]);"
+        " print(status, sorted(m for m in sys.modules if m.split('.')[0] in sys.argv[2:]))"
+    )
+    heavy = ["psycopg", "click", "litestar", "aiosqlite", "uvicorn"]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(bare), *heavy], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    made, loaded = done.stdout.splitlines()
+    assert made.startswith("checkpoint: stored at position")
+    assert loaded == "0 []"
+    assert len(checkpoint_positions(bare)) == 1
 
 
 def test_a_generated_log_rewinds_alike_from_checkpoints_and_genesis(generated: Path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from service.settings import SettingsError, load_settings
-from service.storage.backend import PostgresBackend, SqliteBackend, backend_for
+from service.storage.backend import SqliteBackend, backend_for
+from service.storage.postgres.backend import PostgresBackend
 
 SECRETS = {
     "PSA_LEDGER_PASSWORD": "n" * 16,
