@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from service.storage import window as stored
 from service.storage.dialects import is_postgres
 from service.storage.events import at, iter_after
 from service.storage.sqlite import connect_sync
+from service.timestamps import format_utc
 from tests.conftest import BACKENDS
 from tests.support.backends import read_on
 
@@ -268,33 +269,62 @@ def _spaced_log(
 
 
 @pytest.mark.parametrize(
-    ("since", "until", "days"),
+    ("since", "until"),
     [
-        ("2024-01-02T00:00:00.000000Z", "2024-01-03T00:00:00.000000Z", 1),
-        ("2024-01-01T09:30:00.000000Z", "2024-01-04T09:30:00.000000Z", 2),
-        ("2024-01-02T09:30:00.000000Z", "2024-01-03T09:30:00.000000Z", 0),
+        ("2024-01-02T00:00:00.000000Z", "2024-01-03T00:00:00.000000Z"),
+        ("2024-01-01T09:30:00.000000Z", "2024-01-04T09:30:00.000000Z"),
+        ("2024-01-02T09:30:00.000000Z", "2024-01-03T09:30:00.000000Z"),
+        ("2024-01-02T09:00:00.000000Z", "2024-01-03T09:17:00.000000Z"),
+        ("2024-01-02T10:07:00.000000Z", "2024-01-02T11:07:00.000000Z"),
     ],
 )
-def test_whole_days_are_kept_merged_and_say_what_counting_afresh_says(
-    days_log: sqlite3.Connection, since: str, until: str, days: int, monkeypatch: pytest.MonkeyPatch
+def test_the_run_of_whole_buckets_is_kept_merged_and_says_what_counting_afresh_says(
+    days_log: sqlite3.Connection, since: str, until: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = days_log
     fresh = review(db, since, until, tally=OpenTally())
     kept = Rollups()
     assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
-    merging = audit_window.touches
-    merged: list[int] = []
+    merging, merged = audit_window._merged, []
 
-    def touches(pieces: list[Any]) -> Any:
-        merged.append(len(pieces))
+    def counted_merge(pieces: list[Any]) -> Any:
+        merged.extend(len(piece) for piece in pieces)
         return merging(pieces)
 
-    monkeypatch.setattr(audit_window, "touches", touches)
+    monkeypatch.setattr(audit_window, "_merged", counted_merge)
     assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
-    # Again: a whole day is one piece, kept merged; a window that is one whole day is
-    # not merged at all.
-    buckets, per_day = len(fresh.buckets), timedelta(days=1) // bucket_size(since, until)
-    assert merged == ([] if buckets == per_day else [buckets - days * per_day + days])
+    # Again: the whole buckets' tickets are kept merged; only the tickets of the two
+    # buckets the window's ends cut short (and those tickets' ends over the run) are
+    # merged afresh, and a window of whole buckets only is not merged at all.
+    first, last = fresh.first, fresh.last
+    edges = [
+        (first, _first_at(db, fresh.buckets[1].start) - 1),
+        (_first_at(db, fresh.buckets[-1].start), last),
+    ]
+    cut_short = [len(bucket.ends) for bucket in audit_window.count(db, edges)]
+    whole_day = since.endswith("T00:00:00.000000Z") and until.endswith("T00:00:00.000000Z")
+    assert merged == [] if whole_day else sum(merged) <= 2 * sum(cut_short) < fresh.counts.tickets
+
+
+def _first_at(db: sqlite3.Connection, moment: str) -> int:
+    return stored.firsts_from(db, [moment])[0] or 0
+
+
+def test_windows_that_share_kept_runs_say_what_counting_afresh_says(
+    days_log: sqlite3.Connection,
+) -> None:
+    """Windows one after another on one `Rollups`, each from and to any minute of the
+    log: whatever was kept for one window, the next says what counting afresh says."""
+    db, kept = days_log, Rollups()
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for offset, length in [(0, 1440), (570, 1440), (571, 1500), (630, 1440), (575, 1380),
+                           (1440, 2880), (1441, 2879), (2000, 60), (2003, 57), (1, 4000),
+                           (570, 1440), (3000, 1440), (3010, 1430)]:  # fmt: skip
+        since = format_utc(start + timedelta(minutes=offset))
+        until = format_utc(start + timedelta(minutes=offset + length))
+        assert review(db, since, until, tally=OpenTally(), kept=kept) == review(
+            db, since, until, tally=OpenTally()
+        ), (since, until)
 
 
 def test_a_ticket_refused_on_one_day_and_created_the_next_counts_as_created() -> None:
@@ -302,12 +332,12 @@ def test_a_ticket_refused_on_one_day_and_created_the_next_counts_as_created() ->
     piece may create them (and only then are they touched)."""
     kept = Rollups()
     quiet = audit_window.Counted([], {"7": ("new", "new", False), "8": ("open", "closed", False)})
-    day = kept.day((1, 2), [quiet])
+    day = kept.run((1, 2), [quiet])
     assert day.touched == ["8"] and day.counts.created == 0 and day.counts.closed == 1
     later = {"7": ("new", "pending", False)}
     both = audit_window.touches([day.ends, later])
     assert both.touched == ["7", "8"] and both.counts.created == 1
-    assert kept.day((1, 2), []) is day
+    assert kept.run((1, 2), []) is day
 
 
 @pytest.mark.parametrize(
