@@ -28,6 +28,7 @@ import sqlite3
 import threading
 from bisect import bisect_right
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from itertools import pairwise
 from sys import intern
@@ -41,6 +42,7 @@ from service.storage.events import first_position_from, last_position_at
 from service.timestamps import format_utc
 from statemachine.events import Outcome
 from statemachine.projection import Rewind
+from statemachine.ticket import State
 
 __all__ = [
     "OPEN_STATES",
@@ -81,6 +83,9 @@ OUTCOME_ORDER = (
 _SIZES = [timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 180, 360, 720, 1440, 10080, 43200)]
 _ON_THE_CLOCK = timedelta(days=1)
 _MOST_BUCKETS = 24
+#: Ranges of fewer positions are counted from their rows (`count`).
+_FEW_EVENTS = 1_000
+_CLOSED, _REOPENED = State.CLOSED.value, State.REOPENED.value
 
 
 class Bucket(msgspec.Struct, frozen=True, kw_only=True):
@@ -257,14 +262,22 @@ class Rollups:
 
 
 def count(db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Counted]:
-    """Each position range counted from its events, all of them in two statements (the
-    kinds, the tickets' ends). Empty ranges (low > high) hold nothing."""
-    counted = [Counted([], {}) for _ in ranges]
-    for index, outcome, before, after, events in stored.tallies(db, ranges):
-        counted[index].tallies.append((outcome, before, after, events))
-    for index, ticket_id, before, after, reopened in stored.ticket_ends(db, ranges):
+    """Each position range counted from its events. Empty ranges (low > high) hold
+    nothing. Ranges of a few hundred events (a window's cut-short edges) are counted
+    here from their rows; the others by the database, all of them in two statements (the
+    kinds, the tickets' ends), whose GROUP BYs cost more than a few hundred narrow rows
+    read (0.31 against 0.16 ms for two half hours of the bench's log)."""
+    many = [index for index, (low, high) in enumerate(ranges) if high - low >= _FEW_EVENTS]
+    counted = [
+        _counted_rows(stored.marks(db, low, high)) if high - low < _FEW_EVENTS else Counted([], {})
+        for low, high in ranges
+    ]
+    asked = [ranges[index] for index in many]
+    for index, outcome, before, after, events in stored.tallies(db, asked) if asked else []:
+        counted[many[index]].tallies.append((outcome, before, after, events))
+    for index, ticket_id, before, after, reopened in stored.ticket_ends(db, asked) if asked else []:
         # One string per state, not one per row: kept counts hold many of them.
-        counted[index].ends[ticket_id] = (intern(before), intern(after), bool(reopened))
+        counted[many[index]].ends[ticket_id] = (intern(before), intern(after), bool(reopened))
     return counted
 
 
@@ -462,6 +475,25 @@ def _around(
         )
     counts = _sum(_sum(run.counts, _counted(now), 1), _counted(was), -1)
     return Touches({**run.ends, **fresh}, touched, counts)
+
+
+def _counted_rows(marks: Iterable[stored.Mark]) -> Counted:
+    """A range counted from its rows, in log order: what `stored.tallies` and
+    `stored.ticket_ends` count (a ticket's ends only from events with both states)."""
+    kinds: dict[tuple[str, str | None, str | None], int] = {}
+    ends: dict[str, tuple[str, str, bool]] = {}
+    for mark in marks:
+        before, after = mark.state_before, mark.state_after
+        kind = (mark.outcome, before, after)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if mark.ticket_id is None or not before or not after:
+            continue
+        reopening = before == _CLOSED and after == _REOPENED
+        known = ends.get(mark.ticket_id)
+        if known is not None:
+            before, reopening = known[0], known[2] or reopening
+        ends[mark.ticket_id] = (intern(before), intern(after), reopening)
+    return Counted([(*kind, events) for kind, events in kinds.items()], ends)
 
 
 def _merged(pieces: list[dict[str, tuple[str, str, bool]]]) -> dict[str, tuple[str, str, bool]]:
