@@ -39,7 +39,6 @@ from service.audit.replay import Change, compare
 from service.storage import activity as stored_activity
 from service.storage import window as stored
 from service.storage.events import first_position_from, last_position_at
-from service.timestamps import format_utc
 from statemachine.events import Outcome
 from statemachine.projection import Rewind
 from statemachine.ticket import State
@@ -381,7 +380,8 @@ def _bucket_starts(since: str, until: str) -> list[str]:
     """`since`, then each later bucket's start: on the clock (multiples of the size since
     midnight UTC) for sizes up to a day, else every `size` from `since`."""
     size = bucket_size(since, until)
-    start, end = _parse(since), _parse(until)
+    # Naive UTC: a naive datetime's isoformat costs half an aware one's (24 starts a page).
+    start, end = _parse(since).replace(tzinfo=None), _parse(until).replace(tzinfo=None)
     if _on_the_clock(size):
         midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
         start = midnight + size * ((start - midnight) // size)
@@ -393,7 +393,7 @@ def _bucket_starts(since: str, until: str) -> list[str]:
             break
         if moment >= end:
             break
-        starts.append(format_utc(moment))
+        starts.append(f"{moment.isoformat(timespec='microseconds')}Z")
     return starts
 
 

@@ -385,6 +385,26 @@ def test_buckets_fall_on_the_clock(
     assert len(window.buckets) <= 25
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2024-01-01T00:10:00.250001Z", "2024-01-01T07:20:00.000000Z"),
+        ("0999-03-01T01:30:00.000007Z", "0999-05-08T01:29:00.000000Z"),
+        ("2023-12-31T23:59:59.999999Z", "2024-01-02T00:00:00.000001Z"),
+    ],
+)
+def test_bucket_times_are_written_as_the_log_writes_times(
+    hours_log: sqlite3.Connection, since: str, until: str
+) -> None:
+    """Each bucket's start and end in the log's format (compared as text with the log's
+    times), on the clock or not, with microseconds, years before 1000."""
+    window = review(hours_log, since, until, tally=OpenTally())
+    assert len(window.buckets) > 2
+    for bucket in window.buckets:
+        for moment in (bucket.start, bucket.end):
+            assert format_utc(datetime.fromisoformat(moment)) == moment
+
+
 def _counted_from(
     states: dict[str, tuple[str | None, str]], db: Connection, first: int, last: int
 ) -> Touched:
