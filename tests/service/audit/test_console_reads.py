@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.biglog import build_log
 from service.audit import window as audit_window
@@ -344,6 +346,33 @@ def test_windows_that_share_kept_runs_say_what_counting_afresh_says(
         assert review(db, since, until, tally=OpenTally(), kept=kept) == review(
             db, since, until, tally=OpenTally()
         ), (since, until)
+
+
+_ENDS = st.dictionaries(
+    st.sampled_from([str(n) for n in range(12)]),
+    st.tuples(
+        st.sampled_from(["new", "pending", "open", "closed", "reopened"]),
+        st.sampled_from(["new", "pending", "open", "closed", "reopened"]),
+        st.booleans(),
+    ),
+    max_size=8,
+)
+
+
+@given(
+    before=st.lists(_ENDS, max_size=2),
+    run=st.lists(_ENDS, min_size=1, max_size=4),
+    after=st.lists(_ENDS, max_size=2),
+)
+def test_edges_merged_around_a_kept_run_say_what_merging_every_piece_says(
+    before: list[Any], run: list[Any], after: list[Any]
+) -> None:
+    """The run's list and counts mended for its edges' tickets are those of all the
+    pieces merged one after another, tickets that never came to exist included."""
+    kept = audit_window.touches(run)
+    assert audit_window._around(kept, before, after) == audit_window.touches(
+        [*before, *run, *after]
+    )
 
 
 def test_a_ticket_refused_on_one_day_and_created_the_next_counts_as_created() -> None:
