@@ -11,11 +11,13 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.biglog import build_log
 from service.audit import window as audit_window
@@ -41,6 +43,7 @@ from service.storage import window as stored
 from service.storage.dialects import is_postgres
 from service.storage.events import at, iter_after
 from service.storage.sqlite import connect_sync
+from service.timestamps import format_utc
 from tests.conftest import BACKENDS
 from tests.support.backends import read_on
 
@@ -218,6 +221,25 @@ def test_one_pass_over_a_window_says_what_diff_says(db: Connection, first: int, 
     assert pages == -(-len(window.touched) // 300)
 
 
+@pytest.mark.parametrize(
+    "ranges", [[(1, 999), (3_997, 4_995), (7, 6)], [(17_983, 18_981), (19_980, 20_000)]]
+)
+def test_a_few_events_counted_from_their_rows_count_as_the_database_counts(
+    db: Connection, ranges: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window's cut-short edges are counted in Python from their rows, larger ranges by
+    the database's GROUP BYs: the two agree on every kind and every ticket's ends."""
+    from_rows = audit_window.count(db, ranges)
+    monkeypatch.setattr(audit_window, "_FEW_EVENTS", 0)
+    by_database = audit_window.count(db, ranges)
+    for rows, grouped in zip(from_rows, by_database, strict=True):
+        assert sorted(rows.tallies, key=repr) == sorted(grouped.tallies, key=repr)
+        assert rows.ends == grouped.ends
+    kinds = {kind for counted in from_rows for kind in counted.ends.values()}
+    # Tickets reopened and closed again inside a range among them.
+    assert ("closed", "closed", True) in kinds
+
+
 @pytest.fixture(scope="module")
 def hours_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
     """A log of 9,000 events three seconds apart (7.5 hours): windows of whole hours."""
@@ -268,33 +290,89 @@ def _spaced_log(
 
 
 @pytest.mark.parametrize(
-    ("since", "until", "days"),
+    ("since", "until"),
     [
-        ("2024-01-02T00:00:00.000000Z", "2024-01-03T00:00:00.000000Z", 1),
-        ("2024-01-01T09:30:00.000000Z", "2024-01-04T09:30:00.000000Z", 2),
-        ("2024-01-02T09:30:00.000000Z", "2024-01-03T09:30:00.000000Z", 0),
+        ("2024-01-02T00:00:00.000000Z", "2024-01-03T00:00:00.000000Z"),
+        ("2024-01-01T09:30:00.000000Z", "2024-01-04T09:30:00.000000Z"),
+        ("2024-01-02T09:30:00.000000Z", "2024-01-03T09:30:00.000000Z"),
+        ("2024-01-02T09:00:00.000000Z", "2024-01-03T09:17:00.000000Z"),
+        ("2024-01-02T10:07:00.000000Z", "2024-01-02T11:07:00.000000Z"),
     ],
 )
-def test_whole_days_are_kept_merged_and_say_what_counting_afresh_says(
-    days_log: sqlite3.Connection, since: str, until: str, days: int, monkeypatch: pytest.MonkeyPatch
+def test_the_run_of_whole_buckets_is_kept_merged_and_says_what_counting_afresh_says(
+    days_log: sqlite3.Connection, since: str, until: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = days_log
     fresh = review(db, since, until, tally=OpenTally())
     kept = Rollups()
     assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
-    merging = audit_window.touches
-    merged: list[int] = []
+    merging, merged = audit_window._merged, []
 
-    def touches(pieces: list[Any]) -> Any:
-        merged.append(len(pieces))
+    def counted_merge(pieces: list[Any]) -> Any:
+        merged.extend(len(piece) for piece in pieces)
         return merging(pieces)
 
-    monkeypatch.setattr(audit_window, "touches", touches)
+    monkeypatch.setattr(audit_window, "_merged", counted_merge)
     assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
-    # Again: a whole day is one piece, kept merged; a window that is one whole day is
-    # not merged at all.
-    buckets, per_day = len(fresh.buckets), timedelta(days=1) // bucket_size(since, until)
-    assert merged == ([] if buckets == per_day else [buckets - days * per_day + days])
+    # Again: the whole buckets' tickets are kept merged; only the tickets of the two
+    # buckets the window's ends cut short (and those tickets' ends over the run) are
+    # merged afresh, and a window of whole buckets only is not merged at all.
+    first, last = fresh.first, fresh.last
+    edges = [
+        (first, _first_at(db, fresh.buckets[1].start) - 1),
+        (_first_at(db, fresh.buckets[-1].start), last),
+    ]
+    cut_short = [len(bucket.ends) for bucket in audit_window.count(db, edges)]
+    whole_day = since.endswith("T00:00:00.000000Z") and until.endswith("T00:00:00.000000Z")
+    assert merged == [] if whole_day else sum(merged) <= 2 * sum(cut_short) < fresh.counts.tickets
+
+
+def _first_at(db: sqlite3.Connection, moment: str) -> int:
+    return stored.firsts_from(db, [moment])[0] or 0
+
+
+def test_windows_that_share_kept_runs_say_what_counting_afresh_says(
+    days_log: sqlite3.Connection,
+) -> None:
+    """Windows one after another on one `Rollups`, each from and to any minute of the
+    log: whatever was kept for one window, the next says what counting afresh says."""
+    db, kept = days_log, Rollups()
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for offset, length in [(0, 1440), (570, 1440), (571, 1500), (630, 1440), (575, 1380),
+                           (1440, 2880), (1441, 2879), (2000, 60), (2003, 57), (1, 4000),
+                           (570, 1440), (3000, 1440), (3010, 1430)]:  # fmt: skip
+        since = format_utc(start + timedelta(minutes=offset))
+        until = format_utc(start + timedelta(minutes=offset + length))
+        assert review(db, since, until, tally=OpenTally(), kept=kept) == review(
+            db, since, until, tally=OpenTally()
+        ), (since, until)
+
+
+_ENDS = st.dictionaries(
+    st.sampled_from([str(n) for n in range(12)]),
+    st.tuples(
+        st.sampled_from(["new", "pending", "open", "closed", "reopened"]),
+        st.sampled_from(["new", "pending", "open", "closed", "reopened"]),
+        st.booleans(),
+    ),
+    max_size=8,
+)
+
+
+@given(
+    before=st.lists(_ENDS, max_size=2),
+    run=st.lists(_ENDS, min_size=1, max_size=4),
+    after=st.lists(_ENDS, max_size=2),
+)
+def test_edges_merged_around_a_kept_run_say_what_merging_every_piece_says(
+    before: list[Any], run: list[Any], after: list[Any]
+) -> None:
+    """The run's list and counts mended for its edges' tickets are those of all the
+    pieces merged one after another, tickets that never came to exist included."""
+    kept = audit_window.touches(run)
+    assert audit_window._around(kept, before, after) == audit_window.touches(
+        [*before, *run, *after]
+    )
 
 
 def test_a_ticket_refused_on_one_day_and_created_the_next_counts_as_created() -> None:
@@ -302,12 +380,12 @@ def test_a_ticket_refused_on_one_day_and_created_the_next_counts_as_created() ->
     piece may create them (and only then are they touched)."""
     kept = Rollups()
     quiet = audit_window.Counted([], {"7": ("new", "new", False), "8": ("open", "closed", False)})
-    day = kept.day((1, 2), [quiet])
+    day = kept.run((1, 2), [quiet])
     assert day.touched == ["8"] and day.counts.created == 0 and day.counts.closed == 1
     later = {"7": ("new", "pending", False)}
     both = audit_window.touches([day.ends, later])
     assert both.touched == ["7", "8"] and both.counts.created == 1
-    assert kept.day((1, 2), []) is day
+    assert kept.run((1, 2), []) is day
 
 
 @pytest.mark.parametrize(
@@ -334,6 +412,26 @@ def test_buckets_fall_on_the_clock(
     assert all((start - midnight) % size == timedelta(0) for start in starts[1:])
     assert [b.start for b in window.buckets[1:]] == [b.end for b in window.buckets[:-1]]
     assert len(window.buckets) <= 25
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2024-01-01T00:10:00.250001Z", "2024-01-01T07:20:00.000000Z"),
+        ("0999-03-01T01:30:00.000007Z", "0999-05-08T01:29:00.000000Z"),
+        ("2023-12-31T23:59:59.999999Z", "2024-01-02T00:00:00.000001Z"),
+    ],
+)
+def test_bucket_times_are_written_as_the_log_writes_times(
+    hours_log: sqlite3.Connection, since: str, until: str
+) -> None:
+    """Each bucket's start and end in the log's format (compared as text with the log's
+    times), on the clock or not, with microseconds, years before 1000."""
+    window = review(hours_log, since, until, tally=OpenTally())
+    assert len(window.buckets) > 2
+    for bucket in window.buckets:
+        for moment in (bucket.start, bucket.end):
+            assert format_utc(datetime.fromisoformat(moment)) == moment
 
 
 def _counted_from(
