@@ -218,13 +218,8 @@ async def _insert(db: psycopg.AsyncConnection[Any], batches: list[Prebuilt]) -> 
 
 
 def _rows(batch: Batch) -> Prebuilt:
-    last = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
-    tickets = [
-        rows.ticket_row(tid, stream, last[tid])
-        for tid, stream in batch.streams.items()
-        if stream.ticket is not None
-    ]
-    return Prebuilt([rows.event_row(e) for e in batch.events], tickets, [], batch.tail.position)
+    events = [rows.event_row(e) for e in batch.events]
+    return Prebuilt(events, batch.ticket_rows(), [], batch.tail.position)
 
 
 def _http(one: str, shared: str, seconds: int, connections: int = 32) -> None:

@@ -143,6 +143,15 @@ class Batch:
             self.streams[ticket_id] = evolve(stream, event, request, request_digest)
         return event
 
+    def ticket_rows(self) -> list[tuple[Any, ...]]:
+        """The `tickets` rows of the tickets the batch touched, as they stand after it."""
+        last_position = {e.ticket_id: e.position for e in self.events if e.ticket_id}
+        return [
+            rows.ticket_row(tid, stream, last_position[tid])
+            for tid, stream in self.streams.items()
+            if stream.ticket is not None
+        ]
+
     def execute(self, statement: str, params: tuple[Any, ...]) -> None:
         """Another write owed in the same transaction (an outbox row, say), by its name in
         the backend's statements (`storage.outbox.STATEMENTS`)."""
@@ -458,13 +467,7 @@ class _Decided:
 
     def rest(self) -> Rest:
         batch = self.batch
-        last_position = {e.ticket_id: e.position for e in batch.events if e.ticket_id}
-        tickets = [
-            rows.ticket_row(tid, stream, last_position[tid])
-            for tid, stream in batch.streams.items()
-            if stream.ticket is not None
-        ]
-        return Rest(tickets, batch.statements, batch.tail.position)
+        return Rest(batch.ticket_rows(), batch.statements, batch.tail.position)
 
 
 class _Failed(msgspec.Struct):
