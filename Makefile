@@ -7,7 +7,7 @@ BIN       := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP     := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck layers check bench docs clean
+.PHONY: run test fuzz lint fmt typecheck layers check bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ run: $(RUN_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Only the property tests, each trying FUZZ times the examples `make test` gives it
+# (`make fuzz FUZZ=50`; tests/support/fuzzing.py): ~20 minutes at the default.
+FUZZ ?= 10
+fuzz: $(STAMP)
+	PSA_LEDGER_FUZZ=$(FUZZ) $(BIN)/python -m pytest -q -m hypothesis
 
 lint: $(STAMP)
 	$(BIN)/ruff check statemachine service tests bench

@@ -13,12 +13,15 @@ from litestar.testing import AsyncTestClient
 from service.http.app import create_app
 from service.http.auth import Credential, Credentials
 from service.settings import Settings
+from tests.support.fuzzing import load_profile
 from tests.support.live import Service
 from tests.support.postgres import Postgres, throwaway_postgres
 
 NCENTRAL = Credential("ncentral", "nc-secret")
 OPERATOR = Credential("operator", "op-secret")
 CREDENTIALS = Credentials(ncentral=NCENTRAL, operator=OPERATOR)
+
+load_profile()
 
 
 def basic(credential: Credential) -> dict[str, str]:

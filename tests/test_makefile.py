@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -74,3 +77,33 @@ def _healthy(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_make_fuzz_runs_every_property_test_and_only_those_with_more_examples() -> None:
+    dry = _make("-n", "fuzz", "FUZZ=7", "VENV=/nonexistent/venv").stdout
+    assert "PSA_LEDGER_FUZZ=7 " in dry and "-m hypothesis" in dry
+
+    scaled = _python("from tests.support.fuzzing import examples; print(examples(30))", "7")
+    assert scaled.stdout.split() == ["210"]
+    refused = _python("import tests.support.fuzzing", "many")
+    assert "PSA_LEDGER_FUZZ must be a whole number" in refused.stderr
+
+    selected = _python("import pytest; pytest.main(['-q', '--collect-only', '-m', 'hypothesis'])")
+    modules = {line.split("::")[0] for line in selected.stdout.splitlines() if "::" in line}
+    using = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if re.search(r"^from hypothesis import", path.read_text(), re.MULTILINE)
+    }
+    assert using and modules == using, "a property test `make fuzz` would not run"
+
+
+def _python(code: str, fuzz: str = "1") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PSA_LEDGER_FUZZ": fuzz},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

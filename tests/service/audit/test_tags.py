@@ -10,10 +10,12 @@ from contextlib import closing
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from service.storage import sqlite
+from tests.support.fuzzing import examples
 from tests.support.harness import Server
 
 NUL_KEYS = {"a\x00x": "1", "a\x00y": "2"}
@@ -56,11 +58,12 @@ def insert_ticket(db: sqlite3.Connection, ticket_id: str, tags: dict[str, str]) 
 tricky = st.text(st.sampled_from(["\x00", "\\", "u", "0", "\ue000", "m", "b", '"', "a", "é"]))
 
 
+@pytest.mark.hypothesis
 def test_the_tags_table_holds_each_key_and_value_as_sent(tmp_path: Path) -> None:
     with closing(sqlite.connect_sync(tmp_path / "tags.db", readonly=False)) as db:
         insert_ticket(db, "1", {"stale": "tag"})
 
-        @settings(max_examples=300, deadline=None)
+        @settings(max_examples=examples(300), deadline=None)
         @example({"\\u0000": "\ue000b", "\ue0000": "\\\x00", "\ue000\ue000m": "\\\\u0000"})
         @given(st.dictionaries(tricky, tricky, max_size=6) | st.dictionaries(st.text(), st.text()))
         def check(tags: dict[str, str]) -> None:

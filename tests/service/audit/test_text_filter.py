@@ -29,6 +29,7 @@ from service.storage.dialects import is_postgres
 from service.storage.textindex import TextIndex
 from tests.conftest import BACKENDS
 from tests.support.backends import read_on
+from tests.support.fuzzing import examples
 from tests.support.harness import Server
 from tests.support.live import wait_for
 
@@ -232,7 +233,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connec
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     rows=st.lists(st.tuples(st.text(_ALPHABET, max_size=10), st.text(_ALPHABET, max_size=10)),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
@@ -24,6 +25,7 @@ from service.http.app import create_app
 from service.settings import Settings
 from service.storage.backend import backend_for
 from tests.conftest import CREDENTIALS, NCENTRAL, OPERATOR, basic
+from tests.support.fuzzing import examples
 from tests.support.live import read
 
 AUTH = basic(NCENTRAL)
@@ -121,13 +123,16 @@ bodies = (
 )
 
 
+@pytest.mark.hypothesis
 def test_arbitrary_bodies_never_get_a_500(log_db: Path | str) -> None:
     """On both backends: PostgreSQL text holds no NUL, so it is shielded and restored."""
     db = log_db
     sent = 0
     with TestClient(create_app(Settings(db=str(db)), CREDENTIALS)) as client:
 
-        @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @settings(
+            max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        )
         @given(body=bodies, method=st.sampled_from(["PUT", "POST"]))
         def send(body: bytes, method: str) -> None:
             nonlocal sent

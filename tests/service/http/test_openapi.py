@@ -29,6 +29,7 @@ from service.http.app import create_app
 from service.settings import Settings
 from service.storage.backend import is_url
 from tests.conftest import CREDENTIALS
+from tests.support.fuzzing import examples
 from tests.support.live import NCENTRAL, OPERATOR, Service
 
 pytestmark = pytest.mark.slow
@@ -93,6 +94,7 @@ def test_the_live_document_has_the_operations_tested_here(api: Any) -> None:
     assert served == {case.values[0] for case in OPERATIONS}
 
 
+@pytest.mark.hypothesis
 @pytest.mark.parametrize(("label", "mode"), OPERATIONS)
 def test_every_operation_answers_as_the_document_says(
     api: Any, live: Service, label: str, mode: GenerationMode
@@ -102,10 +104,10 @@ def test_every_operation_answers_as_the_document_says(
     filters holding NUL, which this found) is pinned in test_api.py on both backends."""
     operation = api.find_operation_by_label(label)
     credential = NCENTRAL if operation.path.startswith("/ncentral/") else OPERATOR
-    examples = 10 if is_url(live.db) else 30
+    count = examples(10 if is_url(live.db) else 30)
 
     @given(case=operation.as_strategy(mode))
-    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck))
     def answers_as_documented(case: Any) -> None:
         case.call_and_validate(auth=credential, checks=CHECKS, timeout=30)
 

@@ -19,6 +19,7 @@ from litestar.testing import TestClient
 from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import CREDENTIALS, NCENTRAL, basic
+from tests.support.fuzzing import examples
 from tests.support.live import Log, read
 
 AUTH = basic(NCENTRAL)
@@ -96,6 +97,7 @@ class TicketTraffic(RuleBasedStateMachine):
         assert stored == {tid: known[0] for tid, known in self.tickets.items()}
 
 
+@pytest.mark.hypothesis
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_random_traffic_agrees_with_the_reference_model(log_db: Path | str, mode: str) -> None:
     settings = Settings(
@@ -111,6 +113,8 @@ def test_random_traffic_agrees_with_the_reference_model(log_db: Path | str, mode
         TicketTraffic.db = settings.db
         TicketTraffic.mode = mode
         run = TicketTraffic.TestCase
-        run.settings = hypothesis_settings(max_examples=40, stateful_step_count=25, deadline=None)
+        run.settings = hypothesis_settings(
+            max_examples=examples(40), stateful_step_count=25, deadline=None
+        )
         run().runTest()
     assert Log(settings.db).replay_problems() == []
