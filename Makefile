@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Only the property tests, each trying FUZZ times the examples `make test` gives it
-# (`make fuzz FUZZ=50`; tests/support/fuzzing.py): ~20 minutes at the default.
+# (`make fuzz FUZZ=50`; tests/support/fuzzing.py): 12 minutes at the default here.
 FUZZ ?= 10
 fuzz: $(STAMP)
 	PSA_LEDGER_FUZZ=$(FUZZ) $(BIN)/python -m pytest -q -m hypothesis
