@@ -36,11 +36,12 @@ from sys import intern
 import msgspec
 
 from service.audit.replay import Change, compare
+from service.audit.startpoints import Startpoints
 from service.storage import activity as stored_activity
 from service.storage import window as stored
 from service.storage.events import first_position_from, last_position_at
 from statemachine.events import Outcome
-from statemachine.projection import Rewind
+from statemachine.projection import Record, Rewind
 from statemachine.ticket import State
 
 __all__ = [
@@ -344,6 +345,7 @@ def changes(
     after: str | None = None,
     limit: int = 50,
     ticket: str | None = None,
+    kept: Startpoints | None = None,
 ) -> ChangesPage:
     """`psa-ledger diff`'s rows for the window's tickets after ticket `after`, `limit` of them
     (only `ticket`'s when given).
@@ -351,17 +353,27 @@ def changes(
     Each ticket's events (those that can change what it shows) are folded by `Rewind` up
     to the window's start, copied, and folded on to its end; the two are compared field by
     field as diff compares them. Tickets come in ncentralTicketId order, as diff lists them.
+    A ticket `kept` as of the start or earlier is folded on from there, not from its first
+    event; every ticket of the page is kept as of the start for the next page.
     """
     touched = [t for t in window.touched if ticket is None or t == ticket]
     begin = bisect_right(touched, after) if after is not None else 0
     page = touched[begin : begin + limit]
-    # One read of the page's streams to the window's end, split at its start (each
-    # ticket's rows stay in log order on either side).
-    rows = stored.stream_rows(db, page, 0, window.last)
     start = window.first - 1
-    rewind = Rewind()
+    found = kept.before(page, start) if kept is not None else {}
+    rewind = Rewind({t: record for t, (_, record) in found.items() if record is not None})
+    # The page's streams read to the window's end, each from where it is kept (else from
+    # its first event), in one statement a position; split at the start (each ticket's
+    # rows stay in log order).
+    rows = [
+        row
+        for since, tickets in _by_kept_position(page, found).items()
+        for row in stored.stream_rows(db, tickets, since, window.last)
+    ]
     rewind.fold([row for row in rows if row[0] <= start], start)
     then = {tid: msgspec.structs.replace(record) for tid, record in rewind.records.items()}
+    if kept is not None:
+        kept.keep(start, {t: then.get(t) for t in page})
     rewind.fold([row for row in rows if row[0] > start], window.last)
     more = begin + limit < len(touched)
     return ChangesPage(compare(then, rewind.records), page[-1] if more and page else None)
@@ -475,6 +487,17 @@ def _around(
         )
     counts = _sum(_sum(run.counts, _counted(now), 1), _counted(was), -1)
     return Touches({**run.ends, **fresh}, touched, counts)
+
+
+def _by_kept_position(
+    tickets: list[str], found: dict[str, tuple[int, Record | None]]
+) -> dict[int, list[str]]:
+    """The tickets by the position their stream is read after: where each is kept, else 0
+    (its first event); in their order within each."""
+    groups: dict[int, list[str]] = {}
+    for ticket_id in tickets:
+        groups.setdefault(found[ticket_id][0] if ticket_id in found else 0, []).append(ticket_id)
+    return groups
 
 
 def _counted_rows(marks: Iterable[stored.Mark]) -> Counted:

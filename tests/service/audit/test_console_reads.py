@@ -30,6 +30,7 @@ from service.audit.activity import (
     state_counts,
 )
 from service.audit.replay import changes_between, state_at
+from service.audit.startpoints import Startpoints
 from service.audit.window import (
     OPEN_STATES,
     OpenTally,
@@ -219,6 +220,76 @@ def test_one_pass_over_a_window_says_what_diff_says(db: Connection, first: int, 
     assert shown == diff
     assert {c.field for c in diff} >= {"state", "details"}
     assert pages == -(-len(window.touched) // 300)
+
+
+def test_what_changed_folded_on_from_kept_starts_says_what_diff_says(
+    db: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows one after another on one `Startpoints`: the same window again (its tickets
+    kept as of its start), a later start (kept as of an earlier one), an earlier start
+    (kept as of a later one: not usable), overlapping windows, from the log's first event.
+    Each page says what diff says; asked again, no stream is read from its first event."""
+    kept = Startpoints()
+    read_after: list[int] = []
+    reading = stored.stream_rows
+
+    def noted(db: Connection, tickets: list[str], after: int, through: int) -> Any:
+        read_after.extend([after] * len(tickets))
+        return reading(db, tickets, after, through)
+
+    monkeypatch.setattr(stored, "stream_rows", noted)
+    tally = OpenTally(block=700)
+    windows = [(3_000, 7_500), (3_000, 7_500), (5_000, 9_000), (2_000, 6_000), (1, 20_000)]
+    for number, (first, last) in enumerate(windows):
+        since, until = at(db, first).recorded_at, at(db, last).recorded_at  # type: ignore[union-attr]
+        window = review(db, since, until, tally=tally)
+        shown: list[Any] = []
+        after = None
+        read_after.clear()
+        while True:
+            page = changes(db, window, after=after, limit=97, kept=kept)
+            shown += page.rows
+            if page.next is None:
+                break
+            after = page.next
+        assert shown == changes_between(db, first - 1, last), (first, last)
+        if number == 1:
+            assert set(read_after) == {first - 1}
+        if number == 2:
+            assert 0 < max(read_after) < first - 1
+
+
+def test_kept_starts_are_copies_and_only_the_most_recent_are_kept(db: Connection) -> None:
+    """What a fold does to the records it starts from never reaches those kept; past
+    `most` tickets the least recently used are dropped, and folded from their first
+    event again."""
+    since, until = at(db, 3_000).recorded_at, at(db, 7_500).recorded_at  # type: ignore[union-attr]
+    window = review(db, since, until, tally=OpenTally(block=700))
+    kept = Startpoints(most=30)
+    first = changes(db, window, limit=50, kept=kept)
+    again = changes(db, window, limit=50, kept=kept)
+    assert again == first == changes(db, window, limit=50)
+    held = kept.before(window.touched[:50], window.first - 1)
+    assert list(held) == window.touched[20:50]
+    at_start = state_at(db, window.first - 1)
+    for ticket_id, (position, record) in held.items():
+        assert position == window.first - 1
+        replayed = at_start.get(ticket_id)
+        assert (record is None) == (replayed is None)
+        if record is not None and replayed is not None:
+            assert (record.state, record.title, record.details, record.custom_tags) == (
+                replayed.state,
+                replayed.title,
+                replayed.details,
+                replayed.custom_tags,
+            )
+    assert kept.before(window.touched[:50], window.first - 2) == {}
+    # Two pages folding at once (two threads) each fold their own copies.
+    for _, record in held.values():
+        if record is not None:
+            record.title = "folded on by another page"
+    again_held = kept.before(window.touched[:50], window.first - 1)
+    assert all(r is None or r.title != "folded on by another page" for _, r in again_held.values())
 
 
 @pytest.mark.parametrize(
