@@ -4,9 +4,10 @@ The database counts each time bucket's events (`storage.window.tallies`, `ticket
 and hands back counts, not rows: actions by kind (so by outcome, and the number of open
 tickets after each bucket), and each touched ticket's first and last event. A bucket is
 a range of log positions, and what a range holds never changes (the log is append-only),
-so the counts of whole buckets (whole hours, for a day) are kept in memory by `Rollups`
-and summed again for any later window that holds them: a day's review counts only its
-two partial edge buckets from the events. What the window's run of whole buckets did to
+so the counts of each bucket are kept in memory by `Rollups` and summed again for any
+later window that holds them: whole buckets (whole hours, for a day) for any window of
+that day, and the two the window's ends cut short for the same window asked again (its
+timeline paged, or the page reloaded). What the window's run of whole buckets did to
 its tickets is kept merged too (a whole day, or the 23 whole hours of a day from 09:30),
 so that a review merges only its edges' tickets into it.
 The number open when the window starts comes from an `OpenTally`: the open count at
@@ -204,8 +205,9 @@ class Rollups:
     Keyed by the bucket's range of log positions, not by its time: the events at a range
     of positions never change, so a kept count is never stale, and a window whose bucket
     came out as another range (an event that was still to come) simply counts it afresh.
-    Only whole buckets are kept (their range is where any window's bucket of that period
-    would start and end); the window's partial edges are counted each time. A window's
+    Whole buckets are where any window's bucket of that period starts and ends; the
+    buckets a window's ends cut short are kept too, for the same window asked again
+    (0.1 ms of a review from 09:30 to 09:30 counted two half hours' rows). A window's
     run of whole buckets (a whole day, midnight to midnight UTC, or the 23 whole hours
     of a day from 09:30) is kept once more as their `Touches`, merged and keyed by the
     run's positions: the next window with that run merges in only its edges' tickets,
@@ -221,16 +223,16 @@ class Rollups:
         self._kept: OrderedDict[tuple[int, int, bool], Counted | Touches] = OrderedDict()
         self._held = 0
 
-    def __call__(
-        self, db: sqlite3.Connection, ranges: list[tuple[int, int]], whole: list[bool]
-    ) -> list[Counted]:
-        """Each range's counts: kept ones as kept, the rest from the log (and kept when whole)."""
-        found = [self._find((*key, False)) for key in ranges]
+    def __call__(self, db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Counted]:
+        """Each range's counts: kept ones as kept, the rest from the log (and kept, but for
+        empty ranges: they count nothing)."""
+        found = self._find_all([(*key, False) for key in ranges])
         missing = [index for index, known in enumerate(found) if known is None]
         for index, fresh in zip(missing, count(db, [ranges[i] for i in missing]), strict=True):
             found[index] = fresh
-            if whole[index]:
-                self._keep((*ranges[index], False), fresh)
+            low, high = ranges[index]
+            if low <= high:
+                self._keep((low, high, False), fresh)
         return [known for known in found if isinstance(known, Counted)]
 
     def run(self, key: tuple[int, int], buckets: list[Counted]) -> Touches:
@@ -244,11 +246,18 @@ class Rollups:
         return fresh
 
     def _find(self, key: tuple[int, int, bool]) -> Counted | Touches | None:
+        return self._find_all([key])[0]
+
+    def _find_all(self, keys: list[tuple[int, int, bool]]) -> list[Counted | Touches | None]:
+        """What is kept at each of `keys` (None where nothing is), under one hold of the lock."""
+        found = []
         with self._lock:
-            known = self._kept.get(key)
-            if known is not None:
-                self._kept.move_to_end(key)
-            return known
+            for key in keys:
+                known = self._kept.get(key)
+                if known is not None:
+                    self._kept.move_to_end(key)
+                found.append(known)
+        return found
 
     def _keep(self, key: tuple[int, int, bool], kept: Counted | Touches) -> None:
         with self._lock:
@@ -321,8 +330,8 @@ def review(
         counted = count(db, bounds)
         touched = touches([bucket.ends for bucket in counted])
     else:
-        whole, run = _whole(starts, until)
-        counted = kept(db, bounds, whole)
+        run = _run_of_whole(starts, until)
+        counted = kept(db, bounds)
         touched = _touches(counted, bounds, run, kept)
     buckets = _buckets(counted, starts, until, start_count)
     return Review(
@@ -409,17 +418,17 @@ def _bucket_starts(since: str, until: str) -> list[str]:
     return starts
 
 
-def _whole(starts: list[str], until: str) -> tuple[list[bool], tuple[int, int] | None]:
-    """Which buckets are whole periods on the clock (all but the window's ends when they
-    cut theirs short), and the first and last index of the window's run of them when it
-    holds two or more: what the run did is kept merged (`Rollups.run`)."""
+def _run_of_whole(starts: list[str], until: str) -> tuple[int, int] | None:
+    """The first and last index of the window's run of buckets that are whole periods on
+    the clock (all but the window's ends when they cut theirs short), when it holds two
+    or more: what the run did is kept merged (`Rollups.run`)."""
     size = bucket_size(starts[0], until)
     if not _on_the_clock(size):
-        return [False] * len(starts), None
+        return None
     moments = [_parse(moment) for moment in [*starts, until]]
     whole = [end - start == size for start, end in pairwise(moments)]
     first, last = (0 if whole[0] else 1), (len(whole) - 1 if whole[-1] else len(whole) - 2)
-    return whole, ((first, last) if last > first else None)
+    return (first, last) if last > first else None
 
 
 def _on_the_clock(size: timedelta) -> bool:

@@ -334,9 +334,17 @@ def test_kept_counts_of_whole_buckets_are_what_counting_afresh_gives(
         return counting(db, ranges)
 
     monkeypatch.setattr(audit_window, "count", count)
-    # Again: only the buckets the window's ends cut short are counted from the events.
+    # Again: no bucket is counted from the events, whole or cut short by the window's ends.
     assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
-    assert len(counted) <= 2 < len(fresh.buckets) or len(fresh.buckets) <= 2
+    assert counted == []
+    # A shorter window sharing its whole buckets: only its own cut-short end is counted.
+    if last - 700 > first:
+        sooner = at(db, last - 700).recorded_at  # type: ignore[union-attr]
+        shorter = review(db, since, sooner, tally=OpenTally())
+        counted.clear()
+        assert review(db, since, sooner, tally=OpenTally(), kept=kept) == shorter
+        assert len(counted) == 1 < len(shorter.buckets)
+    counted.clear()
     # Nothing kept (a restart, or no room): every bucket counted again, the same answer.
     counted.clear()
     assert review(db, since, until, tally=OpenTally(), kept=Rollups(most_tickets=0)) == fresh
