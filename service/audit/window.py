@@ -212,7 +212,8 @@ class Rollups:
     of a day from 09:30) is kept once more as their `Touches`, merged and keyed by the
     run's positions: the next window with that run merges in only its edges' tickets,
     not 2,700 ends of 24 hours (a merge is per ticket, in Python). At most
-    `most_tickets` tickets' ends are held, the least recently used dropped first.
+    `most_tickets` tickets' ends are held, the least recently used dropped first. The
+    positions bucket starts fall at are kept too (`firsts`), as many as that.
     """
 
     def __init__(self, *, most_tickets: int = 50_000) -> None:
@@ -222,6 +223,9 @@ class Rollups:
         #: buckets' when the others were quiet.
         self._kept: OrderedDict[tuple[int, int, bool], Counted | Touches] = OrderedDict()
         self._held = 0
+        #: Times and the first position at or after each, the first found dropped first.
+        self._firsts: OrderedDict[str, int] = OrderedDict()
+        self._most_times = most_tickets
 
     def __call__(self, db: sqlite3.Connection, ranges: list[tuple[int, int]]) -> list[Counted]:
         """Each range's counts: kept ones as kept, the rest from the log (and kept, but for
@@ -234,6 +238,29 @@ class Rollups:
             if low <= high:
                 self._keep((low, high, False), fresh)
         return [known for known in found if isinstance(known, Counted)]
+
+    def firsts(self, db: sqlite3.Connection, times: list[str]) -> list[int | None]:
+        """For each of `times`, the first position recorded at or after it
+        (`storage.window.firsts_from`). Once found it never changes: later events come
+        after it, at times no earlier. So found ones are kept (the bucket starts of any
+        window on the clock), and a time past the log's end (None) is asked again."""
+        with self._lock:
+            found = [self._firsts.get(moment) for moment in times]
+        missing = [index for index, known in enumerate(found) if known is None]
+        if not missing:
+            return found
+        reached = {}
+        for index, fresh in zip(
+            missing, stored.firsts_from(db, [times[i] for i in missing]), strict=True
+        ):
+            found[index] = fresh
+            if fresh is not None:
+                reached[times[index]] = fresh
+        with self._lock:
+            self._firsts.update(reached)
+            while len(self._firsts) > self._most_times:
+                self._firsts.popitem(last=False)
+        return found
 
     def run(self, key: tuple[int, int], buckets: list[Counted]) -> Touches:
         """What the run of whole buckets at position range `key` did, merged from its
@@ -324,7 +351,8 @@ def review(
     if first is None:
         first = last + 1
     starts = _bucket_starts(since, until)
-    bounds = _bucket_bounds(db, starts, first, last)
+    firsts = kept.firsts if kept is not None else stored.firsts_from
+    bounds = _bucket_bounds(firsts(db, starts[1:]), first, last)
     start_count = tally(db, first - 1)
     if kept is None:
         counted = count(db, bounds)
@@ -542,13 +570,12 @@ def _merged(pieces: list[dict[str, tuple[str, str, bool]]]) -> dict[str, tuple[s
     return ends
 
 
-def _bucket_bounds(
-    db: sqlite3.Connection, starts: list[str], first: int, last: int
-) -> list[tuple[int, int]]:
-    """Each bucket's positions: from the first event at its start to the one before the
-    next bucket's (the window's `first..last` cut in order; empty ranges where quiet)."""
+def _bucket_bounds(found_at: list[int | None], first: int, last: int) -> list[tuple[int, int]]:
+    """Each bucket's positions: from the first event at its start (`found_at`, the first
+    position at or after each start but the window's) to the one before the next bucket's
+    (the window's `first..last` cut in order; empty ranges where quiet)."""
     lows = [first]
-    for found in stored.firsts_from(db, starts[1:]):
+    for found in found_at:
         lows.append(min(max(found if found is not None else last + 1, first), last + 1))
     highs = [low - 1 for low in lows[1:]] + [last]
     return list(zip(lows, highs, strict=True))

@@ -406,6 +406,33 @@ def test_the_run_of_whole_buckets_is_kept_merged_and_says_what_counting_afresh_s
     assert merged == [] if whole_day else sum(merged) <= 2 * sum(cut_short) < fresh.counts.tickets
 
 
+def test_kept_bucket_starts_are_where_the_log_says_and_past_its_end_asked_again(
+    days_log: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, kept = days_log, Rollups()
+    end = db.execute("SELECT MAX(recorded_at) FROM events").fetchone()[0]
+    times = [
+        "2024-01-01T09:30:00.000000Z",
+        "2024-01-02T00:00:00.000000Z",
+        end,
+        "2099-01-01T00:00:00.000000Z",
+    ]
+    fresh = stored.firsts_from(db, times)
+    assert fresh[-1] is None and None not in fresh[:-1]
+    assert kept.firsts(db, times) == fresh
+    asked: list[str] = []
+    finding = stored.firsts_from
+
+    def noted(db: sqlite3.Connection, moments: list[str]) -> list[int | None]:
+        asked.extend(moments)
+        return finding(db, moments)
+
+    monkeypatch.setattr(stored, "firsts_from", noted)
+    assert kept.firsts(db, times) == fresh
+    # A time no event has reached yet may be reached by the next one: never kept.
+    assert asked == times[-1:]
+
+
 def _first_at(db: sqlite3.Connection, moment: str) -> int:
     return stored.firsts_from(db, [moment])[0] or 0
 
