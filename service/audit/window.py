@@ -393,7 +393,7 @@ def changes(
     A ticket `kept` as of the start or earlier is folded on from there, not from its first
     event; every ticket of the page is kept as of the start for the next page.
     """
-    touched = [t for t in window.touched if ticket is None or t == ticket]
+    touched = window.touched if ticket is None else [t for t in window.touched if t == ticket]
     begin = bisect_right(touched, after) if after is not None else 0
     page = touched[begin : begin + limit]
     start = window.first - 1
