@@ -12,6 +12,7 @@ from litestar import Litestar, get
 from litestar.di import Provide
 
 from service.audit.activity import StateCounts
+from service.audit.startpoints import Startpoints
 from service.audit.window import OpenTally, Rollups
 from service.callbacks.worker import courier_for
 from service.clientaddress import ClientAddress
@@ -52,7 +53,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     metrics = Metrics()
     tally = OpenTally()
     texts = TextIndex()
-    sources = Sources(reads, StateCounts(), tally, Rollups(), texts)
+    sources = Sources(reads, StateCounts(), tally, Rollups(), Startpoints(), texts)
     keeper = TextKeeper(texts, reads)
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)

@@ -150,6 +150,8 @@ def _series(
     widths = [
         _number(max(float(right) - left - 1, 1)) for left, right in zip(lefts, xs[1:], strict=True)
     ]
+    # Each period's bars start at its left edge: written once, not once an outcome.
+    moves = [f"M{_number(left)}," for left in lefts]
     stacked = [0] * len(lefts)
     series = []
     for outcome, counts in zip(outcomes, rows, strict=True):
@@ -159,7 +161,7 @@ def _series(
                 top = HEIGHT - _BOTTOM - (stacked[index] + count) * scale
                 height = _number(count * scale)
                 width = widths[index]
-                shapes.append(f"M{_number(lefts[index])},{_number(top)}h{width}v{height}h-{width}z")
+                shapes.append(f"{moves[index]}{_number(top)}h{width}v{height}h-{width}z")
                 stacked[index] += count
         colour = COLOURS.get(outcome, _OTHER_COLOUR)
         series.append(Series(outcome, colour, "".join(shapes), " ".join(map(str, counts))))
@@ -177,8 +179,7 @@ def _y(height: float) -> str:
 
 def _number(value: float) -> str:
     """A coordinate to a tenth of a unit, without a trailing `.0`."""
-    text = f"{value:.1f}"
-    return text[:-2] if text[-2:] == ".0" else text
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def _stacked(outcomes: set[str]) -> list[str]:

@@ -36,6 +36,7 @@ from service.audit.events import (
 )
 from service.audit.export import csv_lines, jsonl_lines
 from service.audit.shapes import EventView, event_view
+from service.audit.startpoints import Startpoints
 from service.audit.window import OpenTally, Rollups
 from service.callbacks.retry import (
     AlreadyDelivered,
@@ -86,6 +87,7 @@ class Sources(msgspec.Struct, frozen=True):
     counts: StateCounts
     tally: OpenTally
     rollups: Rollups
+    starts: Startpoints
     texts: TextIndex
 
 
@@ -167,6 +169,7 @@ class Console(Controller):
             changes_after=query.changes,
             tally=sources.tally,
             rollups=sources.rollups,
+            starts=sources.starts,
         )
         params = list(request.query_params.multi_items())
         keep = [(k, v) for k, v in params if k != "cursor" and v]

@@ -6,11 +6,14 @@ the characters, then wraps the answer in a `Markup` (~0.5 µs a value). The revi
 places about 1,200 values, so this was half of its render. The output is only joined
 into the page, where a `Markup` wrapper buys nothing.
 
-`Environment` compiles each value to `environment.escaped(value)` instead: a `str` goes
-straight to markupsafe's C function (the same characters replaced by the same entities),
-an `int` to `str` (digits hold nothing to escape), anything else (`Markup` among them)
-to `escape` as before. What is escaped is still Jinja's choice, value by value: a
-template cannot opt out of it other than as it could before (`|safe`, `Markup`).
+`Environment` compiles each value to `environment.escape_text(v) if (v := value).__class__
+is str else environment.escaped(v)`: a `str` goes straight to markupsafe's C function
+(the same characters replaced by the same entities) with no Python call between, which
+took the review page's render from ~0.35 to ~0.33 ms; anything else goes to `escaped`: an
+`int` to `str` (digits hold nothing to escape), the rest (`Markup` among them, and any
+subclass of `str`) to `escape` as before. What is escaped is still Jinja's choice, value
+by value: a template cannot opt out of it other than as it could before (`|safe`,
+`Markup`).
 """
 
 from __future__ import annotations
@@ -41,12 +44,20 @@ def escaped(value: Any) -> str:
 class _Generator(CodeGenerator):
     def _output_child_pre(self, node: Expr, frame: Frame, finalize: Any) -> None:
         # A `{% autoescape %}` block decided at render time keeps Jinja's own code.
-        if frame.eval_ctx.volatile or not frame.eval_ctx.autoescape:
+        if _jinjas_own(frame):
             super()._output_child_pre(node, frame, finalize)
             return
-        self.write("environment.escaped(")
+        self.write(f"(environment.escape_text({_VALUE}) if ({_VALUE} := ")
         if finalize.src is not None:
             self.write(finalize.src)
+
+    def _output_child_post(self, node: Expr, frame: Frame, finalize: Any) -> None:
+        if _jinjas_own(frame):
+            super()._output_child_post(node, frame, finalize)
+            return
+        if finalize.src is not None:
+            self.write(")")
+        self.write(f").__class__ is str else environment.escaped({_VALUE}))")
 
 
 class Environment(jinja2.Environment):
@@ -57,3 +68,12 @@ class Environment(jinja2.Environment):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.escaped = escaped
+        self.escape_text = _replaced
+
+
+#: The compiled code's name for the value being placed (template names are `l_...`).
+_VALUE = "_placed"
+
+
+def _jinjas_own(frame: Frame) -> bool:
+    return bool(frame.eval_ctx.volatile or not frame.eval_ctx.autoescape)

@@ -18,6 +18,7 @@ import msgspec
 from service.audit.activity import head_position
 from service.audit.events import EventFilter, search
 from service.audit.replay import Change
+from service.audit.startpoints import Startpoints
 from service.audit.window import OpenTally, Review, Rollups, changes, review
 from service.http.charts import Charts, charts
 from service.http.entries import Entry, entry
@@ -72,12 +73,15 @@ def review_page(
     changes_after: str | None,
     tally: OpenTally,
     rollups: Rollups,
+    starts: Startpoints,
 ) -> ReviewPage:
     """The page for the window `since`..`until`: its timeline narrowed by `where` (the
     same window and any filters), from `cursor`; *What changed* from the ticket after
     `changes_after`."""
     window = review(db, since, until, tally=tally, kept=rollups)
-    changed = changes(db, window, after=changes_after, limit=TICKETS_PER_PAGE, ticket=where.ticket)
+    changed = changes(
+        db, window, after=changes_after, limit=TICKETS_PER_PAGE, ticket=where.ticket, kept=starts
+    )
     page = search(db, where, limit=EVENTS_PER_PAGE, cursor=cursor)
     wanted = {e.ticket_id for e in page.events if e.ticket_id}
     wanted.update(c.ticket_id for c in changed.rows)

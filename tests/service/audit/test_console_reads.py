@@ -30,6 +30,7 @@ from service.audit.activity import (
     state_counts,
 )
 from service.audit.replay import changes_between, state_at
+from service.audit.startpoints import Startpoints
 from service.audit.window import (
     OPEN_STATES,
     OpenTally,
@@ -221,6 +222,76 @@ def test_one_pass_over_a_window_says_what_diff_says(db: Connection, first: int, 
     assert pages == -(-len(window.touched) // 300)
 
 
+def test_what_changed_folded_on_from_kept_starts_says_what_diff_says(
+    db: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows one after another on one `Startpoints`: the same window again (its tickets
+    kept as of its start), a later start (kept as of an earlier one), an earlier start
+    (kept as of a later one: not usable), overlapping windows, from the log's first event.
+    Each page says what diff says; asked again, no stream is read from its first event."""
+    kept = Startpoints()
+    read_after: list[int] = []
+    reading = stored.stream_rows
+
+    def noted(db: Connection, tickets: list[str], after: int, through: int) -> Any:
+        read_after.extend([after] * len(tickets))
+        return reading(db, tickets, after, through)
+
+    monkeypatch.setattr(stored, "stream_rows", noted)
+    tally = OpenTally(block=700)
+    windows = [(3_000, 7_500), (3_000, 7_500), (5_000, 9_000), (2_000, 6_000), (1, 20_000)]
+    for number, (first, last) in enumerate(windows):
+        since, until = at(db, first).recorded_at, at(db, last).recorded_at  # type: ignore[union-attr]
+        window = review(db, since, until, tally=tally)
+        shown: list[Any] = []
+        after = None
+        read_after.clear()
+        while True:
+            page = changes(db, window, after=after, limit=97, kept=kept)
+            shown += page.rows
+            if page.next is None:
+                break
+            after = page.next
+        assert shown == changes_between(db, first - 1, last), (first, last)
+        if number == 1:
+            assert set(read_after) == {first - 1}
+        if number == 2:
+            assert 0 < max(read_after) < first - 1
+
+
+def test_kept_starts_are_copies_and_only_the_most_recent_are_kept(db: Connection) -> None:
+    """What a fold does to the records it starts from never reaches those kept; past
+    `most` tickets the least recently used are dropped, and folded from their first
+    event again."""
+    since, until = at(db, 3_000).recorded_at, at(db, 7_500).recorded_at  # type: ignore[union-attr]
+    window = review(db, since, until, tally=OpenTally(block=700))
+    kept = Startpoints(most=30)
+    first = changes(db, window, limit=50, kept=kept)
+    again = changes(db, window, limit=50, kept=kept)
+    assert again == first == changes(db, window, limit=50)
+    held = kept.before(window.touched[:50], window.first - 1)
+    assert list(held) == window.touched[20:50]
+    at_start = state_at(db, window.first - 1)
+    for ticket_id, (position, record) in held.items():
+        assert position == window.first - 1
+        replayed = at_start.get(ticket_id)
+        assert (record is None) == (replayed is None)
+        if record is not None and replayed is not None:
+            assert (record.state, record.title, record.details, record.custom_tags) == (
+                replayed.state,
+                replayed.title,
+                replayed.details,
+                replayed.custom_tags,
+            )
+    assert kept.before(window.touched[:50], window.first - 2) == {}
+    # Two pages folding at once (two threads) each fold their own copies.
+    for _, record in held.values():
+        if record is not None:
+            record.title = "folded on by another page"
+    again_held = kept.before(window.touched[:50], window.first - 1)
+    assert all(r is None or r.title != "folded on by another page" for _, r in again_held.values())
+
+
 @pytest.mark.parametrize(
     "ranges", [[(1, 999), (3_997, 4_995), (7, 6)], [(17_983, 18_981), (19_980, 20_000)]]
 )
@@ -263,9 +334,17 @@ def test_kept_counts_of_whole_buckets_are_what_counting_afresh_gives(
         return counting(db, ranges)
 
     monkeypatch.setattr(audit_window, "count", count)
-    # Again: only the buckets the window's ends cut short are counted from the events.
+    # Again: no bucket is counted from the events, whole or cut short by the window's ends.
     assert review(db, since, until, tally=OpenTally(), kept=kept) == fresh
-    assert len(counted) <= 2 < len(fresh.buckets) or len(fresh.buckets) <= 2
+    assert counted == []
+    # A shorter window sharing its whole buckets: only its own cut-short end is counted.
+    if last - 700 > first:
+        sooner = at(db, last - 700).recorded_at  # type: ignore[union-attr]
+        shorter = review(db, since, sooner, tally=OpenTally())
+        counted.clear()
+        assert review(db, since, sooner, tally=OpenTally(), kept=kept) == shorter
+        assert len(counted) == 1 < len(shorter.buckets)
+    counted.clear()
     # Nothing kept (a restart, or no room): every bucket counted again, the same answer.
     counted.clear()
     assert review(db, since, until, tally=OpenTally(), kept=Rollups(most_tickets=0)) == fresh
@@ -325,6 +404,33 @@ def test_the_run_of_whole_buckets_is_kept_merged_and_says_what_counting_afresh_s
     cut_short = [len(bucket.ends) for bucket in audit_window.count(db, edges)]
     whole_day = since.endswith("T00:00:00.000000Z") and until.endswith("T00:00:00.000000Z")
     assert merged == [] if whole_day else sum(merged) <= 2 * sum(cut_short) < fresh.counts.tickets
+
+
+def test_kept_bucket_starts_are_where_the_log_says_and_past_its_end_asked_again(
+    days_log: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, kept = days_log, Rollups()
+    end = db.execute("SELECT MAX(recorded_at) FROM events").fetchone()[0]
+    times = [
+        "2024-01-01T09:30:00.000000Z",
+        "2024-01-02T00:00:00.000000Z",
+        end,
+        "2099-01-01T00:00:00.000000Z",
+    ]
+    fresh = stored.firsts_from(db, times)
+    assert fresh[-1] is None and None not in fresh[:-1]
+    assert kept.firsts(db, times) == fresh
+    asked: list[str] = []
+    finding = stored.firsts_from
+
+    def noted(db: sqlite3.Connection, moments: list[str]) -> list[int | None]:
+        asked.extend(moments)
+        return finding(db, moments)
+
+    monkeypatch.setattr(stored, "firsts_from", noted)
+    assert kept.firsts(db, times) == fresh
+    # A time no event has reached yet may be reached by the next one: never kept.
+    assert asked == times[-1:]
 
 
 def _first_at(db: sqlite3.Connection, moment: str) -> int:
