@@ -17,8 +17,8 @@ the file's write lock so that it is refused at most once. On PostgreSQL, where
 several replicas append to one log, the batch begins by taking the append lock and
 reading the tail; what other replicas wrote since our last batch is reloaded before
 deciding. Either way a batch makes few round trips however large it is: its writes are
-queued together, then COMMIT. On PostgreSQL a large batch's events go out by COPY as
-each command is decided (`_Decided`), so the server inserts while the writer decides.
+queued together, then COMMIT. On PostgreSQL a large batch's events go out by COPY
+(`appends.COPY_FROM`).
 
 On PostgreSQL two more round trips are saved where they can be. When work is waiting as
 a batch commits (or its submitters, answered then, are likely to come back), the next
@@ -353,7 +353,7 @@ class Ledger:
     async def _prepare(
         self, db: Any, work: list[tuple[Command, asyncio.Future[Any]]], *, presume: bool
     ) -> _Decided:
-        """The commands, to be run against the cached projection as their events are
+        """The commands, to be run against the cached projection when their events are
         written (`_Decided`), once what is missing is loaded.
 
         On SQLite the reads happen outside the write transaction: if the file moves on
@@ -431,12 +431,12 @@ _SENDING = 2
 
 
 class _Decided:
-    """A batch's commands, run as the backend takes their events (`appends.Writes`).
+    """A batch's commands, run once, and the rows they owe (`appends.Writes`).
 
-    When PostgreSQL takes a large batch by COPY, each event's row goes to the server as
-    soon as it is decided, so the server inserts the first rows while the writer decides
-    the last, instead of idling until the whole batch is decided. `results` is whole once
-    every event is taken.
+    Run ahead while the append lock is taken, or else when the backend first asks for the
+    events. Not one command at a time as COPY takes the rows: PostgreSQL's COPY buffers
+    the rows and inserts most of them at its end, so deciding as they go hid nothing
+    (bench/results.md, round eight).
     """
 
     def __init__(self, batch: Batch, work: list[tuple[Command, asyncio.Future[Any]]]) -> None:
@@ -448,22 +448,13 @@ class _Decided:
         return len(self._commands)
 
     def run(self) -> _Decided:
-        """Every command run now (a batch decided while the append lock is taken)."""
-        self.results.extend(
-            _run_one(self.batch, cmd) for cmd in self._commands[len(self.results) :]
-        )
+        """Every command run, unless they have been already."""
+        if not self.results:
+            self.results = [_run_one(self.batch, command) for command in self._commands]
         return self
 
     def events(self) -> Iterator[tuple[Any, ...]]:
-        events = self.batch.events
-        taken = 0
-        for command in self._commands[len(self.results) :]:
-            self.results.append(_run_one(self.batch, command))
-            for event in events[taken:]:
-                yield rows.event_row(event)
-            taken = len(events)
-        for event in events[taken:]:
-            yield rows.event_row(event)
+        return map(rows.event_row, self.run().batch.events)
 
     def rest(self) -> Rest:
         batch = self.batch

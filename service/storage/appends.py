@@ -75,12 +75,8 @@ class Rest(NamedTuple):
 
 
 class Writes(Protocol):
-    """One batch's writes, as `write` takes them: its events first, then the rest.
-
-    The writer may still be deciding the batch as its events are taken, so that on
-    PostgreSQL the server inserts the first rows while the last are decided; `rest` is
-    only asked for once every event has been taken.
-    """
+    """One batch's writes, as `write` takes them: its events first, then the rest
+    (asked for once every event has been taken)."""
 
     def __len__(self) -> int:
         """How many requests the batch holds (an event or two each): how to send them."""

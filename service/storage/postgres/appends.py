@@ -133,10 +133,9 @@ async def write(
     due wakes every courier.
 
     A batch of `COPY_FROM` requests or more sends its events by COPY before the
-    pipeline, each row as the writer decides it, so the server inserts the first rows
-    while the last are decided. psycopg spends ~20 µs of Python a row on an `executemany`
-    INSERT and 6-10 µs on a COPY row, and the writer's process, which also decides and
-    answers, runs out of CPU first under a burst. But COPY cannot run in a pipeline: it
+    pipeline: psycopg spends ~20 µs of Python a row on an `executemany` INSERT and
+    6-10 µs on a COPY row, and the writer's process, which also decides and answers, runs
+    out of CPU first under a burst. But COPY cannot run in a pipeline: it
     costs two more round trips (COPY's start and end), which a small batch does not win
     back, and which other replicas wait through for the append lock.
 
