@@ -12,8 +12,9 @@ its tickets is kept merged too (a whole day, or the 23 whole hours of a day from
 so that a review merges only its edges' tickets into it.
 The number open when the window starts comes from an `OpenTally`: the open count at
 every 128th position, summed once per process and kept (the log is append-only, so a
-sum of past events never changes), plus the few events since the nearest one. No step
-replays the log from its beginning, and none walks from the window to an end of the log.
+sum of past events never changes), plus or minus the few events between the nearest
+one and the window. No step replays the log from its beginning, and none walks from the
+window to an end of the log.
 
 A ticket's state at the window's ends comes from the `state_before` of its first event
 in the window and the `state_after` of its last, the states the ledger derived when it
@@ -137,7 +138,7 @@ class OpenTally:
     position: each block's net moves summed once, in one pass the first time a position
     that far is asked for, and never again (positions are gapless and the log append-only,
     so a block once complete never changes). A count anywhere is then the kept count at
-    the block boundary before it plus at most `block - 1` events.
+    the nearer block boundary, before it or after it, and at most `block / 2` events.
     """
 
     def __init__(self, *, block: int = 128) -> None:
@@ -161,20 +162,29 @@ class OpenTally:
         boundary = position // self._block
         with self._lock:
             if len(self._kept) <= boundary:
-                # Never a block the log has not finished: it would be kept short.
-                boundary = min(boundary, stored_activity.head_position(db) // self._block)
-            if len(self._kept) <= boundary:
-                done = (len(self._kept) - 1) * self._block
-                high = boundary * self._block
-                for moved in stored.net_entered_by_block(
-                    db, done + 1, high, self._block, OPEN_STATES
-                ):
-                    self._kept.append(self._kept[-1] + moved)
+                # Never a block the log has not finished: it would be kept short. The
+                # block after the position's too, when finished: it may be nearer.
+                finished = stored_activity.head_position(db) // self._block
+                boundary = min(boundary, finished)
+                self._sum_to(db, min(boundary + 1, finished))
             kept = self._kept[boundary]
+            after = self._kept[boundary + 1] if len(self._kept) > boundary + 1 else None
         start = boundary * self._block
         if position == start:
             return kept
+        end = start + self._block
+        if after is not None and end - position < position - start:
+            # Nearer the next kept sum: the events up to it taken off it, half as many.
+            return after - stored.net_entered(db, position + 1, end, OPEN_STATES)
         return kept + stored.net_entered(db, start + 1, position, OPEN_STATES)
+
+    def _sum_to(self, db: sqlite3.Connection, boundary: int) -> None:
+        """Keep the count at each block boundary up to `boundary` (the lock held)."""
+        if len(self._kept) <= boundary:
+            done = (len(self._kept) - 1) * self._block
+            high = boundary * self._block
+            for moved in stored.net_entered_by_block(db, done + 1, high, self._block, OPEN_STATES):
+                self._kept.append(self._kept[-1] + moved)
 
 
 class Counted(msgspec.Struct, frozen=True):

@@ -181,7 +181,9 @@ def test_the_list_pages_newest_activity_first_without_repeats(db: Connection) ->
 def test_open_tickets_at_a_moment_match_a_full_replay(db: Connection) -> None:
     """Asked in any order, near and between the kept sums, and past the log's end."""
     tally = OpenTally(block=1_000)
-    for position in [17_000, 0, 1, 2_500, 999, 1_000, 1_001, 9_999, 10_001, 20_000, 5]:
+    positions = [17_000, 0, 1, 2_500, 999, 1_000, 1_001, 9_999, 10_001, 20_000, 5]
+    # Either side of a block's middle: counted on from one kept sum, or back from the next.
+    for position in [*positions, 1_499, 1_501, 7_700, 19_999]:
         replayed = state_at(db, position)
         expected = sum(1 for t in replayed.values() if t.state.value in OPEN_STATES)
         assert tally(db, position) == expected, position
