@@ -31,6 +31,8 @@ __all__ = ["Charts", "Series", "charts"]
 WIDTH, HEIGHT = 640, 200
 _LEFT, _BOTTOM, _TOP = 44, 24, 10
 _PLOT = HEIGHT - _BOTTOM - _TOP
+#: The y of the x axis.
+_BASE = HEIGHT - _BOTTOM
 #: Each at least 3:1 against white (WCAG 1.4.11, non-text contrast).
 COLOURS = {
     "accepted": "#2e7d32",
@@ -100,8 +102,8 @@ def charts(review: Review) -> Charts:
     opens = [b.open_after for b in buckets]
     open_most = max([review.open_at_start, *opens], default=0)
     open_scale = _PLOT / max(open_most, 1)
-    open_ys = [_y(n * open_scale) for n in opens]
-    steps = "".join(f"H{x}V{y}" for x, y in zip(xs[1:], open_ys, strict=True))
+    open_ys = [f"{_BASE - n * open_scale:.1f}" for n in opens]  # as `_y` writes them
+    steps = "".join([f"H{x}V{y}" for x, y in zip(xs[1:], open_ys, strict=True)])
     totals = [b.total for b in buckets]
     actions_most = max(totals, default=0)
     present = _stacked({o for b in buckets for o, n in b.outcomes.items() if n})
@@ -111,33 +113,36 @@ def charts(review: Review) -> Charts:
     action_ticks = [(_y(v * bar_scale), v) for v in _ticks(actions_most)]
     return Charts(
         bounds=" ".join(bounds),
-        open_path=f"M{_LEFT},{_y(review.open_at_start * open_scale)}{steps}",
-        dots="".join(f"M{x},{y}h0" for x, y in zip(xs[1:], open_ys, strict=True)),
+        open_path=_trimmed(f"M{_LEFT},{_y(review.open_at_start * open_scale)}{steps}"),
+        dots=_trimmed("".join([f"M{x},{y}h0" for x, y in zip(xs[1:], open_ys, strict=True)])),
         dot_times=" ".join(ends),
         dot_counts=" ".join(map(str, opens)),
         open_most=open_most,
         actions_most=actions_most,
         series=_series(present, rows, xs, bar_scale),
-        open_grid=_grid(open_ticks),
-        action_grid=_grid(action_ticks),
+        open_grid=_trimmed(_grid(open_ticks)),
+        action_grid=_trimmed(_grid(action_ticks)),
         open_ticks=[(_number(float(y) + 4), v) for y, v in open_ticks],
         action_ticks=[(_number(float(y) + 4), v) for y, v in action_ticks],
         legend=[(o, COLOURS.get(o, _OTHER_COLOUR)) for o in present],
         open_rows=list(zip(ends, shown[1:], opens, strict=True)),
         action_rows=[
-            (b.start, start, [*column, total])
-            for b, start, *column, total in zip(buckets, shown[:-1], *rows, totals, strict=True)
+            (b.start, start, list(counts))
+            for b, start, counts in zip(
+                buckets, shown[:-1], zip(*rows, totals, strict=True), strict=True
+            )
         ],
     )
 
 
 def _along(moments: list[str]) -> list[str]:
-    """Where each moment (the window's start first, its end last) falls along the x axis."""
+    """Where each moment (the window's start first, its end last) falls along the x axis,
+    as a path writes it before it is `_trimmed`."""
     seconds = [datetime.fromisoformat(m).timestamp() for m in moments]
     start = seconds[0]
     span = max(seconds[-1] - start, 1e-6)
     plot = WIDTH - _LEFT
-    return [_number(_LEFT + plot * min(max((s - start) / span, 0), 1)) for s in seconds]
+    return [f"{_LEFT + plot * min(max((s - start) / span, 0), 1):.1f}" for s in seconds]
 
 
 def _series(
@@ -148,23 +153,28 @@ def _series(
     A bar leaves a unit free at each side of its period, so that neighbours stay apart."""
     lefts = [float(x) + 1 for x in xs[:-1]]
     widths = [
-        _number(max(float(right) - left - 1, 1)) for left, right in zip(lefts, xs[1:], strict=True)
+        f"{max(float(right) - left - 1, 1):.1f}" for left, right in zip(lefts, xs[1:], strict=True)
     ]
     # Each period's bars start at its left edge: written once, not once an outcome.
-    moves = [f"M{_number(left)}," for left in lefts]
+    moves = [f"M{left:.1f}," for left in lefts]
     stacked = [0] * len(lefts)
+    # Each top (a height of stacked bars) and each bar's height written once: a day's
+    # busy periods hold about as many actions each.
+    tops: dict[int, str] = {}
+    heights: dict[int, str] = {}
     series = []
     for outcome, counts in zip(outcomes, rows, strict=True):
         shapes = []
         for index, count in enumerate(counts):
             if count:
-                top = HEIGHT - _BOTTOM - (stacked[index] + count) * scale
-                height = _number(count * scale)
+                stacked[index] = level = stacked[index] + count
+                top = tops.get(level) or tops.setdefault(level, f"{_BASE - level * scale:.1f}")
+                height = heights.get(count) or heights.setdefault(count, f"{count * scale:.1f}")
                 width = widths[index]
-                shapes.append(f"{moves[index]}{_number(top)}h{width}v{height}h-{width}z")
-                stacked[index] += count
+                shapes.append(f"{moves[index]}{top}h{width}v{height}h-{width}z")
         colour = COLOURS.get(outcome, _OTHER_COLOUR)
-        series.append(Series(outcome, colour, "".join(shapes), " ".join(map(str, counts))))
+        path = _trimmed("".join(shapes))
+        series.append(Series(outcome, colour, path, " ".join(map(str, counts))))
     return series
 
 
@@ -173,13 +183,22 @@ def _grid(ticks: list[tuple[str, int]]) -> str:
 
 
 def _y(height: float) -> str:
-    """The y of a height above the x axis."""
-    return _number(HEIGHT - _BOTTOM - height)
+    """The y of a height above the x axis, as a path writes it before it is `_trimmed`."""
+    return f"{_BASE - height:.1f}"
 
 
 def _number(value: float) -> str:
     """A coordinate to a tenth of a unit, without a trailing `.0`."""
     return f"{value:.1f}".removesuffix(".0")
+
+
+def _trimmed(path: str) -> str:
+    """A path whose numbers were written to a tenth (`.1f`), each as `_number` writes it.
+
+    One replace over the path, not a call a number (a chart has a hundred): with one
+    decimal, every `.0` in a path is a number's trailing one, and nothing else in a
+    path (letters, commas) holds one."""
+    return path.replace(".0", "")
 
 
 def _stacked(outcomes: set[str]) -> list[str]:
