@@ -10,8 +10,8 @@ repeats an event, and never skips one, even while the writer appends.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Callable, Iterator
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -28,12 +28,14 @@ __all__ = [
     "EventFilter",
     "Order",
     "Page",
+    "ShownPage",
     "cursor_position",
     "explain",
     "iter_matching",
     "normalise_action",
     "position_cursor",
     "search",
+    "timeline",
 ]
 
 MAX_LIMIT = 1000
@@ -41,6 +43,8 @@ ACTIONS = frozenset({*(a.value for a in Action), *(f.value for f in Fact)})
 OUTCOMES = frozenset(o.value for o in Outcome)
 
 Order = Literal["asc", "desc"]
+#: A row a page is read as: a whole event, or the columns a timeline shows.
+Row = TypeVar("Row", Event, stored.Shown)
 
 
 class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +63,13 @@ class Page(msgspec.Struct, frozen=True):
     next: str | None
 
 
+class ShownPage(msgspec.Struct, frozen=True):
+    """A page of a timeline: `search`'s, only the columns it shows of each event."""
+
+    events: list[stored.Shown]
+    next: str | None
+
+
 def search(
     db: sqlite3.Connection,
     where: EventFilter,
@@ -68,17 +79,21 @@ def search(
     cursor: str | None = None,
 ) -> Page:
     """One page of matching events, and the cursor of the next page (None when none is left)."""
-    bounds = _bounds(db, where)
-    if bounds is None:
-        return Page([], None)
-    low, high = bounds
-    if cursor is not None:
-        after = cursor_position(cursor, order)
-        low, high = (max(low, after + 1), high) if order == "asc" else (low, min(high, after - 1))
-    found = stored.select(db, _equal(where), low, high, order, limit + 1)
-    events = found[:limit]
-    more = len(found) > limit
-    return Page(events, position_cursor(order, events[-1].position) if more else None)
+    return Page(*_page(db, where, order, limit, cursor, stored.select))
+
+
+def timeline(
+    db: sqlite3.Connection,
+    where: EventFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+    within: tuple[int, int],
+) -> ShownPage:
+    """`search`'s page in log order, only the columns a timeline shows of each event.
+    `within` is the range of positions `where`'s times select, found by the caller
+    already (the review page, for its window): two statements fewer."""
+    return ShownPage(*_page(db, where, "asc", limit, cursor, stored.select_shown, within))
 
 
 def iter_matching(
@@ -119,6 +134,29 @@ def cursor_position(cursor: str, order: Order) -> int:
         return whole_number(decode_cursor(cursor, order), largest=LAST_POSITION)
     except NotAWholeNumber:
         raise BadCursor("not a cursor this service handed out") from None
+
+
+def _page(
+    db: sqlite3.Connection,
+    where: EventFilter,
+    order: Order,
+    limit: int,
+    cursor: str | None,
+    read: Callable[[sqlite3.Connection, dict[str, str], int, int, Order, int], list[Row]],
+    within: tuple[int, int] | None = None,
+) -> tuple[list[Row], str | None]:
+    """Up to `limit` matching rows as `read` reads them, and the next page's cursor."""
+    bounds = _bounds(db, where) if within is None else within
+    if bounds is None or bounds[0] > bounds[1]:
+        return [], None
+    low, high = bounds
+    if cursor is not None:
+        after = cursor_position(cursor, order)
+        low, high = (max(low, after + 1), high) if order == "asc" else (low, min(high, after - 1))
+    found = read(db, _equal(where), low, high, order, limit + 1)
+    rows = found[:limit]
+    more = len(found) > limit
+    return rows, position_cursor(order, rows[-1].position) if more else None
 
 
 def _bounds(db: sqlite3.Connection, where: EventFilter) -> tuple[int, int] | None:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from service.http.templating import cut, in_path, shown_time
+from service.storage.events import Shown
 from statemachine.events import Event
 
 __all__ = ["SHORT", "Entry", "entry"]
@@ -73,7 +74,7 @@ class Entry(NamedTuple):
     cut_from: str
 
 
-def entry(event: Event, names: dict[str, tuple[str, str]] | None = None) -> Entry:
+def entry(event: Event | Shown, names: dict[str, tuple[str, str]] | None = None) -> Entry:
     """`event`'s line; `names` (ncentralTicketId -> (externalTicketId, title)) is given on
     pages that span tickets, so that each line names and links its own."""
     preview, shortened = _preview(event.payload)
@@ -112,7 +113,7 @@ def entry(event: Event, names: dict[str, tuple[str, str]] | None = None) -> Entr
     )
 
 
-def _standing(event: Event) -> tuple[str, str | None]:
+def _standing(event: Event | Shown) -> tuple[str, str | None]:
     """Refusals, repeats and failed callbacks stand out, in colour and in words."""
     if event.action == "callback_dead_lettered":
         return _BAD, "callback dead-lettered"

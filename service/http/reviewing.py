@@ -16,7 +16,7 @@ from typing import NamedTuple
 import msgspec
 
 from service.audit.activity import head_position
-from service.audit.events import EventFilter, search
+from service.audit.events import EventFilter, timeline
 from service.audit.replay import Change
 from service.audit.startpoints import Startpoints
 from service.audit.window import OpenTally, Review, Rollups, changes, review
@@ -82,7 +82,9 @@ def review_page(
     changed = changes(
         db, window, after=changes_after, limit=TICKETS_PER_PAGE, ticket=where.ticket, kept=starts
     )
-    page = search(db, where, limit=EVENTS_PER_PAGE, cursor=cursor)
+    page = timeline(
+        db, where, limit=EVENTS_PER_PAGE, cursor=cursor, within=(window.first, window.last)
+    )
     wanted = {e.ticket_id for e in page.events if e.ticket_id}
     wanted.update(c.ticket_id for c in changed.rows)
     names = stored_tickets.names(db, sorted(wanted))

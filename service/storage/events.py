@@ -23,6 +23,7 @@ __all__ = [
     "EVERY_TICKET",
     "FILTER_COLUMNS",
     "Link",
+    "Shown",
     "TicketRange",
     "at",
     "before_first",
@@ -37,6 +38,7 @@ __all__ = [
     "rewind_rows",
     "rows_for_rules",
     "select",
+    "select_shown",
     "stream_length",
     "stream_slice",
     "ticket_events",
@@ -74,6 +76,22 @@ class TicketRange(msgspec.Struct, frozen=True):
 EVERY_TICKET = TicketRange()
 
 
+class Shown(NamedTuple):
+    """The columns of an event a timeline shows: not its hashes, request id or versions,
+    which a page of fifty would read and make strings of for nothing."""
+
+    position: int
+    ticket_id: str | None
+    action: str
+    outcome: str
+    state_before: str | None
+    state_after: str | None
+    recorded_at: str
+    actor: str
+    payload: str
+    response: str | None
+
+
 class Link(NamedTuple):
     """A row's link: its `prev_hash`, and the row before it (position 0 and no hash when it
     is the first)."""
@@ -97,6 +115,21 @@ def select(
     sql, params = _select(equal, low, high, order, limit)
     cursor = plain_cursor(db)
     return list(map(event_from_values, cursor.execute(sql, params)))
+
+
+@portable
+def select_shown(
+    db: sqlite3.Connection,
+    equal: Mapping[str, str],
+    low: int,
+    high: int,
+    order: Order,
+    limit: int,
+) -> list[Shown]:
+    """`select`'s events, only the columns a timeline shows of each."""
+    sql, params = _select(equal, low, high, order, limit, _SHOWN_COLUMNS)
+    cursor = plain_cursor(db)
+    return list(map(Shown._make, cursor.execute(sql, params)))
 
 
 @portable
@@ -268,7 +301,12 @@ def _of_tickets(
 
 
 def _select(
-    equal: Mapping[str, str], low: int, high: int, order: Order, limit: int
+    equal: Mapping[str, str],
+    low: int,
+    high: int,
+    order: Order,
+    limit: int,
+    columns: str | None = None,
 ) -> tuple[str, list[object]]:
     clauses = ["position BETWEEN ? AND ?"]
     params: list[object] = [low, high]
@@ -279,13 +317,14 @@ def _select(
         params.append(value)
     direction = "ASC" if order == "asc" else "DESC"
     sql = (
-        f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
+        f"SELECT {columns or _COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
         f" ORDER BY position {direction} LIMIT ?"
     )
     return sql, [*params, limit]
 
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
+_SHOWN_COLUMNS = ", ".join(Shown._fields)
 _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? ORDER BY position"
 )

@@ -13,6 +13,7 @@ from service.storage.events import (
     FILTER_COLUMNS,
     Link,
     Order,
+    Shown,
     TicketRange,
     ranges_between,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "rewind_rows",
     "rows_for_rules",
     "select",
+    "select_shown",
     "stream_length",
     "stream_slice",
     "ticket_events",
@@ -50,6 +52,16 @@ def select(
         return []
     sql, params = _select(equal, low, high, order, limit)
     return [event_from_row(row) for row in db.execute(sql, params)]
+
+
+def select_shown(
+    db: Connection, equal: Mapping[str, str], low: int, high: int, order: Order, limit: int
+) -> list[Shown]:
+    """`select`'s events, only the columns a timeline shows of each."""
+    if holds_nul(*equal.values()):
+        return []
+    sql, params = _select(equal, low, high, order, limit, _SHOWN_COLUMNS)
+    return [Shown(*(row[name] for name in Shown._fields)) for row in db.execute(sql, params)]
 
 
 def explain(
@@ -196,7 +208,12 @@ def _scalar(db: Connection, sql: str, params: tuple[Any, ...]) -> Any:
 
 
 def _select(
-    equal: Mapping[str, str], low: int, high: int, order: Order, limit: int
+    equal: Mapping[str, str],
+    low: int,
+    high: int,
+    order: Order,
+    limit: int,
+    columns: str | None = None,
 ) -> tuple[str, list[object]]:
     clauses = ["position BETWEEN %s AND %s"]
     params: list[object] = [low, high]
@@ -207,13 +224,14 @@ def _select(
         params.append(value)
     direction = "ASC" if order == "asc" else "DESC"
     sql = (
-        f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
+        f"SELECT {columns or _COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
         f" ORDER BY position {direction} LIMIT %s"
     )
     return sql, [*params, limit]
 
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
+_SHOWN_COLUMNS = ", ".join(Shown._fields)
 _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > %s AND position <= %s"
     " ORDER BY position LIMIT %s"

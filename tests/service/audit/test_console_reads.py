@@ -29,6 +29,7 @@ from service.audit.activity import (
     recent_activity,
     state_counts,
 )
+from service.audit.events import EventFilter, search, timeline
 from service.audit.replay import changes_between, state_at
 from service.audit.startpoints import Startpoints
 from service.audit.window import (
@@ -42,7 +43,7 @@ from service.audit.window import (
 )
 from service.storage import window as stored
 from service.storage.dialects import is_postgres
-from service.storage.events import at, iter_after
+from service.storage.events import Shown, at, iter_after
 from service.storage.sqlite import connect_sync
 from service.timestamps import format_utc
 from tests.conftest import BACKENDS
@@ -194,6 +195,41 @@ def test_a_tally_never_keeps_a_block_the_log_had_not_finished(db: Connection) ->
     tally = OpenTally(block=1_500)
     assert tally(db, 30_000) == tally(db, 20_000)
     assert len(tally._kept) == 20_000 // 1_500 + 1
+
+
+@pytest.mark.parametrize(
+    "narrowed", [{}, {"action": "RESOLVE"}, {"outcome": "rejected"}, {"actor": "nobody"}]
+)
+def test_a_timeline_shows_what_search_finds_page_after_page(
+    db: Connection, narrowed: dict[str, str]
+) -> None:
+    """The review page's timeline reads only the columns it shows, within the window's
+    positions as `review` found them: the same events, and the same cursors, as `search`."""
+    since, until = at(db, 3_000).recorded_at, at(db, 9_000).recorded_at  # type: ignore[union-attr]
+    window = review(db, since, until, tally=OpenTally())
+    where = EventFilter(since=since, until=until, **narrowed)
+    cursor, shown_rows = None, 0
+    while True:
+        found = search(db, where, limit=700, cursor=cursor)
+        shown = timeline(db, where, limit=700, cursor=cursor, within=(window.first, window.last))
+        assert shown.events == [
+            Shown(*(getattr(e, f) for f in Shown._fields)) for e in found.events
+        ]
+        assert shown.next == found.next
+        shown_rows += len(shown.events)
+        if found.next is None:
+            break
+        cursor = found.next
+    assert shown_rows == (window.events if not narrowed else shown_rows)
+    assert shown_rows > 0 or narrowed == {"actor": "nobody"}
+
+
+def test_a_timeline_past_the_logs_end_is_empty(db: Connection) -> None:
+    since, until = "9999-01-01T00:00:00.000000Z", "9999-01-02T00:00:00.000000Z"
+    window = review(db, since, until, tally=OpenTally())
+    where = EventFilter(since=since, until=until)
+    page = timeline(db, where, limit=50, cursor=None, within=(window.first, window.last))
+    assert (page.events, page.next) == ([], None)
 
 
 @pytest.mark.parametrize(("first", "last"), [(1, 20_000), (3_000, 7_500), (14_001, 19_000)])
