@@ -61,7 +61,9 @@ def select_shown(
     if holds_nul(*equal.values()):
         return []
     sql, params = _select(equal, low, high, order, limit, _SHOWN_COLUMNS)
-    return [Shown(*(row[name] for name in Shown._fields)) for row in db.execute(sql, params)]
+    return [
+        Shown(*(row[name] for name in Shown.__struct_fields__)) for row in db.execute(sql, params)
+    ]
 
 
 def explain(
@@ -231,7 +233,7 @@ def _select(
 
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
-_SHOWN_COLUMNS = ", ".join(Shown._fields)
+_SHOWN_COLUMNS = ", ".join(Shown.__struct_fields__)
 _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > %s AND position <= %s"
     " ORDER BY position LIMIT %s"

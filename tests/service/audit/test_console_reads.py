@@ -213,7 +213,7 @@ def test_a_timeline_shows_what_search_finds_page_after_page(
         found = search(db, where, limit=700, cursor=cursor)
         shown = timeline(db, where, limit=700, cursor=cursor, within=(window.first, window.last))
         assert shown.events == [
-            Shown(*(getattr(e, f) for f in Shown._fields)) for e in found.events
+            Shown(*(getattr(e, f) for f in Shown.__struct_fields__)) for e in found.events
         ]
         assert shown.next == found.next
         shown_rows += len(shown.events)
