@@ -27,7 +27,7 @@ from service.http.metrics import Metrics, metrics_endpoint
 from service.http.ncentral import NcentralController
 from service.http.openapi import openapi_config
 from service.http.pages import TicketPages
-from service.http.templating import template_config
+from service.http.templating import Pages
 from service.http.throttle import LoginThrottle
 from service.ledger.checkpoints import Checkpointer
 from service.ledger.intake import MAX_BODY, AnswerPolicy, Intake
@@ -53,7 +53,8 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
     metrics = Metrics()
     tally = OpenTally()
     texts = TextIndex()
-    sources = Sources(reads, StateCounts(), tally, Rollups(), Startpoints(), texts)
+    pages = Pages()
+    sources = Sources(reads, pages, StateCounts(), tally, Rollups(), Startpoints(), texts)
     keeper = TextKeeper(texts, reads)
     ledger.on_commit(metrics.count)
     courier = courier_for(settings, ledger)
@@ -106,7 +107,7 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
-        template_config=template_config(),
+        template_config=pages.config(),
         request_max_body_size=MAX_BODY,
         before_send=[secure_headers],
         # Logging is ours (service.logs, set up by the CLI), not Litestar's default.

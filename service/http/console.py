@@ -11,12 +11,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, MediaType, Request, get, post
-from litestar.response import Redirect, Response, Stream, Template
+from litestar.response import Redirect, Response, Stream
 
 from service.audit.activity import (
     ActivityFilter,
@@ -54,8 +55,7 @@ from service.http.queries import BadParameter, Params
 from service.http.responses import problem_response
 from service.http.reviewing import TICKETS_PER_PAGE as CHANGES_PER_PAGE
 from service.http.reviewing import ReviewPage, review_page
-from service.http.templating import in_query, shown_time
-from service.http.templating import page as render
+from service.http.templating import Pages, html, in_query, shown_time
 from service.ledger.outbox import Callback
 from service.ledger.writer import Ledger
 from service.storage import tickets as stored_tickets
@@ -79,11 +79,13 @@ _FILTERS = frozenset({"ticket", "action", "outcome", "actor"})
 
 
 class Sources(msgspec.Struct, frozen=True):
-    """What the console's pages read: the read pool and the summaries of the log kept in
-    memory, handed over as one dependency. Litestar resolves two or more of a handler's
-    dependencies concurrently, a task each: that cost the event loop ~0.1 ms a page."""
+    """What the console's pages read and are rendered with: the read pool, the summaries
+    of the log kept in memory and the templates, handed over as one dependency. Litestar
+    resolves two or more of a handler's dependencies concurrently, a task each: that cost
+    the event loop ~0.1 ms a page."""
 
     reads: ReadPool
+    pages: Pages
     counts: StateCounts
     tally: OpenTally
     rollups: Rollups
@@ -107,7 +109,7 @@ class Console(Controller):
         self,
         request: Request[Any, Any, Any],
         sources: Sources,
-    ) -> Template | Response[Any]:
+    ) -> Response[Any]:
         try:
             p = Params(
                 request.query_params,
@@ -124,25 +126,16 @@ class Console(Controller):
             cursor = p.text("cursor")
         except BadParameter as exc:
             return exc.response()
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
+        shown = partial(_tickets_html, sources.pages, where, query)
         try:
-            rows, next_cursor, by_state, head = await sources.reads.run(
-                _tickets_now, where, cursor, sources.counts, sources.texts
+            return html(
+                await sources.reads.run_then(
+                    shown, _tickets_now, where, cursor, sources.counts, sources.texts
+                )
             )
         except BadCursor as exc:
             return BadParameter("cursor", f"cursor: {exc}").response()
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
-        return render(
-            "index.html",
-            head=head,
-            section="tickets",
-            where=where,
-            tag_text=" ".join(f"{k}:{v}" for k, v in where.tags),
-            states=_STATES,
-            counts=by_state,
-            total=sum(by_state.values()),
-            rows=rows,
-            next_link=_link("/", query, next_cursor),
-        )
 
     @get(
         "/review",
@@ -155,50 +148,26 @@ class Console(Controller):
         self,
         request: Request[Any, Any, Any],
         sources: Sources,
-    ) -> Template | Response[Any]:
+    ) -> Response[Any]:
         try:
             query = _WindowQuery.parse(request.query_params, paged=True)
         except BadParameter as exc:
             return exc.response()
-        window: ReviewPage = await sources.reads.run(
-            review_page,
-            query.since,
-            query.until,
-            query.where,
-            cursor=query.cursor,
-            changes_after=query.changes,
-            tally=sources.tally,
-            rollups=sources.rollups,
-            starts=sources.starts,
-        )
         params = list(request.query_params.multi_items())
-        keep = [(k, v) for k, v in params if k != "cursor" and v]
-        keep_changes = [(k, v) for k, v in params if k != "changes" and v]
-        where = query.where
-        now = datetime.now(UTC)
-        until_now = format_utc(now)
-        return render(
-            "review.html",
-            head=window.head,
-            section="review",
-            q=query,
-            r=window.review,
-            c=window.charts,
-            entries=window.entries,
-            changed=window.changed,
-            changes_next=_link("/review", keep_changes, window.changed_next, "changes"),
-            per_page=CHANGES_PER_PAGE,
-            next_link=_link("/review", keep, window.entries_next),
-            bounds=in_query((("from", query.since), ("to", query.until))),
-            filters=in_query((k, v) for k, v in keep if k in _FILTERS),
-            shortcuts=[
-                (label, in_query((("from", format_utc(now - span)), ("to", until_now))))
-                for label, span in _SHORTCUTS
-            ],
-            actions=[(a, a == where.action) for a in _ACTIONS],
-            outcomes=[(o, o == where.outcome) for o in _OUTCOMES],
-            since=(_local_input(query.since), shown_time(query.since)),
-            until=(_local_input(query.until), shown_time(query.until)),
+        shown = partial(_review_html, sources.pages, query, params)
+        return html(
+            await sources.reads.run_then(
+                shown,
+                review_page,
+                query.since,
+                query.until,
+                query.where,
+                cursor=query.cursor,
+                changes_after=query.changes,
+                tally=sources.tally,
+                rollups=sources.rollups,
+                starts=sources.starts,
+            )
         )
 
     @get(
@@ -238,15 +207,15 @@ class CallbackPages(Controller):
         operation_class=openapi.documented(parameters=openapi.CALLBACK_PAGE_PARAMETERS),
     )
     async def callbacks_page(
-        self, request: Request[Any, Any, Any], reads: ReadPool
-    ) -> Template | Response[Any]:
+        self, request: Request[Any, Any, Any], sources: Sources
+    ) -> Response[Any]:
         try:
             p = Params(request.query_params, allowed={"retried"}, blank_is_absent=True)
             retried = p.text("retried")
         except BadParameter as exc:
             return exc.response()
-        owed, head = await reads.run(_callbacks)
-        return render("callbacks.html", head=head, section="callbacks", owed=owed, retried=retried)
+        shown = partial(_callbacks_html, sources.pages, retried)
+        return html(await sources.reads.run_then(shown, _callbacks))
 
     @post(
         "/{ncentral_ticket_id:str}/retry",
@@ -321,6 +290,67 @@ class _WindowQuery(msgspec.Struct, frozen=True, kw_only=True):
                 raise BadParameter("cursor", f"cursor: {exc}") from None
         changes = p.text("changes") if paged else None
         return cls(since=since, until=until, where=where, cursor=cursor, changes=changes)
+
+
+def _tickets_html(
+    pages: Pages,
+    where: ActivityFilter,
+    query: list[tuple[str, str]],
+    found: tuple[list[Listed], str | None, dict[str, int], int],
+) -> bytes:
+    rows, next_cursor, by_state, head = found
+    return pages.render(
+        "index.html",
+        head=head,
+        section="tickets",
+        where=where,
+        tag_text=" ".join(f"{k}:{v}" for k, v in where.tags),
+        states=_STATES,
+        counts=by_state,
+        total=sum(by_state.values()),
+        rows=rows,
+        next_link=_link("/", query, next_cursor),
+    )
+
+
+def _review_html(
+    pages: Pages, query: _WindowQuery, params: list[tuple[str, str]], window: ReviewPage
+) -> bytes:
+    keep = [(k, v) for k, v in params if k != "cursor" and v]
+    keep_changes = [(k, v) for k, v in params if k != "changes" and v]
+    where = query.where
+    now = datetime.now(UTC)
+    until_now = format_utc(now)
+    return pages.render(
+        "review.html",
+        head=window.head,
+        section="review",
+        q=query,
+        r=window.review,
+        c=window.charts,
+        entries=window.entries,
+        changed=window.changed,
+        changes_next=_link("/review", keep_changes, window.changed_next, "changes"),
+        per_page=CHANGES_PER_PAGE,
+        next_link=_link("/review", keep, window.entries_next),
+        bounds=in_query((("from", query.since), ("to", query.until))),
+        filters=in_query((k, v) for k, v in keep if k in _FILTERS),
+        shortcuts=[
+            (label, in_query((("from", format_utc(now - span)), ("to", until_now))))
+            for label, span in _SHORTCUTS
+        ],
+        actions=[(a, a == where.action) for a in _ACTIONS],
+        outcomes=[(o, o == where.outcome) for o in _OUTCOMES],
+        since=(_local_input(query.since), shown_time(query.since)),
+        until=(_local_input(query.until), shown_time(query.until)),
+    )
+
+
+def _callbacks_html(pages: Pages, retried: str | None, found: tuple[list[_Owed], int]) -> bytes:
+    owed, head = found
+    return pages.render(
+        "callbacks.html", head=head, section="callbacks", owed=owed, retried=retried
+    )
 
 
 def _tickets_now(

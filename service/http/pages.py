@@ -15,13 +15,14 @@ shortened (see `entries`).
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, MediaType, Request, get
 from litestar.exceptions import NotFoundException
-from litestar.response import Response, Template
+from litestar.response import Response
 
 from service.audit.activity import head_position
 from service.audit.events import EventFilter, search
@@ -30,13 +31,13 @@ from service.audit.tickets import find_ticket
 from service.digits import NotAWholeNumber, whole_number
 from service.http import openapi
 from service.http.auth import operator_guard
+from service.http.console import Sources
 from service.http.entries import SHORT, Entry, entry
 from service.http.queries import BadParameter, Params
-from service.http.templating import page as render
+from service.http.templating import Pages, html
 from service.ledger.intake import CONNECTION_TEST_ID
 from service.storage import events as stored
 from service.storage import window as streams
-from service.storage.readpool import ReadPool
 from statemachine.events import Outcome
 from statemachine.projection import Ticket
 
@@ -63,8 +64,8 @@ class TicketPages(Controller):
         operation_class=openapi.documented(parameters=openapi.PAGE_PARAMETERS),
     )
     async def ticket_page(
-        self, external_ticket_id: str, request: Request[Any, Any, Any], reads: ReadPool
-    ) -> Template | Response[Any]:
+        self, external_ticket_id: str, request: Request[Any, Any, Any], sources: Sources
+    ) -> Response[Any]:
         try:
             params = Params(request.query_params, allowed={"page", "as_of"})
             page = _page_number(params.text("page"))
@@ -72,19 +73,10 @@ class TicketPages(Controller):
         except BadParameter as exc:
             return exc.response()
         if external_ticket_id == CONNECTION_TEST_ID:
-            tests, head = await reads.run(_connection_tests)
-            return render(
-                "tests.html", head=head, section="tickets", number=CONNECTION_TEST_ID, events=tests
-            )
-        timeline = await reads.run(_timeline, external_ticket_id, page, as_of)
-        if timeline is None:
-            when = "" if as_of is None else " at that moment"
-            raise NotFoundException(f"no ticket {external_ticket_id!r}{when}")
-        if timeline.page > timeline.pages:
-            raise NotFoundException(
-                f"ticket {external_ticket_id!r} has {timeline.pages} page(s) of events"
-            )
-        return render("ticket.html", head=timeline.head, section="tickets", t=timeline)
+            shown = partial(_tests_html, sources.pages)
+            return html(await sources.reads.run_then(shown, _connection_tests))
+        shown = partial(_ticket_html, sources.pages, external_ticket_id, as_of)
+        return html(await sources.reads.run_then(shown, _timeline, external_ticket_id, page, as_of))
 
 
 class Timeline(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,6 +103,26 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     def link(self, page: int) -> str:
         query = {"page": page} | ({"as_of": self.as_of} if self.as_of is not None else {})
         return "?" + urlencode(query)
+
+
+def _ticket_html(
+    pages: Pages, external_ticket_id: str, as_of: int | str | None, timeline: Timeline | None
+) -> bytes:
+    if timeline is None:
+        when = "" if as_of is None else " at that moment"
+        raise NotFoundException(f"no ticket {external_ticket_id!r}{when}")
+    if timeline.page > timeline.pages:
+        raise NotFoundException(
+            f"ticket {external_ticket_id!r} has {timeline.pages} page(s) of events"
+        )
+    return pages.render("ticket.html", head=timeline.head, section="tickets", t=timeline)
+
+
+def _tests_html(pages: Pages, found: tuple[list[Entry], int]) -> bytes:
+    tests, head = found
+    return pages.render(
+        "tests.html", head=head, section="tickets", number=CONNECTION_TEST_ID, events=tests
+    )
 
 
 def _connection_tests(db: sqlite3.Connection) -> tuple[list[Entry], int]:

@@ -18,48 +18,63 @@ from urllib.parse import quote, quote_plus
 from jinja2 import PackageLoader, StrictUndefined
 from litestar import MediaType
 from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.response import Template
+from litestar.response import Response
 from litestar.template.config import TemplateConfig
 from markupsafe import Markup, escape
 
 from service.http.escaping import Environment
 
 __all__ = [
+    "Pages",
     "age",
     "cut",
+    "html",
     "in_path",
     "in_query",
-    "page",
     "shown_time",
-    "template_config",
     "when",
 ]
 
 
-def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    environment = Environment(
-        loader=PackageLoader("service.http", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        # Templates ship inside the package: compiled once, never checked for changes.
-        auto_reload=False,
-    )
-    environment.filters["shown_time"] = shown_time
-    environment.filters["cut"] = cut
-    environment.globals["when"] = when
-    return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
+class Pages:
+    """The console's templates, loaded by Litestar's Jinja engine and rendered to bytes.
+
+    A page is rendered in the read pool's worker thread, straight after its read
+    (`ReadPool.run_then`), not by a `Template` response on the event loop. The read
+    makes a page's ~1,500 cells as fresh objects; rendering them in the thread that
+    made them, on the core whose caches hold them, took the review page's render from
+    ~0.6 ms on the loop to ~0.4 ms, and keeps the loop free for N-central meanwhile.
+    """
+
+    def __init__(self) -> None:
+        environment = Environment(
+            loader=PackageLoader("service.http", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            # Templates ship inside the package: compiled once, never checked for changes.
+            auto_reload=False,
+        )
+        environment.filters["shown_time"] = shown_time
+        environment.filters["cut"] = cut
+        environment.globals["when"] = when
+        self.engine = JinjaTemplateEngine.from_environment(environment)
+
+    def config(self) -> TemplateConfig[JinjaTemplateEngine]:
+        """The same engine, as the app's template engine."""
+        return TemplateConfig(instance=self.engine)
+
+    def render(self, name: str, *, head: int, section: str, **context: Any) -> bytes:
+        """`name` as UTF-8, with the common header's facts; `head` is the log's last
+        position, `section` the navigation entry to mark as current. Any thread."""
+        template = self.engine.get_template(name)
+        return template.render(**_clock(), head=head, section=section, **context).encode()
 
 
-def page(name: str, *, head: int, section: str, **context: Any) -> Template:
-    """`name` rendered with the common header's facts; `head` is the log's last position,
-    `section` the navigation entry to mark as current."""
-    return Template(
-        template_name=name,
-        context={**_clock(), "head": head, "section": section, **context},
-        media_type=MediaType.HTML,
-    )
+def html(body: bytes) -> Response[bytes]:
+    """A rendered page as the answer."""
+    return Response(body, media_type=MediaType.HTML)
 
 
 def shown_time(iso: str | None) -> str:
