@@ -224,5 +224,7 @@ def _json(value: Any) -> Response[bytes]:
 
 
 def _next_url(request: Request[Any, Any, Any], cursor: str) -> str:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    # `items()`, in the order sent: Litestar's `multi_items()` walks a set of the names,
+    # which each process hashes afresh, so the same request got links in another order.
+    params = [(k, v) for k, v in request.query_params.items() if k != "cursor"]
     return f"{request.url.path}?{urlencode([*params, ('cursor', cursor)])}"

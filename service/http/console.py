@@ -126,7 +126,7 @@ class Console(Controller):
             cursor = p.text("cursor")
         except BadParameter as exc:
             return exc.response()
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
+        query = [(k, v) for k, v in request.query_params.items() if k != "cursor" and v]
         shown = partial(_tickets_html, sources.pages, where, query)
         try:
             return html(
@@ -153,7 +153,8 @@ class Console(Controller):
             query = _WindowQuery.parse(request.query_params, paged=True)
         except BadParameter as exc:
             return exc.response()
-        params = list(request.query_params.multi_items())
+        # In the order sent, as `api._next_url` keeps them (not `multi_items()`'s set order).
+        params = list(request.query_params.items())
         shown = partial(_review_html, sources.pages, query, params)
         return html(
             await sources.reads.run_then(

@@ -47,7 +47,7 @@ class Params:
     ) -> None:
         # An HTML form sends every field, the ones left empty too: for a page, empty is unset.
         if blank_is_absent:
-            params = MultiDict([(k, v) for k, v in params.multi_items() if v.strip()])
+            params = MultiDict([(k, v) for k, v in params.items() if v.strip()])
         self._params = params
         for name in params:
             if name not in allowed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 import pytest
@@ -91,6 +92,13 @@ def test_a_cursor_keeps_its_order(seeded: Server) -> None:
     response = seeded.operator.get("/api/events", params={"cursor": cursor, "order": "desc"})
     assert response.status_code == 400
     assert response.json()["parameter"] == "cursor"
+
+
+def test_the_next_link_keeps_the_parameters_as_sent(seeded: Server) -> None:
+    """Each process hashes names afresh: walking a set of them reordered the link."""
+    sent = [("ticket", "22"), ("format", "jsonl"), ("order", "desc"), ("limit", "1")]
+    link = seeded.operator.get("/api/events", params=sent).headers["link"]
+    assert link.startswith(f"</api/events?{urlencode(sent)}&cursor=")
 
 
 def test_operator_credentials_are_required(seeded: Server) -> None:

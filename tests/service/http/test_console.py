@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -301,6 +301,15 @@ def test_the_downloads_are_the_exports_bytes(
     )  # fmt: skip
     assert answer.content == exported.stdout
     assert answer.content.count(b"\n") > (1 if narrowed else 80)
+
+
+def test_the_review_links_keep_the_filters_as_sent(console: Console) -> None:
+    """Each process hashes names afresh: walking a set of them reordered the links."""
+    filters = [("outcome", "accepted"), ("ticket", "4242"), ("actor", "x"), ("action", "UPDATE")]
+    sent = [("to", console.until), ("from", console.since), *filters]
+    page = console.operator.get("/review", params=sent).text
+    narrowed = urlencode([("from", console.since), ("to", console.until), *filters])
+    assert f'href="/review/events.csv?{narrowed.replace("&", "&amp;")}"' in page
 
 
 def test_downloads_are_paged_yet_whole(console: Console) -> None:
