@@ -102,7 +102,7 @@ def charts(review: Review) -> Charts:
     opens = [b.open_after for b in buckets]
     open_most = max([review.open_at_start, *opens], default=0)
     open_scale = _PLOT / max(open_most, 1)
-    open_ys = [f"{_BASE - n * open_scale:.1f}" for n in opens]  # as `_y` writes them
+    open_ys = [_y(n * open_scale) for n in opens]
     steps = "".join([f"H{x}V{y}" for x, y in zip(xs[1:], open_ys, strict=True)])
     totals = [b.total for b in buckets]
     actions_most = max(totals, default=0)
@@ -168,7 +168,7 @@ def _series(
         for index, count in enumerate(counts):
             if count:
                 stacked[index] = level = stacked[index] + count
-                top = tops.get(level) or tops.setdefault(level, f"{_BASE - level * scale:.1f}")
+                top = tops.get(level) or tops.setdefault(level, _y(level * scale))
                 height = heights.get(count) or heights.setdefault(count, f"{count * scale:.1f}")
                 width = widths[index]
                 shapes.append(f"{moves[index]}{top}h{width}v{height}h-{width}z")
