@@ -48,7 +48,13 @@ _OUTCOME_CLASS = {
 
 
 class Entry(NamedTuple):
-    """One line of a timeline (a tuple, so that the template unpacks it in its loop)."""
+    """One line of a timeline (a tuple, so that the template unpacks it in its loop).
+
+    The cells hold what was sent and recorded; the words and marks between them (`→`,
+    `·`) are the template's, written there as character references. A page of ASCII text
+    is a string of one byte a character: one `→` among the cells made the review page a
+    string of two, and joining and encoding it cost a quarter of its render.
+    """
 
     position: int
     #: `ok`, `info`, `dup` or `bad`: how much the line should stand out.
@@ -60,15 +66,19 @@ class Entry(NamedTuple):
     ticket: str
     ticket_href: str
     external: str
-    #: `open → closed`, or empty for an event that moved no ticket.
-    states: str
+    #: The ticket's state before and after (`open`, `closed`), both empty for an event
+    #: that moved no ticket. The page puts the arrow between them.
+    state_before: str
+    state_after: str
     #: Why it stands out, in words, for those who cannot see the colour (or empty).
     flag: str
     #: When it was recorded, as the log writes it and as people read it (`<time>`).
     at: str
     shown_at: str
+    #: Who sent it, and the status it was answered with (or empty): the page writes
     #: `#12 · by ncentral · answered 200`.
-    meta: str
+    actor: str
+    answered: str
     preview: str
     #: Characters in the whole payload (`1,234`) when the preview is shortened, else empty.
     cut_from: str
@@ -87,13 +97,10 @@ def entry(event: Event | Shown, names: dict[str, tuple[str, str]] | None = None)
         if known is not None:
             external = known[0]
             href = f"/tickets/{in_path(external)}?as_of={position}"
-    states = ""
+    before = after = ""
     if event.state_before and event.state_after:
-        states = f"{event.state_before} → {event.state_after}"
-    meta = f"#{position} · by {cut(event.actor, 60)}"
+        before, after = event.state_before, event.state_after
     answered = _answer_status(event.response)
-    if answered is not None:
-        meta += f" · answered {answered}"
     # Positional, in the fields' order: keywords cost a NamedTuple a dict a line.
     return Entry(
         position,
@@ -103,11 +110,13 @@ def entry(event: Event | Shown, names: dict[str, tuple[str, str]] | None = None)
         ticket,
         href,
         external,
-        states,
+        before,
+        after,
         flag or "",
         event.recorded_at,
         shown_time(event.recorded_at),
-        meta,
+        cut(event.actor, 60),
+        answered or "",
         preview,
         f"{len(event.payload):,}" if shortened else "",
     )
@@ -174,11 +183,17 @@ def _preview(payload: str) -> tuple[str, bool]:
 
 
 def _uncuttable(payload: str) -> bool:
-    """Whether `payload` is too small to hold anything `_shortened` cuts: a string over
-    SHORT characters, a container of over _MOST items (at least 2 * _MOST + 3 characters)
-    or one _DEEPEST levels down (_DEEPEST + 1 opening brackets, counted here with any
-    inside strings). Most requests N-central sends (RESOLVE, REOPEN...) are."""
-    return len(payload) <= 2 * _MOST and payload.count("{") + payload.count("[") <= _DEEPEST
+    """Whether `payload` is too small to hold anything `_shortened` cuts, judged from its
+    text without decoding it: a string over SHORT characters (its JSON text is longer
+    still), a container of over _MOST items (_MOST commas at least) or one _DEEPEST levels
+    down (_DEEPEST + 1 opening brackets). Commas and brackets inside strings are counted
+    too, which only sends more payloads the long way. Most requests N-central sends are
+    this small, and the walk costs a line more than decoding and formatting together."""
+    return (
+        len(payload) <= SHORT + 2
+        and payload.count(",") < _MOST
+        and payload.count("{") + payload.count("[") <= _DEEPEST
+    )
 
 
 def _shortened(value: Any, depth: int) -> tuple[Any, bool]:

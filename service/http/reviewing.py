@@ -38,7 +38,7 @@ class Changed(NamedTuple):
 
     ticket_id: str
     field: str
-    #: On a ticket's first row only (else empty): its page, externalTicketId, ` · title`,
+    #: On a ticket's first row only (else empty): its page, externalTicketId, title,
     #: ncentralTicketId, and its page as it was at the window's start (empty when it did
     #: not exist then) and at its end.
     href: str
@@ -128,11 +128,11 @@ _NO_CELLS = ("",) * 6
 def _ticket_cells(
     row: Change, names: dict[str, tuple[str, str]], window: Review
 ) -> tuple[str, str, str, str, str, str]:
-    """The ticket's page, externalTicketId, ` · title`, ncentralTicketId, and its page at
+    """The ticket's page, externalTicketId, title, ncentralTicketId, and its page at
     the window's start (empty when it did not exist then) and at its end."""
     href = f"/tickets/{in_path(row.external_ticket_id)}"
     known = names.get(row.ticket_id)
-    title = f" · {cut(known[1], 80)}" if known else ""
+    title = cut(known[1], 80) if known else ""
     existed = row.field != "state" or row.before is not None
     at_start = f"{href}?as_of={window.first - 1}" if existed else ""
     return (

@@ -9,6 +9,7 @@ one seeded log per backend, on a SQLite file, then on a PostgreSQL database.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -190,6 +191,19 @@ def test_no_page_overflows_a_phone(console: Console, path: str) -> None:
         assert overflow <= 0, url
         assert driver.find_elements("tag name", "main"), url  # type: ignore[attr-defined]
         _shoot(driver, f"phone-{path.strip('/').replace('/', '-') or 'index'}")
+
+
+@pytest.mark.parametrize("path", ["/", "review", "/tickets/PSA-1", "/callbacks"])
+def test_pages_of_ascii_text_are_sent_as_ascii(console: Console, path: str) -> None:
+    """The pages' own marks (`→`, `·`, `⚠`) are character references, so that a page of
+    ASCII data is ASCII: a string of one byte a character, cheaper to join and encode."""
+    answer = console.operator.get(console.review_path() if path == "review" else path)
+    assert answer.status_code == 200
+    assert answer.content.isascii(), {c for c in answer.text if not c.isascii()}
+    shown = html.unescape(answer.text)
+    assert " · " in shown
+    if path in ("review", "/tickets/PSA-1"):
+        assert re.search(r">(new|pending|open|closed|reopened) → (pending|open|closed)<", shown)
 
 
 def test_the_review_charts_hold_the_apis_numbers(console: Console) -> None:

@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.http.entries import _DEEPEST, _MOST, _preview, _shortened
+from service.http.entries import _DEEPEST, _MOST, SHORT, _preview, _shortened
 from service.http.templating import in_path
 
 _JSON = st.recursive(
@@ -36,11 +36,23 @@ def test_any_payload_is_shown_as_the_walk_shows_it(value: object) -> None:
 def test_small_payloads_that_need_cutting_are_still_cut() -> None:
     deep = "[" * (_DEEPEST + 1) + "]" * (_DEEPEST + 1)
     many = "[" + ",".join("0" * (_MOST + 1)) + "]"
-    for payload in (deep, many):
-        assert len(payload) <= 2 * _MOST + 3
+    long_string = msgspec.json.encode("x" * (SHORT + 1)).decode()
+    long_key = msgspec.json.encode({"k" * (SHORT + 1): 0}).decode()
+    for payload in (deep, many, long_string, long_key):
         preview, was_cut = _preview(payload)
         assert was_cut and (preview, was_cut) == _walked(payload)
     assert _preview("[" * _DEEPEST + "]" * _DEEPEST)[1] is False
+
+
+def test_payloads_at_every_limit_are_shown_whole() -> None:
+    at_limits = (
+        msgspec.json.encode("x" * SHORT).decode(),
+        "[" + ",".join("0" * _MOST) + "]",
+        "[" * _DEEPEST + "]" * _DEEPEST,
+    )
+    for payload in at_limits:
+        assert _preview(payload) == _walked(payload)
+        assert _preview(payload)[1] is False
 
 
 @given(st.text())

@@ -30,7 +30,7 @@ def test_the_header_shows_the_time_of_the_second_the_page_is_made() -> None:
         zone = f"{after.tzname()} (UTC{offset[:3]}:{offset[3:]})"
         shown = {
             f'<time datetime="{moment.isoformat(timespec="seconds")}" id="server-time">'
-            f"{moment.strftime('%Y-%m-%d %H:%M:%S')}</time> {zone} · log head"
+            f"{moment.strftime('%Y-%m-%d %H:%M:%S')}</time> {zone} &middot; log head"
             for moment in (before, after)
         }
         assert any(header.encode() in page for header in shown), page[:2000]
