@@ -53,7 +53,7 @@ class Entry(NamedTuple):
     The cells hold what was sent and recorded; the words and marks between them (`→`,
     `·`) are the template's, written there as character references. A page of ASCII text
     is a string of one byte a character: one `→` among the cells made the review page a
-    string of two, and joining and encoding it cost a quarter of its render.
+    string of two, and joining and encoding that took a fifth of its render (callgrind).
     """
 
     position: int
