@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import time
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from service import tuning
 from service.logs import configure_logging
 from service.settings import (
     ENV_PREFIX,
@@ -130,8 +130,7 @@ def serve(config: Path | None, **overrides: Any) -> None:
         app = create_app(settings)
     except SettingsError as exc:
         raise RefusedSettings(str(exc)) from None
-    _collect_less()
-    _hand_over_sooner()
+    tuning.for_serving()
     # The log's display name: a URL's password stays out of the journal.
     where = backend_for(settings.db).display
     log.info(
@@ -158,31 +157,6 @@ def serve(config: Path | None, **overrides: Any) -> None:
         # the limit: one more than the setting lets exactly max_connections be served.
         limit_concurrency=settings.max_connections + 1,
     )
-
-
-def _collect_less() -> None:
-    """Keep the cyclic garbage collector off the event loop's back while serving.
-
-    At Python's default a young collection ran every 20 requests or so, and each old one
-    walked every module, class and function loaded at start: about 30 us of the event
-    loop's CPU a request under N-central's load (bench/results.md, "Follow-up"). What is
-    loaded by now lives as long as the process, so it is frozen out of the collector's
-    walks; and the young generation is collected after 10,000 allocations instead of 700.
-    Garbage without cycles is freed at once either way; cycles simply wait a little longer.
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
-
-
-def _hand_over_sooner() -> None:
-    """Let the SQLite writer's thread have the interpreter within half a millisecond.
-
-    The thread gives up the GIL around every statement it runs and the COMMIT's fsync;
-    to take it back it waits for the busy event loop to reach the switch interval, 5 ms
-    by default. Under N-central's load a batch waited ~1.6 ms (median) for its thread to
-    start, ~0.6 ms at 0.5 ms (bench/results.md, "Third round").
-    """
-    sys.setswitchinterval(0.0005)
 
 
 def _open_log(settings: Settings) -> None:
