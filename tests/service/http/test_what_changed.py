@@ -18,6 +18,7 @@ import pytest
 
 from service.http.reviewing import TICKETS_PER_PAGE
 from service.timestamps import format_utc
+from tests.service.http.test_console import act
 from tests.support.harness import write_log
 from tests.support.live import OPERATOR, Service
 
@@ -25,10 +26,6 @@ H = timedelta(hours=1)
 #: More tickets left as they were than a page holds, all before the one that changed.
 UNCHANGED = [str(100 + n) for n in range(TICKETS_PER_PAGE + 1)]
 CHANGED = "900"
-
-
-def act(action: str, ticket: str, **extra: Any) -> dict[str, Any]:
-    return {"action": action, "ncentralTicketId": ticket, **extra}
 
 
 @pytest.fixture(scope="module")
