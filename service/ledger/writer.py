@@ -32,8 +32,9 @@ A committed batch is answered once the next batch's writes are on their way to t
 database, not before: answering wakes every submitter at once, and the event loop then
 spends milliseconds sending their answers and reading their next requests while the
 database would sit idle. Answered after, that work overlaps the next batch's insert and
-fsync. When no batch follows, or when the next must first wait for another replica's
-append lock, the answers go out at once.
+fsync (on SQLite its COMMIT and fsync: the inserts are made on the event loop first, see
+`storage.appends.write`). When no batch follows, or when the next must first wait for
+another replica's append lock, the answers go out at once.
 """
 
 from __future__ import annotations

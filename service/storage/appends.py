@@ -1,7 +1,7 @@
 """What the single writer writes, and what it reads back before deciding a batch (SQLite).
 
-A batch's writes are queued on the writer's connection together (see
-`service.ledger.writer`) and awaited once. On SQLite no lock is taken before deciding:
+A batch's writes are made on the event loop's thread and its COMMIT on the connection's
+own (see `write`), awaited once. On SQLite no lock is taken before deciding:
 the positions the writer assigns are the log's primary key, so if another process
 appended meanwhile the insert fails with `MOVED` and the batch runs again.
 `service.storage.postgres.appends` has the same names for PostgreSQL; the shapes both
@@ -154,22 +154,35 @@ async def write(
     *,
     begin_next: bool = False,
 ) -> Began | None:
-    """The batch's writes and its COMMIT, in one turn of the connection's thread.
+    """The batch's writes on the event loop's own thread, then its COMMIT on the
+    connection's.
 
     The batch is decided whole first, on the event loop: the thread must not run the
     writer's code. Nothing is begun for the next batch (`begin_next` is for PostgreSQL's
     lock): None.
 
-    The writer's connection opens `BEGIN IMMEDIATE` itself before the first write, so no
-    write can land outside the transaction. Everything goes to the thread as one call:
-    each separate call would wait for a turn of the busy event loop before the next could
-    start (a commit queued after its writes waited ~3 ms a batch under load, measured),
-    and the file's write lock would be held across those waits.
+    The inserts are CPU work that SQLite does with the GIL let go around every row. On
+    the connection's thread each row then waited to take the GIL back from the busy event
+    loop, and the thread waited 0.6 ms for it before a batch could start (bench/results.md,
+    round 11). Run here they wait for nothing, and only the COMMIT, whose fsync holds
+    no GIL, goes to the thread: the loop sends the batch's answers and reads the next
+    requests meanwhile. N-central ingest at 64 connections went 1.2-1.5x faster.
+
+    The loop never waits for the file's write lock: the transaction is begun here only if
+    the lock is free at once (`_begun_at_once`). When another process holds it (a shell
+    tool, the checkpoint process), the whole batch goes to the thread as before, which
+    waits up to the busy timeout while the loop goes on serving.
     """
     events = list(writes.events())
     tickets, statements, _ = writes.rest()
-    queued()  # its answers go out while the thread writes (see the writer's docstring)
-    await _on_writer_thread(db, _Writing(events, tickets, statements))
+    conn = db._conn
+    if _begun_at_once(conn):
+        _Writing(events, tickets, statements).insert(conn)
+        queued()  # its answers go out while the thread commits (see the writer's docstring)
+        await _on_writer_thread(db, _commit)
+    else:
+        queued()
+        await _on_writer_thread(db, _Writing(events, tickets, statements))
     return None
 
 
@@ -231,7 +244,8 @@ def _select_versions(count: int) -> str:
 
 
 class _Writing:
-    """One batch's writes and its COMMIT, run on the connection's thread.
+    """One batch's writes: inserted where they are (`insert`), or run as one call on the
+    connection's thread with its COMMIT (when the transaction must wait for the lock).
 
     It lets go of the rows once run: aiosqlite's thread keeps its last call until the
     next one arrives, and a quiet ledger must not keep a batch of N-central's text.
@@ -246,28 +260,63 @@ class _Writing:
         self.events, self.tickets, self.statements = events, tickets, statements
 
     def __call__(self, db: sqlite3.Connection) -> None:
+        self.insert(db)
+        _commit(db)
+
+    def insert(self, db: sqlite3.Connection) -> None:
+        """Every write of the batch, in the open transaction; rolled back if one fails."""
         try:
             db.executemany(INSERT_EVENT, self.events)
             if self.tickets:
                 db.executemany(UPSERT_TICKET, self.tickets)
             for name, params in self.statements:
                 db.execute(STATEMENTS[name], params)
-            db.commit()
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.rollback()
+            _roll_back(db)
             raise
         finally:
             self.events = self.tickets = self.statements = ()
 
 
-async def _on_writer_thread(db: aiosqlite.Connection, writes: _Writing) -> None:
-    """`writes(connection)` run on the connection's own thread.
+def _commit(db: sqlite3.Connection) -> None:
+    try:
+        db.commit()
+    except BaseException:
+        _roll_back(db)
+        raise
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        db.rollback()
+
+
+def _begun_at_once(db: sqlite3.Connection) -> bool:
+    """Whether the batch's transaction is open: begun under the lock already (a batch
+    decided again, `begin(locked=True)`), or begun now because the file's write lock was
+    free. Not waited for: the busy timeout is set to nothing for this one BEGIN."""
+    if db.in_transaction:
+        return True
+    waits = db.execute("PRAGMA busy_timeout").fetchone()[0]
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:  # locked by another process
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(waits)}")
+    return True
+
+
+async def _on_writer_thread(
+    db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], None]
+) -> None:
+    """`work(connection)` run on the connection's own thread.
 
     aiosqlite runs every call of a connection on one thread, in order; its public methods
-    are one statement each, so the batch goes through the same queue they use.
+    are one statement each, so a batch's call goes through the same queue they use.
     """
-    await db._execute(writes, db._conn)
+    await db._execute(work, db._conn)
 
 
 _SELECT_TAIL = "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"

@@ -34,7 +34,11 @@ async def connect(
     files.prepare_database(path)
     import aiosqlite  # here, not at the top: a shell tool on a file never loads it
 
-    db = await aiosqlite.connect(path, isolation_level="IMMEDIATE" if writer else None)
+    # The writer's inserts run on the event loop's thread, its COMMIT on the connection's
+    # own (`appends.write`), one after the other, never at once.
+    db = await aiosqlite.connect(
+        path, isolation_level="IMMEDIATE" if writer else None, check_same_thread=not writer
+    )
     try:
         db.row_factory = sqlite3.Row
         await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
