@@ -8,13 +8,13 @@ shell tool or the checkpoint process holds it, the batch waits on the connection
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from tests.service.http.test_ncentral import holding_the_log
 from tests.support.live import OPERATOR, Service
 
 
@@ -22,22 +22,20 @@ def test_the_server_answers_while_another_process_holds_the_log(tmp_path: Path) 
     db = tmp_path / "log.db"
     # Far longer than the requests below may take: a stalled loop would fail them.
     service = Service(db, log_level="warning", busy_timeout_ms="20000").start()
-    holder = sqlite3.connect(db, isolation_level=None)
     try:
         created = service.ticket("CREATE", "1001", title="Disk C: full", details="web-01")
         assert created.status_code == 200
-        holder.execute("BEGIN IMMEDIATE")
         with ThreadPoolExecutor(1) as pool:
-            update = pool.submit(service.ticket, "UPDATE", "1001", details="while held")
-            # Time for it to reach the writer; a slower machine only makes the test weaker.
-            time.sleep(0.5)
-            # Both answered while the UPDATE's batch waits for the lock.
-            health = httpx.get(f"{service.url}/healthz", timeout=5)
-            page = httpx.get(
-                f"{service.url}/api/tickets/{_psa_id(created)}", auth=OPERATOR, timeout=5
-            )
-            assert not update.done()
-            holder.execute("ROLLBACK")
+            with holding_the_log(db):
+                update = pool.submit(service.ticket, "UPDATE", "1001", details="while held")
+                # Time for it to reach the writer; a slower machine only makes the test weaker.
+                time.sleep(0.5)
+                # Both answered while the UPDATE's batch waits for the lock.
+                health = httpx.get(f"{service.url}/healthz", timeout=5)
+                page = httpx.get(
+                    f"{service.url}/api/tickets/{_psa_id(created)}", auth=OPERATOR, timeout=5
+                )
+                assert not update.done()
             updated = update.result(timeout=30)
         assert health.status_code == 200
         assert page.status_code == 200 and page.json()["details"] == "web-01"
@@ -45,7 +43,6 @@ def test_the_server_answers_while_another_process_holds_the_log(tmp_path: Path) 
         after = httpx.get(f"{service.url}/api/tickets/{_psa_id(created)}", auth=OPERATOR)
         assert after.json()["details"] == "while held"
     finally:
-        holder.close()
         service.stop()
 
 
