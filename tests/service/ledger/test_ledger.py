@@ -183,9 +183,11 @@ async def test_a_create_the_writer_has_not_cached_is_answered_by_the_log(
 async def test_a_burst_is_stored_exactly_as_sent_and_its_presumptions_checked(
     log_db: Path | str,
 ) -> None:
-    """A batch of `COPY_FROM` requests or more goes to PostgreSQL by COPY, decided as it is
-    sent: text COPY must escape, and the log must still refuse a CREATE presumed new for a
-    ticket it holds (the whole batch is then decided again). Both backends."""
+    """A batch of `COPY_FROM` requests or more goes to PostgreSQL by COPY (binary, each
+    column's type named), decided as it is sent: every character and every NULL (a
+    refused body names no ticket) must arrive as sent, and the log must still refuse a
+    CREATE presumed new for a ticket it holds (the whole batch is then decided again).
+    Both backends."""
     awkward = "tab\there\nnew line\r\\ back\\slash \\N é 𝄞 \\."
     first = Ledger(log_db)
     await first.open()
@@ -197,13 +199,20 @@ async def test_a_burst_is_stored_exactly_as_sent_and_its_presumptions_checked(
     await restarted.open()
     try:
         burst = [request("CREATE", f"{n + 1}", f"{awkward} {n}") for n in range(COPY_FROM + 8)]
+        unreadable = RecordRequest(POLICY, b"not json", actor="test", request_id="unreadable")
         answers = await asyncio.gather(
-            *(restarted.submit(r) for r in [*burst, request("CREATE", "500")])
+            *(restarted.submit(r) for r in [*burst, unreadable, request("CREATE", "500")])
         )
     finally:
         await restarted.close()
-    assert [a.status for a in answers] == [200] * (COPY_FROM + 9)
+    assert [a.status for a in answers] == [200] * (COPY_FROM + 8) + [400, 200]
     assert answers[-1] == created  # a retry: the log knew the ticket the writer presumed new
+    (refused,) = read(log_db, "SELECT * FROM events WHERE request_id = 'unreadable'")
+    assert (refused["ticket_id"], refused["stream_version"], refused["state_after"]) == (
+        None,
+        None,
+        None,
+    )
     details = {
         row["ticket_id"]: msgspec.json.decode(row["payload"])["details"]
         for row in read(log_db, "SELECT * FROM events WHERE action = 'CREATE'")
