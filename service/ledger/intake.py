@@ -72,6 +72,7 @@ class RecordRequest:
         "policy",
         "request",
         "request_id",
+        "size",
         "ticket_id",
     )
 
@@ -86,6 +87,7 @@ class RecordRequest:
         self.error: InvalidRequest | None = None
         self.ticket_id: str | None = None
         self.new_ticket = False
+        self.size = len(body) if body is not None else 0
         if body is None:
             self.error = InvalidRequest(
                 f"body is larger than {MAX_BODY} bytes", field=None, malformed=False

@@ -94,6 +94,7 @@ class Claim(msgspec.Struct, frozen=True):
     lease_until: str
     limit: int
     new_ticket = False
+    size = 0
 
     @property
     def ticket_id(self) -> None:
@@ -112,6 +113,7 @@ class RecordAttempt(msgspec.Struct, frozen=True):
     record: AttemptRecord
     delivered: bool
     new_ticket = False
+    size = 0
 
     def apply(self, batch: Batch) -> None:
         record, tid = self.record, self.ticket_id
@@ -159,6 +161,7 @@ class RequestRetry(msgspec.Struct, frozen=True):
     actor: str
     previous: Callback
     new_ticket = False
+    size = 0
 
     def apply(self, batch: Batch) -> Callback:
         """The callback as the retry leaves it. Not read back after the commit: a courier

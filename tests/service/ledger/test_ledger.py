@@ -136,6 +136,30 @@ async def test_more_requests_than_the_queue_holds_all_complete(log_db: Path | st
     assert replay(log_db)[0] == []
 
 
+async def test_large_requests_are_batched_by_their_bytes_in_arrival_order(
+    log_db: Path | str,
+) -> None:
+    """A batch is decided and inserted on the event loop's thread, which answers nothing
+    meanwhile: past `batch_bytes` of requests, the rest wait for the next batch, in the
+    order they came. Small requests still share one batch. Both backends."""
+    ledger = Ledger(log_db, batch_bytes=100_000)
+    batches: list[list[str | None]] = []
+    ledger.on_commit(lambda batch: batches.append([e.ticket_id for e in batch.events]))
+    await ledger.open()
+    try:
+        large = [request("CREATE", f"{n + 1}", "x" * 40_000) for n in range(5)]
+        small = [request("CREATE", f"{n + 100}") for n in range(5)]
+        answers = await asyncio.gather(*(ledger.submit(r) for r in [*large, *small]))
+    finally:
+        await ledger.close()
+    assert [a.status for a in answers] == [200] * 10
+    # Two of 40 KB to a batch (a third would pass 100,000 bytes); the last large one
+    # carried over leads the small ones, which all fit behind it.
+    creates = [batch[::2] for batch in batches]  # each CREATE, then its delivery
+    assert creates == [["1", "2"], ["3", "4"], ["5", *(f"{n + 100}" for n in range(5))]]
+    assert replay(log_db)[0] == []
+
+
 async def test_a_create_the_writer_has_not_cached_is_answered_by_the_log(
     log_db: Path | str,
 ) -> None:
