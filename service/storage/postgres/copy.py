@@ -48,6 +48,9 @@ def copy_log(
         with target.transaction():
             target.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
             count = _copy(source, target, Replaying(source, progress, checkpoint_every))
+        # Statistics now, as after any restore: until autovacuum gets to the new tables,
+        # the server would plan the first requests on the copy with its defaults.
+        target.execute("ANALYZE")
     finally:
         target.close()
     return count
