@@ -1,4 +1,5 @@
-"""What the write-path benchmarks send: 100 tickets created, then UPDATEs spread over them."""
+"""What the write-path benchmarks send: 100 tickets created (or as many as asked), then
+UPDATEs spread over them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def create(ticket: int) -> bytes:
     )
 
 
-def update(n: int) -> bytes:
+def update(n: int, tickets: int = TICKETS) -> bytes:
     return msgspec.json.encode(
-        {"action": "UPDATE", "ncentralTicketId": str(n % TICKETS), "details": f"note {n}"}
+        {"action": "UPDATE", "ncentralTicketId": str(n % tickets), "details": f"note {n}"}
     )
