@@ -176,14 +176,14 @@ async def write(
     """
     events = list(writes.events())
     tickets, statements, _ = writes.rest()
-    conn = db._conn
+    writing, conn = _Writing(events, tickets, statements), db._conn
     if _begun_at_once(conn):
-        _Writing(events, tickets, statements).insert(conn)
+        writing.insert(conn)
         queued()  # its answers go out while the thread commits (see the writer's docstring)
         await _on_writer_thread(db, _commit)
     else:
         queued()
-        await _on_writer_thread(db, _Writing(events, tickets, statements))
+        await _on_writer_thread(db, writing)
     return None
 
 
