@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,10 @@ from service.storage.backend import backend_for
 
 __all__ = ["main"]
 
+#: A shell tool's exit status when its reader closed the pipe: 128 + SIGPIPE, as a shell
+#: reports for `cat` or `git log` stopped by `head`.
+_PIPE_CLOSED = 141
+
 log = logging.getLogger("psa_ledger.cli")
 
 
@@ -37,7 +42,15 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         started, status, error = time.perf_counter(), 0, None
         try:
-            return super().invoke(ctx)
+            done = super().invoke(ctx)
+            sys.stdout.flush()  # a reader gone shows here, not at the interpreter's exit
+            return done
+        except BrokenPipeError:
+            # `psa-ledger export | head`: the reader had what it wanted. No warning and no
+            # traceback; the status a shell gives any writer whose pipe closed (`cat`'s).
+            status = _PIPE_CLOSED
+            _discard_stdout()
+            raise SystemExit(_PIPE_CLOSED) from None
         except click.exceptions.Exit as exc:
             status = exc.exit_code
             raise
@@ -61,8 +74,16 @@ class _Commands(click.Group):
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "error": error,
                 }
-                level = logging.INFO if status == 0 else logging.WARNING
+                level = logging.INFO if status in (0, _PIPE_CLOSED) else logging.WARNING
                 log.log(level, "%s exited %d", command, status, extra={"fields": fields})
+
+
+def _discard_stdout() -> None:
+    """Send what is still buffered for the closed pipe nowhere: the interpreter flushes
+    standard output as it exits, and would fail on the pipe again."""
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, sys.stdout.fileno())
+    os.close(nowhere)
 
 
 @click.group(cls=_Commands)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
 import subprocess
 from datetime import timedelta
@@ -200,6 +201,39 @@ def test_verify_catches_a_projection_row_that_lies(
     done = cli("verify", db=copy, check=False)
     assert done.returncode != 0
     assert "tickets row" in done.stdout
+
+
+@pytest.mark.parametrize("tool", [("export",), ("events", "--format", "jsonl")], ids=str)
+def test_a_reader_that_stops_early_stops_the_tool_quietly(
+    log_db: Path | str, tool: tuple[str, ...]
+) -> None:
+    """`psa-ledger export | head`: the tool ends at the closed pipe with the status a shell
+    gives `cat` there (128 + SIGPIPE), its usual line in the log, and no warning or
+    traceback."""
+    details = "x" * 2_000  # a hundred events: far more than a pipe's buffer holds
+    write_log(
+        log_db,
+        [
+            (
+                timedelta(seconds=n),
+                {"action": "CREATE", "ncentralTicketId": str(n), "details": details},
+            )
+            for n in range(100)
+        ],
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
+    command = [PSA_LEDGER, *tool, "--db", str(log_db)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as run:
+        assert run.stdout is not None and run.stderr is not None
+        first = msgspec.json.decode(run.stdout.readline())
+        run.stdout.close()
+        said = run.stderr.read().decode()
+        status = run.wait(timeout=60)
+
+    assert first["position"] == 1
+    assert status == 141, said
+    assert f"info psa_ledger.cli {tool[0]} exited 141" in said
+    assert "Traceback" not in said and "warning" not in said
 
 
 def test_tools_read_a_copy_not_a_missing_file(tmp_path: Path) -> None:
