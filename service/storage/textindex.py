@@ -167,11 +167,13 @@ class _Kept:
         moved = sorted(set(stored.touched(log, self.bookmark, head)), key=lambda m: (m[1], m[0]))
         order = [key for key, _ in moved]
         with self.db:
-            for start in range(0, len(order), _MOVED_BATCH):
-                asked = order[start : start + _MOVED_BATCH]
-                rows = {row[0]: row for row in stored.texts_of(log, asked, self.longest)}
-                for key in asked:
-                    self._put(*rows[key])
+            for start in range(0, len(order), _PUT_BATCH):
+                batch = order[start : start + _PUT_BATCH]
+                for at in range(0, len(batch), _MOVED_BATCH):
+                    asked = batch[at : at + _MOVED_BATCH]
+                    rows = {row[0]: row for row in stored.texts_of(log, asked, self.longest)}
+                    self._stage([(at + n, rows[key]) for n, key in enumerate(asked)])
+                self._put_staged()
         self.bookmark = head
 
     def matching(
@@ -211,26 +213,29 @@ class _Kept:
     def close(self) -> None:
         self.db.close()
 
-    def _put(
-        self, key: str, title: str | None, details: str | None, updated_at: str, changed_at: int
-    ) -> None:
-        """One ticket's text, at its number when its activity is unchanged, else first."""
-        long = title is None
-        known = self.db.execute(_DOC_OF, (key,)).fetchone()
-        if known is not None:
-            self.db.execute(_FORGET_TEXT, (known[0],))
-        if known is not None and known[1] == updated_at:
-            doc = known[0]
-            self.db.execute(_CHANGED, (changed_at, long, doc))
-        else:
-            if known is not None:
-                self.db.execute(_FORGET_DOC, (known[0],))
-            self.first = doc = (1 if self.first is None else self.first) - 1
-            self.db.execute(_NEW_DOC, (doc, key, updated_at, changed_at, long))
-            if self.latest is not None and updated_at < self.latest:
+    def _stage(self, rows: list[tuple[int, stored.Text]]) -> None:
+        """Tickets' texts to put, each with its place in the order of activity."""
+        self.db.executemany(_STAGE_INCOMING, [_incoming(n, row) for n, row in rows])
+
+    def _put_staged(self) -> None:
+        """The staged texts put, each ticket at its number when its activity is unchanged,
+        else at a new one, the latest lowest; the stage emptied.
+
+        A batch at a time, by a few statements (see `_PUT_BATCH`): every old text is
+        removed, then every new one inserted in number order."""
+        self.db.execute(_FORGET_INCOMING_TEXTS)
+        self.db.execute(_MARK_UNMOVED)
+        self.db.execute(_FORGET_MOVED_DOCS)
+        moved, earliest, latest = self.db.execute(_MOVED_ACTIVITY).fetchone()
+        if moved:
+            first = 1 if self.first is None else self.first
+            self.db.execute(_NUMBER_MOVED, (first,))
+            self.first = first - moved
+            if self.latest is not None and earliest < self.latest:
                 self.ordered = False
-            self.latest = max(self.latest or updated_at, updated_at)
-        self.db.execute(_PUT, (doc, _searchable(title), _searchable(details)))
+            self.latest = max(self.latest or latest, latest)
+        self.db.execute(_PUT_INCOMING)
+        self.db.execute(_FORGET_INCOMING)
 
     def _every(self, phrase: str, most: int) -> list[tuple[str, str]] | None:
         found = self.db.execute(_MATCHING, (phrase, most + 1)).fetchall()
@@ -250,6 +255,10 @@ class _Kept:
         last = found[wanted - 1][1]
         taken = [key for key, updated_at in found if updated_at >= last]
         return Chosen(taken, complete=len(taken) == len(found))
+
+
+def _incoming(order: int, row: stored.Text) -> tuple[int, str, str, str, str, int, bool]:
+    return (order, *_staged(*row))
 
 
 def _staged(
@@ -281,6 +290,14 @@ _TRIGRAM = 3
 #: at 136-138 MB one a statement; held without their texts, 126-128 MB at 16 a statement.
 _BATCH = 64
 _MOVED_BATCH = 16
+#: Tickets put in the index at once when catching up (staged in a table of the index's
+#: own database, so the process holds no more than a read batch of texts). FTS5 writes
+#: what it holds to its b-tree whenever a row number is lower than the last one written,
+#: or a removal follows an insertion: once a ticket put one by one. A batch's removals,
+#: then its insertions in number order, write twice a batch. A ticket put cost 56-123 µs
+#: one by one, 49-55 in batches of 16, 37-44 of 64, 23-27 of 256 (100,000 tickets
+#: indexed; bench/results.md, round 13).
+_PUT_BATCH = 256
 _SCHEMA = """
     CREATE TABLE docs (
         doc         INTEGER PRIMARY KEY,
@@ -296,6 +313,10 @@ _SCHEMA = """
     CREATE INDEX docs_by_update ON docs (updated_at, doc);
     CREATE INDEX docs_by_change ON docs (changed_at);
     CREATE VIRTUAL TABLE texts USING fts5(title, details, tokenize='trigram', detail='full');
+    CREATE TEMP TABLE incoming (
+        seq INTEGER PRIMARY KEY, ticket TEXT NOT NULL UNIQUE, title TEXT, details TEXT,
+        updated_at TEXT, changed_at INTEGER, long INTEGER
+    );
     CREATE TEMP TABLE staged (
         ticket TEXT PRIMARY KEY, title TEXT, details TEXT, updated_at TEXT, changed_at INTEGER,
         long INTEGER
@@ -313,12 +334,43 @@ _NUMBER_STAGED = """
     DROP TABLE staged;
 """
 _ENDS = "SELECT MIN(doc), MAX(updated_at) FROM docs"
-_DOC_OF = "SELECT doc, updated_at FROM docs WHERE ticket = ?"
-_FORGET_TEXT = "DELETE FROM texts WHERE rowid = ?"
-_FORGET_DOC = "DELETE FROM docs WHERE doc = ?"
-_CHANGED = "UPDATE docs SET changed_at = ?, long = ? WHERE doc = ?"
-_NEW_DOC = "INSERT INTO docs (doc, ticket, updated_at, changed_at, long) VALUES (?, ?, ?, ?, ?)"
-_PUT = "INSERT INTO texts (rowid, title, details) VALUES (?, ?, ?)"
+#: A batch of tickets caught up (`_Kept._put_staged`): staged in activity order, their old texts
+#: forgotten; those whose activity is unchanged keep their number (their new change
+#: noted), the others lose it and are numbered afresh, the latest lowest; then every
+#: text is put at its ticket's number.
+_STAGE_INCOMING = "INSERT INTO incoming VALUES (?, ?, ?, ?, ?, ?, ?)"
+# Each staged ticket looked up in `docs` by its key (CROSS JOIN keeps that order; the
+# planner, knowing nothing of the staged few, would walk every ticket instead).
+_FORGET_INCOMING_TEXTS = (
+    "DELETE FROM texts WHERE rowid IN"
+    " (SELECT d.doc FROM incoming AS i CROSS JOIN docs AS d ON d.ticket = i.ticket)"
+)
+_MARK_UNMOVED = (
+    "UPDATE docs SET"
+    " changed_at = (SELECT changed_at FROM incoming AS i WHERE i.ticket = docs.ticket),"
+    " long = (SELECT long FROM incoming AS i WHERE i.ticket = docs.ticket)"
+    " WHERE ticket IN (SELECT ticket FROM incoming)"
+    " AND updated_at = (SELECT updated_at FROM incoming AS i WHERE i.ticket = docs.ticket)"
+)
+_FORGET_MOVED_DOCS = (
+    "DELETE FROM docs WHERE ticket IN (SELECT ticket FROM incoming)"
+    " AND updated_at <> (SELECT updated_at FROM incoming AS i WHERE i.ticket = docs.ticket)"
+)
+#: How many are numbered afresh, and their earliest and latest activity.
+_MOVED_ACTIVITY = (
+    "SELECT COUNT(*), MIN(updated_at), MAX(updated_at) FROM incoming"
+    " WHERE ticket NOT IN (SELECT ticket FROM docs)"
+)
+_NUMBER_MOVED = (
+    "INSERT INTO docs (doc, ticket, updated_at, changed_at, long)"
+    " SELECT ? - ROW_NUMBER() OVER (ORDER BY seq), ticket, updated_at, changed_at, long"
+    " FROM incoming WHERE ticket NOT IN (SELECT ticket FROM docs)"
+)
+_PUT_INCOMING = (
+    "INSERT INTO texts (rowid, title, details) SELECT d.doc, i.title, i.details"
+    " FROM incoming AS i CROSS JOIN docs AS d ON d.ticket = i.ticket ORDER BY d.doc"
+)
+_FORGET_INCOMING = "DELETE FROM incoming"
 #: The matches in the list's order, from number `?` on (the first at or before a cursor).
 _MATCHING_FROM = (
     "SELECT d.ticket, d.updated_at, d.doc FROM texts JOIN docs AS d ON d.doc = texts.rowid"

@@ -312,6 +312,59 @@ def test_a_ticket_too_long_to_hold_is_a_candidate_for_every_text(
     index.close()
 
 
+def test_catching_up_many_tickets_finds_each_by_its_text_now(scratch: sqlite3.Connection) -> None:
+    """More tickets than the index puts at once: new ones, ones whose text and activity
+    moved, ones whose text changed in the same instant as their last activity, and ones an
+    event named without changing them. Each is found by its text as it is now, a snapshot
+    from before by its text as it was then, and the index holds one text a ticket."""
+    scratch.execute("DELETE FROM tickets")
+    for n in range(300):
+        _insert(scratch, f"k{n:03d}", f"pump {n}", "-", _at(n))
+    scratch.commit()
+    index = TextIndex()
+    index.refresh(scratch)
+    with closing(sqlite.connect_sync(_path_of(scratch))) as then:
+        then.execute("BEGIN")
+        before = every_page(then, ActivityFilter(text="pump"), None)
+        for n in range(100):  # moved, with a new text
+            _retitle(scratch, f"k{n:03d}", f"valve {n}", _at(1000 + n))
+        for n in range(100, 110):  # a new text, the same instant
+            _retitle(scratch, f"k{n:03d}", f"valve {n}", _at(n))
+        for n in range(110, 120):  # named by an event that changed nothing
+            _append(scratch, f"k{n:03d}")
+        for n in range(300, 400):  # new
+            _insert(scratch, f"k{n:03d}", f"valve {n}", "-", _at(1000 + n))
+            _append(scratch, f"k{n:03d}")
+        for text in ("valve", "pump", "pump 10", "valve 10"):
+            where = ActivityFilter(text=text)
+            assert every_page(scratch, where, index) == every_page(scratch, where, None), text
+        assert every_page(then, ActivityFilter(text="pump"), index) == before
+        then.rollback()
+    assert index._kept is not None, "caught up, not dropped"
+    counts = index._kept.db.execute("SELECT (SELECT COUNT(*) FROM texts), COUNT(*) FROM docs")
+    assert counts.fetchone() == (400, 400)
+    index.close()
+
+
+def _path_of(db: sqlite3.Connection) -> Path:
+    return Path(db.execute("PRAGMA database_list").fetchone()[2])
+
+
+def _at(second: int) -> str:
+    return f"2026-01-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+
+
+def _retitle(db: sqlite3.Connection, key: str, title: str, updated: str) -> None:
+    """A new title and activity for ticket `key`, by an event at the log's next position."""
+    _append(db, key)
+    db.execute(
+        "UPDATE tickets SET title = ?, updated_at = ?,"
+        " last_position = (SELECT MAX(position) FROM events) WHERE ncentral_ticket_id = ?",
+        (title, updated, key),
+    )
+    db.commit()
+
+
 def index_finds_what_sqlite_finds(
     scratch: sqlite3.Connection, rows: list[tuple[str, str]], text: str
 ) -> None:
