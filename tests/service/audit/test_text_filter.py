@@ -332,7 +332,7 @@ def test_catching_up_many_tickets_finds_each_by_its_text_now(scratch: sqlite3.Co
             _retitle(scratch, f"k{n:03d}", f"valve {n}", _at(n))
         for n in range(110, 120):  # named by an event that changed nothing
             _append(scratch, f"k{n:03d}")
-        for n in range(300, 400):  # new
+        for n in range(300, 500):  # new: with those above, more than a batch (256)
             _insert(scratch, f"k{n:03d}", f"valve {n}", "-", _at(1000 + n))
             _append(scratch, f"k{n:03d}")
         for text in ("valve", "pump", "pump 10", "valve 10"):
@@ -342,7 +342,7 @@ def test_catching_up_many_tickets_finds_each_by_its_text_now(scratch: sqlite3.Co
         then.rollback()
     assert index._kept is not None, "caught up, not dropped"
     counts = index._kept.db.execute("SELECT (SELECT COUNT(*) FROM texts), COUNT(*) FROM docs")
-    assert counts.fetchone() == (400, 400)
+    assert counts.fetchone() == (500, 500)
     index.close()
 
 
