@@ -43,13 +43,20 @@ class Server(Service):
         return super().stop()
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any PSA_LEDGER_ setting, for a child that must
+    read only the settings a test gives it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
+
+
 def cli(
     *args: str, db: Path | str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run `psa-ledger ARGS --db DB` as a user would."""
     command = [PSA_LEDGER, *args] + (["--db", str(db)] if db is not None else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env=clean_environment()
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"{command} exited {done.returncode}: {done.stderr}{done.stdout}")
     return done

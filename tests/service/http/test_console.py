@@ -27,7 +27,7 @@ import pytest
 from service.timestamps import format_utc
 from tests.service.http.test_ticket_page import operator_header
 from tests.support.browser import chromium, ensure_chromium
-from tests.support.harness import PSA_LEDGER, write_log
+from tests.support.harness import PSA_LEDGER, clean_environment, write_log
 from tests.support.live import NCENTRAL, OPERATOR, Service, free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -311,7 +311,7 @@ def test_the_downloads_are_the_exports_bytes(
         [PSA_LEDGER, "export", "--format", fmt, "--since", console.since,
          "--until", console.until, *flags, "--db", str(console.service.db)],
         capture_output=True, timeout=60, check=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")},
+        env=clean_environment(),
     )  # fmt: skip
     assert answer.content == exported.stdout
     assert answer.content.count(b"\n") > (1 if narrowed else 80)

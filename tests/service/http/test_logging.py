@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from service.storage.backend import is_url
+from tests.support.harness import clean_environment
 from tests.support.live import NCENTRAL, OPERATOR, Service, read
 
 pytestmark = pytest.mark.slow
@@ -106,7 +106,7 @@ def test_shell_tools_log_the_same_way(
     log_db: Path | str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     db = log_db
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
+    env = clean_environment()
     Service(db, log_dir=tmp_path).start().stop()
     no_log = (
         request.getfixturevalue("postgres").create_database()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sqlite3
 import subprocess
 from datetime import timedelta
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 
 from service.storage.backend import backend_for
-from tests.support.harness import PSA_LEDGER, Server, cli, write_log
+from tests.support.harness import PSA_LEDGER, Server, clean_environment, cli, write_log
 from tests.support.live import read
 from tests.support.postgres import Postgres
 
@@ -221,7 +220,7 @@ def test_a_reader_that_stops_early_stops_the_tool_quietly(
             for n in range(100)
         ],
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
+    env = clean_environment()
     command = [PSA_LEDGER, *tool, "--db", str(log_db)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as run:
         assert run.stdout is not None and run.stderr is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from service.settings import SettingsError, load_settings
+from tests.support.harness import clean_environment
 from tests.support.live import Log, Service, wait_for
 from tests.support.ncentral_fake import REST_TICKETS, FakeNcentral, basic_auth
 
@@ -20,7 +20,7 @@ SECRET_FLAGS = ["--password", "--operator-password", "--ncentral-password", "--n
 
 def serve(*args: str, env: dict[str, str] | None = None, cwd: Path) -> subprocess.CompletedProcess:
     """`psa-ledger serve` expected to refuse: it must exit by itself, quickly."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
+    clean = clean_environment()
     return subprocess.run(
         [sys.executable, "-m", "service", "serve", "--port", "1", *args],
         cwd=cwd,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import psycopg
 import pytest
 
 from service.settings import SECRETS, Settings, SettingsError, load_settings
+from tests.support.harness import clean_environment
 from tests.support.live import free_port
 
 
@@ -40,10 +40,6 @@ def serve_in(
             subprocess.run(["sleep", "0.05"], check=True)
     process.kill()
     raise RuntimeError(process.stderr.read().decode())  # type: ignore[union-attr]
-
-
-def clean_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
 
 
 def stop(process: subprocess.Popen[bytes]) -> str:

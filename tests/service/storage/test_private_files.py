@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.harness import clean_environment
 from tests.support.live import free_port, wait_for
 
 CREATE = {"action": "CREATE", "ncentralTicketId": "61", "title": "t", "details": "d"}
@@ -23,7 +24,7 @@ def mode(path: Path) -> int:
 def serve(db: Path, *, umask: int = 0o022) -> tuple[subprocess.Popen[str], str]:
     """`psa-ledger serve` with no password configured, so that it generates both."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")}
+    env = clean_environment()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--db", str(db), "--port", str(port)],
         env=env,
@@ -106,7 +107,7 @@ def test_a_credentials_file_others_may_read_stops_serve(tmp_path: Path) -> None:
     os.chmod(secrets_file, 0o644)
     refused = subprocess.run(
         [sys.executable, "-m", "service", "serve", "--db", str(tmp_path / "log.db")],
-        env={k: v for k, v in os.environ.items() if not k.startswith("PSA_LEDGER_")},
+        env=clean_environment(),
         capture_output=True,
         text=True,
         timeout=30,
