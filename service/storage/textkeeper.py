@@ -32,28 +32,39 @@ class TextKeeper:
         self._reads = reads
         self._every = every
         self._stopping = threading.Event()
+        # Held while the thread is started or stopped: the two come from different threads.
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._stopping.clear()
-        # A daemon: a process that ends without stopping it is not held up by it.
-        self._thread = threading.Thread(
-            target=self._keep, name="psa-ledger-text-index", daemon=True
-        )
-        self._thread.start()
+        """Start the thread, unless the keeper was stopped: stopped, it stays stopped."""
+        with self._lock:
+            if self._stopping.is_set() or self._thread is not None:
+                return
+            # A daemon: a process that ends without stopping it is not held up by it.
+            self._thread = threading.Thread(
+                target=self._keep, name="psa-ledger-text-index", daemon=True
+            )
+            self._thread.start()
 
     def start_after(self, first: asyncio.Future[None]) -> None:
         """`start`, as the callback of work to finish `first`; not when it was cancelled
-        (the server is stopping)."""
+        (the server is stopping).
+
+        The callback may also come after `stop`: `first` done, its callbacks due, and the
+        server's shutdown run before them. Started then, the thread would outlive the
+        read pool it reads through and open a new one that nothing closes (on PostgreSQL,
+        a pool that keeps reconnecting to a server long gone); `start` refuses instead."""
         if not first.cancelled():
             self.start()
 
     def stop(self) -> None:
         """Stop after the pass under way (a build is not interrupted), then close the index."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        with self._lock:
+            self._stopping.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
         self._texts.close()
 
     def _keep(self) -> None:
