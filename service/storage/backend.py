@@ -76,11 +76,16 @@ class Backend:
         raise NotImplementedError
 
     def reading(self) -> contextlib.AbstractContextManager[Any]:
-        """A read-only connection for one query in a worker thread, inside one snapshot."""
+        """A read-only connection for one query in a worker thread, inside one snapshot.
+
+        After `close`, one of `unreachable`: a read that comes late (a thread the server
+        let go as it stopped) opens nothing that would then stay open.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
-        """Close the connections `reading` keeps."""
+        """Close the connections `reading` keeps, for good: a read under way closes its
+        own when it ends."""
 
     def broken(self, db: Any) -> bool:
         """Whether the server or the network dropped `db`, so it must be opened again."""
@@ -107,6 +112,7 @@ class SqliteBackend(Backend):
         self._busy_timeout_ms = busy_timeout_ms
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     async def connect_writer(self) -> Any:
         return await sqlite.connect(self.path, busy_timeout_ms=self._busy_timeout_ms, writer=True)
@@ -123,6 +129,8 @@ class SqliteBackend(Backend):
     @contextlib.contextmanager
     def reading(self) -> Iterator[Any]:
         with self._lock:
+            if self._closed:
+                raise sqlite3.OperationalError(f"the read side of {self.display} is closed")
             db = self._idle.pop() if self._idle else None
         if db is None:
             db = sqlite3.connect(
@@ -135,10 +143,14 @@ class SqliteBackend(Backend):
                 yield db
         finally:
             with self._lock:
-                self._idle.append(db)
+                kept = not self._closed
+                if kept:
+                    self._idle.append(db)
+            if not kept:
+                db.close()
 
     def close(self) -> None:
         with self._lock:
-            idle, self._idle = self._idle, []
+            idle, self._idle, self._closed = self._idle, [], True
         for db in idle:
             db.close()

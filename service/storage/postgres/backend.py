@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from service.storage.backend import Backend
 from service.storage.postgres import appends as postgres_appends
@@ -42,6 +42,7 @@ class PostgresBackend(Backend):
         self.display = postgres.display(url)
         self._pool: ConnectionPool[postgres.Connection] | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     async def connect_writer(self) -> Any:
         db = await postgres.connect(self.url, writer=True)
@@ -70,8 +71,9 @@ class PostgresBackend(Backend):
             yield db
 
     def close(self) -> None:
+        # A connection in use when the pool closes is closed as it comes back.
         with self._lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._closed = self._pool, None, True
         if pool is not None:
             pool.close()
 
@@ -93,6 +95,8 @@ class PostgresBackend(Backend):
 
     def _readers(self) -> ConnectionPool[postgres.Connection]:
         with self._lock:
+            if self._closed:
+                raise PoolClosed(f"the read side of {self.display} is closed")
             if self._pool is None:
                 self._pool = postgres.read_pool(self.url)
             return self._pool
