@@ -73,7 +73,9 @@ def create_app(settings: Settings, credentials: Credentials | None = None) -> Li
         try:
             yield
         finally:
-            # The threads' passes are not interrupted: the pool is closed only after them.
+            # The keeper's pass is not interrupted: it is waited for. The sum's thread is
+            # let go with its task and ends on its own; the pool, closed last, refuses
+            # it any read it starts late (and the keeper any start that comes late).
             warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warming
