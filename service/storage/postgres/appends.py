@@ -13,7 +13,7 @@ on rollback), so commit order is position order and the hash chain is one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -29,13 +29,14 @@ from statemachine.events import GENESIS_HASH
 __all__ = [
     "APPEND_LOCK",
     "COPY_FROM",
-    "INSERT_EVENT",
+    "INSERT_EVENTS",
     "LOCKS",
     "MOVED",
     "UPSERT_TICKET",
     "UPSERT_TICKETS",
     "begin",
     "broken",
+    "document",
     "load",
     "rollback",
     "ticket_params",
@@ -66,22 +67,35 @@ _TAGS_AT = TICKET_COLUMNS.index("custom_tags")
 _LAST_ACCEPTED_AT = TICKET_COLUMNS.index("last_accepted")
 
 
-def _ticket_value(index: int, name: str) -> str:
-    """Column `name` of a ticket's row in `UPSERT_TICKETS`: the `index`th value of the
-    JSON array, as its column's type; a content column given as null keeps the stored."""
-    value = f"incoming.row->>{index}"
-    if name in _NUMBER_COLUMNS:
-        return f"({value})::{_NUMBER_COLUMNS[name]}"
-    if name in _CONTENT_COLUMNS:
-        return f"COALESCE({value}, stored.{name})"
-    return value
+def _from_json(columns: tuple[str, ...], keep: tuple[str, ...] = ()) -> str:
+    """The values of one row of `columns` sent as a JSON array (`incoming.row`), each
+    as its column's type; one of `keep` given as null keeps the stored value."""
+    values = []
+    for index, name in enumerate(columns):
+        value = f"incoming.row->>{index}"
+        if name in _NUMBER_COLUMNS:
+            value = f"({value})::{_NUMBER_COLUMNS[name]}"
+        elif name in keep:
+            value = f"COALESCE({value}, stored.{name})"
+        values.append(value)
+    return ", ".join(values)
 
 
-_NUMBER_COLUMNS = {"stream_version": "integer", "last_position": "bigint"}
+# The columns that are not text, in either table.
+_NUMBER_COLUMNS = {
+    "position": "bigint",
+    "stream_version": "integer",
+    "schema_version": "integer",
+    "last_position": "bigint",
+}
+_FROM_DOCUMENT = "FROM jsonb_array_elements(%s::jsonb) AS incoming(row)"
 
-INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('%s' for _ in EVENT_COLUMNS)})"
+# A batch too small for COPY (`COPY_FROM`): its events in one statement, their rows sent
+# as one JSON array (`document`) that the server unpacks, in the pipeline. An
+# `executemany` of a row-at-a-time INSERT cost psycopg ~20 µs of Python a row.
+INSERT_EVENTS = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)})"
+    f" SELECT {_from_json(EVENT_COLUMNS)} {_FROM_DOCUMENT}"
 )
 # The whole row; a content column given as NULL keeps the stored value. The row is built
 # by a SELECT joined to the stored one, since NOT NULL is checked before ON CONFLICT.
@@ -98,17 +112,14 @@ UPSERT_TICKET = (
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in TICKET_COLUMNS[1:])
 )
 
-# What the writer runs: a batch's tickets in one statement, their rows sent as one JSON
-# array (`tickets_document`) that the server unpacks, each value text as JSON holds it
-# (NULL for null) and cast where the column is a number. An `executemany` of
-# `UPSERT_TICKET` cost psycopg ~18 µs of Python a row and the server a statement each:
-# a batch of 100 tickets took 5.2-5.4 ms, and 2.0-2.1 ms this way (3.7-3.9 µs a row;
-# bench/results.md, round 14). A batch holds each ticket once (`Batch.ticket_rows`), as
-# ON CONFLICT requires of one statement.
+# What the writer runs: a batch's tickets in one statement, sent as `INSERT_EVENTS` sends
+# events (`tickets_document`). The `executemany` of `UPSERT_TICKET` cost psycopg ~18 µs
+# of Python a row and the server a statement each: a batch of 100 tickets took 5.2-5.4 ms,
+# and 2.0-2.1 ms this way (3.7-3.9 µs a row; bench/results.md, round 14). A batch holds
+# each ticket once (`Batch.ticket_rows`), as ON CONFLICT requires of one statement.
 UPSERT_TICKETS = (
-    f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)}) SELECT "
-    + ", ".join(_ticket_value(n, name) for n, name in enumerate(TICKET_COLUMNS))
-    + " FROM jsonb_array_elements(%s::jsonb) AS incoming(row)"
+    f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)})"
+    f" SELECT {_from_json(TICKET_COLUMNS, keep=_CONTENT_COLUMNS)} {_FROM_DOCUMENT}"
     " LEFT JOIN tickets AS stored ON stored.ncentral_ticket_id = incoming.row->>0"
     " ON CONFLICT (ncentral_ticket_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in TICKET_COLUMNS[1:])
@@ -189,7 +200,7 @@ async def write(
             await _copy_events(db, writes.events(), queued)
         async with db.pipeline(), db.cursor() as cursor:
             if not by_copy:
-                await cursor.executemany(INSERT_EVENT, list(writes.events()))
+                await cursor.execute(INSERT_EVENTS, (document(writes.events()),))
             tickets, statements, last_position = writes.rest()
             if tickets:
                 await cursor.execute(UPSERT_TICKETS, (tickets_document(tickets),))
@@ -241,10 +252,15 @@ def broken(db: AsyncConnection) -> bool:
     return bool(db.closed or db.broken)
 
 
+def document(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as `INSERT_EVENTS` takes them: one JSON array of their values."""
+    return _encode(list(rows)).decode()
+
+
 def tickets_document(rows: Iterable[tuple[Any, ...]]) -> str:
-    """`rows.ticket_row`s as `UPSERT_TICKETS` takes them: one JSON array of their values
-    (`_stored_values`; shielded, no NUL is left for `jsonb` to refuse)."""
-    return _encode([_stored_values(row) for row in rows]).decode()
+    """`rows.ticket_row`s as `UPSERT_TICKETS` takes them: their values as stored
+    (`_stored_values`: shielded, so no NUL is left for `jsonb` to refuse)."""
+    return document(_stored_values(row) for row in rows)
 
 
 def ticket_params(row: tuple[Any, ...]) -> tuple[Any, ...]:
