@@ -13,7 +13,8 @@ starts. What the ledger costs on top of those writes is the append lock and the 
 read, deciding, and building the rows. The bench's batches are large, so both send their
 events by COPY (`appends.COPY_FROM`). The same rows are also written as batched INSERTs in
 one pipeline a batch (a fourth database): the issue's own words for the baseline, and
-how the ledger wrote large batches until round seven, so that figures stay comparable.
+how the ledger wrote large batches until round seven (and their tickets until round
+fourteen), so that figures stay comparable.
 Over HTTP, the same `psa-ledger serve` on a SQLite file, then on PostgreSQL, then two
 replicas on one PostgreSQL database with the connections split between them.
 

@@ -50,9 +50,10 @@ APPEND_LOCK = int.from_bytes(b"psa-appd", "big")
 #: `begin` takes the append lock and reads the tail: a round trip the writer overlaps.
 LOCKS = True
 
-#: The smallest batch (in requests) whose events go by COPY: below it, INSERTs in the
-#: pipeline took as long or less (batches of 8: 0.81x COPY's time; 16: 0.94x; 32: even;
-#: 64: 1.15x; 256: 1.3-1.9x; /tmp/s7/sizes.py, round seven).
+#: The smallest batch (in requests) whose events go by COPY: below it, one statement in
+#: the pipeline (`INSERT_EVENTS`) takes as long or less, without COPY's round trips
+#: (8 events a batch: 0.96 ms against 0.98; 16: 1.22 against 1.15; 32: even; 64: 2.72
+#: against 2.37; 128: 3.18 against 2.49; bench/results.md, round 14).
 COPY_FROM = 32
 
 #: Another writer got the position first: only possible from a writer that skips the lock.
@@ -179,11 +180,12 @@ async def write(
     due wakes every courier.
 
     A batch of `COPY_FROM` requests or more sends its events by COPY before the
-    pipeline: psycopg spends ~20 µs of Python a row on an `executemany` INSERT and
-    ~4 µs on a binary COPY row, and the writer's process, which also decides and answers,
-    runs out of CPU first under a burst. But COPY cannot run in a pipeline: it
-    costs two more round trips (COPY's start and end), which a small batch does not win
-    back, and which other replicas wait through for the append lock.
+    pipeline, a smaller one by one statement in it (`INSERT_EVENTS`), and the tickets go
+    by one statement either way (`UPSERT_TICKETS`): psycopg spent ~20 µs of Python a row
+    on an `executemany`, and the writer's process, which also decides and answers, runs
+    out of CPU first under a burst. COPY cannot run in a pipeline: it costs two more
+    round trips (COPY's start and end), which a small batch does not win back, and which
+    other replicas wait through for the append lock.
 
     With `begin_next` (more work is expected), the pipeline's round trip also begins the
     next batch: it tries the append lock and makes `begin`'s reads. Returns what they
