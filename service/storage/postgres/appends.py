@@ -36,11 +36,9 @@ __all__ = [
     "UPSERT_TICKETS",
     "begin",
     "broken",
-    "document",
     "load",
     "rollback",
     "ticket_params",
-    "tickets_document",
     "write",
 ]
 
@@ -92,7 +90,7 @@ _NUMBER_COLUMNS = {
 _FROM_DOCUMENT = "FROM jsonb_array_elements(%s::jsonb) AS incoming(row)"
 
 # A batch too small for COPY (`COPY_FROM`): its events in one statement, their rows sent
-# as one JSON array (`document`) that the server unpacks, in the pipeline. An
+# as one JSON array (`_document`) that the server unpacks, in the pipeline. An
 # `executemany` of a row-at-a-time INSERT cost psycopg ~20 µs of Python a row.
 INSERT_EVENTS = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)})"
@@ -114,7 +112,7 @@ UPSERT_TICKET = (
 )
 
 # What the writer runs: a batch's tickets in one statement, sent as `INSERT_EVENTS` sends
-# events (`tickets_document`). The `executemany` of `UPSERT_TICKET` cost psycopg ~18 µs
+# events (`_tickets_document`). The `executemany` of `UPSERT_TICKET` cost psycopg ~18 µs
 # of Python a row and the server a statement each: a batch of 100 tickets took 5.2-5.4 ms,
 # and 2.0-2.1 ms this way (3.7-3.9 µs a row; bench/results.md, round 14). A batch holds
 # each ticket once (`Batch.ticket_rows`), as ON CONFLICT requires of one statement.
@@ -202,10 +200,10 @@ async def write(
             await _copy_events(db, writes.events(), queued)
         async with db.pipeline(), db.cursor() as cursor:
             if not by_copy:
-                await cursor.execute(INSERT_EVENTS, (document(writes.events()),))
+                await cursor.execute(INSERT_EVENTS, (_document(writes.events()),))
             tickets, statements, last_position = writes.rest()
             if tickets:
-                await cursor.execute(UPSERT_TICKETS, (tickets_document(tickets),))
+                await cursor.execute(UPSERT_TICKETS, (_tickets_document(tickets),))
             for name, params in statements:
                 await cursor.execute(STATEMENTS[name], params)
             if any(name in WAKES for name, _ in statements):
@@ -254,21 +252,21 @@ def broken(db: AsyncConnection) -> bool:
     return bool(db.closed or db.broken)
 
 
-def document(rows: Iterable[Sequence[Any]]) -> str:
-    """Rows as `INSERT_EVENTS` takes them: one JSON array of their values."""
-    return _encode(list(rows)).decode()
-
-
-def tickets_document(rows: Iterable[tuple[Any, ...]]) -> str:
-    """`rows.ticket_row`s as `UPSERT_TICKETS` takes them: their values as stored
-    (`_stored_values`: shielded, so no NUL is left for `jsonb` to refuse)."""
-    return document(_stored_values(row) for row in rows)
-
-
 def ticket_params(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A `rows.ticket_row` as `UPSERT_TICKET` takes it: its values as stored, then the id
     again for the join."""
     return (*_stored_values(row), row[0])
+
+
+def _document(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as `INSERT_EVENTS` takes them: one JSON array of their values."""
+    return _encode(list(rows)).decode()
+
+
+def _tickets_document(rows: Iterable[tuple[Any, ...]]) -> str:
+    """`rows.ticket_row`s as `UPSERT_TICKETS` takes them: their values as stored
+    (`_stored_values`: shielded, so no NUL is left for `jsonb` to refuse)."""
+    return _document(_stored_values(row) for row in rows)
 
 
 def _stored_values(row: tuple[Any, ...]) -> list[Any]:
