@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+from psycopg.types.json import Jsonb
 
 from service.storage.appends import Began, Loaded, Writes
 from service.storage.postgres.connections import AsyncConnection
@@ -258,12 +259,13 @@ def ticket_params(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*_stored_values(row), row[0])
 
 
-def _document(rows: Iterable[Sequence[Any]]) -> str:
-    """Rows as `INSERT_EVENTS` takes them: one JSON array of their values."""
-    return _encode(list(rows)).decode()
+def _document(rows: Iterable[Sequence[Any]]) -> Jsonb:
+    """Rows as `INSERT_EVENTS` takes them: one JSON array of their values, whose bytes
+    psycopg sends as msgspec made them (not decoded to a str for psycopg to encode)."""
+    return Jsonb(list(rows), dumps=_encode)
 
 
-def _tickets_document(rows: Iterable[tuple[Any, ...]]) -> str:
+def _tickets_document(rows: Iterable[tuple[Any, ...]]) -> Jsonb:
     """`rows.ticket_row`s as `UPSERT_TICKETS` takes them: their values as stored
     (`_stored_values`: shielded, so no NUL is left for `jsonb` to refuse)."""
     return _document(_stored_values(row) for row in rows)
