@@ -293,11 +293,14 @@ def _of_tickets(
 ) -> tuple[str, tuple[Any, ...]]:
     """`sql` (a WHERE clause last) narrowed to `tickets`. The unary + keeps SQLite on the
     primary key: the rows come in position order, and two comparisons a row are all the
-    narrowing costs."""
+    narrowing costs. The events without a ticket fall in the range with no `low`, as
+    `TicketRange.holds` has it: a NULL id passes no comparison, and without the IS NULL
+    those events were in no range, so `verify` in worker processes never hashed them."""
     if tickets.low is not None:
         sql, params = sql + " AND +ticket_id >= ?", (*params, tickets.low)
     if tickets.high is not None:
-        sql, params = sql + " AND +ticket_id < ?", (*params, tickets.high)
+        ticketless = " OR +ticket_id IS NULL" if tickets.low is None else ""
+        sql, params = sql + f" AND (+ticket_id < ?{ticketless})", (*params, tickets.high)
     return sql, params
 
 

@@ -1,0 +1,79 @@
+"""`verify` in worker processes checks every row that one process checks, on both backends:
+the events without a ticket (a body that was not JSON) included, and in the same
+snapshot of the log as the process that started them."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.audit.verify import Finding, verify
+from service.settings import Settings
+from service.storage import sqlite
+from service.storage.backend import backend_for
+from service.storage.postgres.copy import copy_log
+from tests.support.live import NCENTRAL, Service
+from tests.support.postgres import Postgres
+
+#: The row of the one event without a ticket (see `ticketless`).
+TICKETLESS = 7
+EDITED = "the row does not hash to its recorded hash (it was edited)"
+
+
+@pytest.fixture(scope="module")
+def ticketless(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log written by a real server: three tickets, a body that was not JSON (recorded
+    with no ticket, at `TICKETLESS`), then an UPDATE of each ticket."""
+    db = tmp_path_factory.mktemp("verify-parts") / "ledger.db"
+    service = Service(db).start()
+    try:
+        for n in range(3):
+            assert service.ticket("CREATE", str(100 + n)).status_code == 200
+        refused = httpx.put(f"{service.url}/ncentral/tickets", content=b"{not json", auth=NCENTRAL)
+        assert refused.status_code == 400
+        for n in range(3):
+            assert service.ticket("UPDATE", str(100 + n), details="later").status_code == 200
+    finally:
+        service.stop()
+    return db
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def tampered(request: pytest.FixtureRequest, ticketless: Path, tmp_path: Path) -> Iterator[str]:
+    """The log on each backend, its ticketless row's payload edited (the append-only
+    triggers dropped first)."""
+    if request.param == "sqlite":
+        copy = tmp_path / "copy.db"
+        with sqlite3.connect(ticketless) as src, closing(sqlite3.connect(copy)) as dst:
+            src.backup(dst)
+        _edit(str(copy), "DROP TRIGGER events_refuse_update")
+        yield str(copy)
+        return
+    postgres: Postgres = request.getfixturevalue("postgres")
+    url = postgres.create_database()
+    with closing(sqlite.connect_sync(ticketless)) as source:
+        copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
+    _edit(url, "DROP TRIGGER events_refuse_update ON events")
+    yield url
+
+
+def test_verify_in_workers_hashes_the_events_without_a_ticket(tampered: str) -> None:
+    _edit(tampered, f"UPDATE events SET payload = 'edited' WHERE position = {TICKETLESS}")
+    backend = backend_for(tampered)
+    with closing(backend.connect_sync()) as db, backend.snapshot(db):
+        alone = verify(db)
+        together = verify(db, workers=2, parallel_from=0)
+    assert alone.findings == [Finding(TICKETLESS, EDITED)]
+    assert together == alone
+    assert together.events == TICKETLESS + 3
+
+
+def _edit(db: str, statement: str) -> None:
+    with closing(backend_for(db).connect_sync(readonly=False)) as conn:
+        conn.execute(statement)
+        conn.commit()
