@@ -30,14 +30,13 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
 from service.storage import checkpoints, events, rows
 from service.storage import tickets as ticket_rows
-from service.storage.sqlite import connect_sync, file_of, snapshot
+from service.storage.shared import Shared, shared
 from statemachine.events import GENESIS_HASH, HASHED_COLUMNS, chain_hash_values
 from statemachine.projection import Projection, Rewind, Stream, gc_paused
 
@@ -74,18 +73,20 @@ def verify(
 ) -> Report:
     """Check the whole log; keeps the first `keep` findings, in position order.
 
-    With `workers` > 1, a file-backed log of some size is checked in that many worker
-    processes, a part of the tickets each. `progress` hears how many events have been
+    With `workers` > 1, a log of some size is checked in that many worker processes, a
+    part of the tickets each: a file's readers each read up to the same last position,
+    and on PostgreSQL they read in `db`'s own snapshot (`storage.shared`), so `db` must
+    be inside one there (else one process checks it all). `progress` hears how many events have been
     checked: every `every` events in one process, as each part ends in workers.
     """
     total = events.count(db)
     last = events.last_position(db)
-    path = file_of(db)
-    parallel = workers > 1 and path is not None and total >= parallel_from
+    source = shared(db) if workers > 1 and total >= parallel_from else None
+    parallel = source is not None
     with _pool(workers if parallel else 0) as pool:
-        if pool is not None and path is not None:
+        if pool is not None and source is not None:
             ruled = [
-                pool.submit(_rules_part, path, tickets, n == 0, last, keep)
+                pool.submit(_rules_part, source, tickets, n == 0, last, keep)
                 for n, tickets in enumerate(events.ticket_ranges(db, workers))
             ]
         else:
@@ -94,12 +95,17 @@ def verify(
         # The links, inside the database (while the workers, if any, replay).
         links = [f for link in events.links_to_check(db, last, keep) for f in _link_findings(link)]
         links += [Finding(p, _BEFORE_FIRST.format(p)) for p in events.before_first(db, keep)]
+        links += [
+            Finding(last, _PAST_THE_END.format(p))
+            for p in checkpoints.positions_after(db, last)[:keep]
+        ]
         parts = _in_turn(ruled, total, progress if parallel else None)
     findings = [f for part in parts for f in (*part.edited, *part.findings)]
     findings = _first(links + findings, keep)
     if len(findings) < keep:
-        table = _first([f for part in parts for f in part.table_findings], keep - len(findings))
-        findings = _first(findings + table, keep)
+        table = [f for part in parts for f in part.table_findings]
+        table += _later_problems(db, {t: row for part in parts for t, row in part.later.items()})
+        findings = _first(findings + _first(table, keep - len(findings)), keep)
     count = sum(part.count for part in parts)
     return Report(count, sum(part.tickets for part in parts), findings)
 
@@ -114,6 +120,9 @@ class _RulesPart(msgspec.Struct):
     edited: list[Finding]
     findings: list[Finding]
     table_findings: list[Finding]
+    #: The tickets whose rows the part read as changed after the log's last position
+    #: (`_later`), each with the row the replay makes of it (None: no such ticket).
+    later: dict[str, tuple[Any, ...] | None]
 
 
 def _in_turn(
@@ -135,9 +144,9 @@ def _first(findings: list[Finding], keep: int) -> list[Finding]:
 
 
 def _rules_part(
-    path: Path, tickets: events.TicketRange, first: bool, last: int, keep: int
+    source: Shared, tickets: events.TicketRange, first: bool, last: int, keep: int
 ) -> _RulesPart:
-    with _reading(path) as db:
+    with source.reading() as db:
         return _rules_part_of(db, tickets, first, last, keep)
 
 
@@ -185,7 +194,7 @@ def _checked_part(
     edited: list[Finding] = []
     count = 0
     ahead = _Checkpoints(db, tickets, first, last)
-    for row in events.rows_for_rules(db, tickets):
+    for row in events.rows_for_rules(db, last, tickets):
         position, ticket_id = row[0], row[1]
         if position > ahead.position:
             findings += ahead.check(projection, position)
@@ -207,9 +216,49 @@ def _checked_part(
     rewind.fold(events.rewind_rows(db, rewind.position, last, tickets), last)
     if rewind.records != replayed:
         findings.append(Finding(last, "time travel's fold does not give the replayed tickets"))
+    expected = _expected_rows(projection.streams, last_position)
     stored = ticket_rows.rows_by_ticket(db, tickets)
-    table = _table_problems(stored, projection.streams, last_position)
-    return _RulesPart(count, len(replayed), edited, findings[:keep], _first(table, keep))
+    later = _later(stored, expected, last)
+    table = _table_problems(expected, stored)
+    return _RulesPart(count, len(replayed), edited, findings[:keep], _first(table, keep), later)
+
+
+def _expected_rows(
+    streams: dict[str, Stream], last_position: dict[str, int]
+) -> dict[str, tuple[Any, ...]]:
+    """The `tickets` row the replay makes of each ticket."""
+    return {
+        ticket_id: rows.ticket_row(ticket_id, stream, last_position[ticket_id])
+        for ticket_id, stream in streams.items()
+        if stream.ticket is not None
+    }
+
+
+def _later(
+    stored: dict[str, tuple[Any, ...]], expected: dict[str, tuple[Any, ...]], last: int
+) -> dict[str, tuple[Any, ...] | None]:
+    """The tickets whose stored rows name a position past `last`, taken out of `stored`
+    and `expected`: `verify` checks them in its own snapshot.
+
+    A worker process on SQLite reads the file as it is when it starts, and a service
+    still writing may have changed those rows since `verify` took its snapshot. Read
+    there, a row past `last` is a lie, and `_later_problems` says so.
+    """
+    ids = [t for t, row in stored.items() if row[_LAST_POSITION] > last]
+    for ticket_id in ids:
+        del stored[ticket_id]
+    return {ticket_id: expected.pop(ticket_id, None) for ticket_id in ids}
+
+
+def _later_problems(
+    db: sqlite3.Connection, later: dict[str, tuple[Any, ...] | None]
+) -> list[Finding]:
+    """What is wrong with the `later` tickets' rows as `db`'s snapshot holds them."""
+    if not later:
+        return []
+    held = ticket_rows.rows_by_ticket(db)
+    expected = {t: row for t, row in later.items() if row is not None}
+    return _table_problems(expected, {t: held[t] for t in later if t in held})
 
 
 class _Checkpoints:
@@ -254,15 +303,17 @@ class _Checkpoints:
         return Rewind({}, position, held=dict(held), decode=checkpoints.record_of)
 
     def _next(self) -> None:
+        """The next checkpoint through the log's last position. One past it is either
+        made since `verify` took its snapshot (read by a worker on SQLite) or a lie, which
+        `verify` tells from its own snapshot (`checkpoints.positions_after`)."""
         self._checkpoint = next(self._every, None)
+        if self._checkpoint is not None and self._checkpoint.position > self._last:
+            self._checkpoint = None
         self.position = self._checkpoint.position if self._checkpoint is not None else 2**62
 
     def _problem(self, checkpoint: checkpoints.Checkpoint, projection: Projection) -> str | None:
         # A problem with the whole checkpoint is said by the first part only.
         whole = self._first
-        if checkpoint.position > self._last:
-            past = f"checkpoint at position {checkpoint.position} is past the log's end"
-            return past if whole else None
         changed = self._encode_changed(projection)
         previous, self._previous = self._previous, None
         held = checkpoints.raw_records_of(checkpoint)
@@ -361,16 +412,6 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         pool.shutdown(cancel_futures=True)
 
 
-@contextmanager
-def _reading(path: Path) -> Iterator[sqlite3.Connection]:
-    db = connect_sync(path, readonly=True)
-    try:
-        with snapshot(db):
-            yield db
-    finally:
-        db.close()
-
-
 def _done(value: Any) -> Future[Any]:
     future: Future[Any] = Future()
     future.set_result(value)
@@ -378,20 +419,17 @@ def _done(value: Any) -> Future[Any]:
 
 
 def _table_problems(
-    stored: dict[str, tuple[Any, ...]], streams: dict[str, Stream], last_position: dict[str, int]
+    expected: dict[str, tuple[Any, ...]], stored: dict[str, tuple[Any, ...]]
 ) -> list[Finding]:
-    """Rows of `tickets` (taken out of `stored`) that the replay does not produce, and
-    tickets it lacks."""
+    """Rows of `tickets` (taken out of `stored`) that are not the rows the replay makes
+    (`expected`), and tickets it lacks."""
     findings = []
-    for ticket_id, stream in streams.items():
-        if stream.ticket is None:
-            continue
-        expected = rows.ticket_row(ticket_id, stream, last_position[ticket_id])
+    for ticket_id, made in expected.items():
         row = stored.pop(ticket_id, None)
-        if row != expected:
+        if row != made:
             what = "is missing" if row is None else "differs from the replayed ticket"
             findings.append(
-                Finding(last_position[ticket_id], f"tickets row for {ticket_id!r} {what}")
+                Finding(int(made[_LAST_POSITION]), f"tickets row for {ticket_id!r} {what}")
             )
     findings += [
         Finding(int(row[_LAST_POSITION]), f"tickets row for {ticket_id!r} has no CREATE in the log")
@@ -403,3 +441,4 @@ def _table_problems(
 _LAST_POSITION = rows.TICKET_COLUMNS.index("last_position")
 _PREV_HASH, _HASH = HASHED_COLUMNS, HASHED_COLUMNS + 1
 _EDITED = "the row does not hash to its recorded hash (it was edited)"
+_PAST_THE_END = "checkpoint at position {} is past the log's end"

@@ -47,6 +47,7 @@ __all__ = [
     "encode_records",
     "every",
     "latest_position",
+    "positions_after",
     "raw_records_of",
     "record_of",
     "records_of",
@@ -271,6 +272,12 @@ def every(db: sqlite3.Connection) -> Iterator[Checkpoint]:
 
 
 @portable
+def positions_after(db: sqlite3.Connection, position: int) -> list[int]:
+    """The positions of the checkpoints after `position`, in order."""
+    return [row[0] for row in db.execute(_AFTER, (position,)).fetchall()]
+
+
+@portable
 def latest_position(db: Any, at_most: int = 2**62) -> int:
     """The position of the last checkpoint at or before `at_most` (0 when there is none)."""
     row = db.execute(_LATEST, (at_most,)).fetchone()
@@ -286,6 +293,7 @@ _COLUMNS = "position, tickets, digest, snapshot"
 _AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= ? ORDER BY position DESC"
 _LATEST = "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE position <= ?"
 _EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
+_AFTER = "SELECT position FROM checkpoints WHERE position > ? ORDER BY position"
 _AT = f"SELECT {_COLUMNS} FROM checkpoints WHERE position = ?"
 _encoder = msgspec.msgpack.Encoder()
 _encode = _encoder.encode

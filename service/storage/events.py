@@ -155,14 +155,15 @@ def iter_after(
 
 @portable
 def rows_for_rules(
-    db: sqlite3.Connection, tickets: TicketRange = EVERY_TICKET
+    db: sqlite3.Connection, through: int, tickets: TicketRange = EVERY_TICKET
 ) -> Iterator[tuple[Any, ...]]:
-    """Every row of `tickets` as stored, in position order: plain tuples, `EVENT_COLUMNS`.
+    """Every row of `tickets` through position `through` as stored, in position order:
+    plain tuples, `EVENT_COLUMNS`.
 
     `verify` hashes each row and re-derives its outcome in one pass: one read of the log
     for both, and no `Event` built for a row.
     """
-    sql, params = _of_tickets(_SELECT_FOR_RULES, (), tickets)
+    sql, params = _of_tickets(_SELECT_FOR_RULES, (through,), tickets)
     cursor = plain_cursor(db, arraysize=5000)
     return cursor.execute(sql + " ORDER BY position", params)
 
@@ -332,7 +333,7 @@ _SHOWN_COLUMNS = ", ".join(Shown.__struct_fields__)
 _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? ORDER BY position"
 )
-_SELECT_FOR_RULES = f"SELECT {_COLUMNS} FROM events WHERE position > 0"
+_SELECT_FOR_RULES = f"SELECT {_COLUMNS} FROM events WHERE position > 0 AND position <= ?"
 _TO_CHECK = (
     "SELECT later.position FROM events AS later LEFT JOIN events AS earlier"
     " ON earlier.position = later.position - 1 AND earlier.position > 0"

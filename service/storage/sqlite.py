@@ -17,10 +17,9 @@ if TYPE_CHECKING:
     import aiosqlite
 
 from service.storage import files
-from service.storage.dialects import is_postgres
 from service.storage.schema import PRAGMAS, migration_script
 
-__all__ = ["connect", "connect_readonly", "connect_sync", "file_of", "plain_cursor", "snapshot"]
+__all__ = ["connect", "connect_readonly", "connect_sync", "plain_cursor", "snapshot"]
 
 
 async def connect(
@@ -86,15 +85,6 @@ def plain_cursor(db: sqlite3.Connection, *, arraysize: int = 1) -> sqlite3.Curso
     cursor.row_factory = None
     cursor.arraysize = arraysize
     return cursor
-
-
-def file_of(db: sqlite3.Connection) -> Path | None:
-    """The file a connection reads (None in memory, or on PostgreSQL), for another process
-    to open it too."""
-    if is_postgres(db):
-        return None
-    name = db.execute("PRAGMA database_list").fetchone()[2]
-    return Path(name) if name else None
 
 
 @contextmanager

@@ -22,6 +22,7 @@ __all__ = [
     "current",
     "every",
     "latest_position",
+    "positions_after",
     "store",
 ]
 
@@ -69,6 +70,11 @@ def every(db: Connection) -> Iterator[Checkpoint]:
         yield _checkpoint(row)
 
 
+def positions_after(db: Connection, position: int) -> list[int]:
+    """The positions of the checkpoints after `position`, in order."""
+    return [row["position"] for row in db.execute(_AFTER, (position,)).fetchall()]
+
+
 def latest_position(db: Connection, at_most: int = 2**62) -> int:
     """The position of the last checkpoint at or before `at_most` (0 when there is none)."""
     return int(_one(db, _LATEST, (at_most,)))
@@ -103,5 +109,6 @@ _COLUMNS = "position, tickets, digest, snapshot"
 _AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= %s ORDER BY position DESC"
 _LATEST = "SELECT COALESCE(MAX(position), 0) AS n FROM checkpoints WHERE position <= %s"
 _EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
+_AFTER = "SELECT position FROM checkpoints WHERE position > %s ORDER BY position"
 _AT = f"SELECT {_COLUMNS} FROM checkpoints WHERE position = %s"
 _LAST_EVENT = "SELECT COALESCE(MAX(position), 0) AS n FROM events"

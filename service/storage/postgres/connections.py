@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row, scalar_row
 from psycopg_pool import ConnectionPool
@@ -126,10 +127,13 @@ def connect_sync(url: str, *, readonly: bool = True) -> Connection:
 
 
 @contextmanager
-def snapshot(db: Connection) -> Iterator[Connection]:
-    """Every read inside sees the log as of one commit (a repeatable-read transaction)."""
+def snapshot(db: Connection, *, of: str | None = None) -> Iterator[Connection]:
+    """Every read inside sees the log as of one commit (a repeatable-read transaction);
+    with `of`, the snapshot another session exported (`pg_export_snapshot`)."""
     with db.transaction():
         db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if of is not None:
+            db.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(of))
         yield db
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from psycopg.rows import tuple_row
+
 from service.storage.events import (
     EVERY_TICKET,
     FILTER_COLUMNS,
@@ -84,14 +86,25 @@ def iter_after(
 
 
 def rows_for_rules(
-    db: Connection, tickets: TicketRange = EVERY_TICKET
+    db: Connection, through: int, tickets: TicketRange = EVERY_TICKET
 ) -> Iterator[tuple[Any, ...]]:
-    """Every row of `tickets` as stored, in position order: plain tuples, `EVENT_COLUMNS`.
-    PostgreSQL reads whole rows as cheaply as a few columns; `verify` asks for fewer than
-    every ticket only of a SQLite file."""
-    for row in _chunks(db, _SELECT_RANGE, 0, 2**62, 5000):
-        if tickets == EVERY_TICKET or tickets.holds(row["ticket_id"]):
-            yield tuple(row[column] for column in EVENT_COLUMNS)
+    """Every row of `tickets` through position `through` as stored, in position order:
+    plain tuples, `EVENT_COLUMNS`.
+
+    The server narrows the rows to `tickets`, so each of `verify`'s worker processes is
+    sent its own part only, and psycopg makes each row a tuple at once: a dict a row, then
+    a tuple made of it, took a fifth of a one-process `verify`.
+    """
+    sql, params = _of_tickets(_FOR_RULES, tickets)
+    cursor = db.cursor(row_factory=tuple_row)
+    after = 0
+    while True:
+        rows = cursor.execute(sql + " ORDER BY position LIMIT %s", (after, through, *params, 5000))
+        chunk = rows.fetchall()
+        yield from chunk
+        if len(chunk) < 5000:
+            return
+        after = chunk[-1][0]
 
 
 def links_to_check(db: Connection, through: int, keep: int) -> list[Link]:
@@ -135,6 +148,20 @@ def ticket_ranges(db: Connection, parts: int) -> list[TicketRange]:
     total = int(_scalar(db, _COUNT_TICKETED, ()))
     cuts = [_scalar(db, _NTH_TICKET, (total * n // parts,)) for n in range(1, parts)]
     return ranges_between([cut for cut in cuts if cut is not None])
+
+
+def _of_tickets(sql: str, tickets: TicketRange) -> tuple[str, tuple[str, ...]]:
+    """`sql` (a WHERE clause last) narrowed to `tickets`, ids compared byte by byte as
+    Python and SQLite compare them; the events without a ticket fall in the range with
+    no `low` (`TicketRange.holds`)."""
+    params: tuple[str, ...] = ()
+    if tickets.low is not None:
+        sql, params = sql + ' AND ticket_id COLLATE "C" >= %s', (tickets.low,)
+    if tickets.high is not None:
+        ticketless = " OR ticket_id IS NULL" if tickets.low is None else ""
+        sql = sql + f' AND (ticket_id COLLATE "C" < %s{ticketless})'
+        params = (*params, tickets.high)
+    return sql, params
 
 
 def _chunks(
@@ -238,6 +265,7 @@ _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > %s AND position <= %s"
     " ORDER BY position LIMIT %s"
 )
+_FOR_RULES = f"SELECT {_COLUMNS} FROM events WHERE position > %s AND position <= %s"
 _REWIND_ROWS = (
     "SELECT position, ticket_id, action, outcome, recorded_at,"
     " CASE WHEN outcome = 'accepted' THEN payload END AS payload"

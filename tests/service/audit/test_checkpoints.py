@@ -357,7 +357,7 @@ def test_deltas_on_both_backends_rewind_to_the_rules_answer(log_db: Path | str) 
         assert verify(db).ok
         # verify's parts: two ranges of tickets, each event in exactly one.
         ranges = events.ticket_ranges(db, 2)
-        split = [list(events.rows_for_rules(db, tickets)) for tickets in ranges]
+        split = [list(events.rows_for_rules(db, last, tickets)) for tickets in ranges]
         assert len(split) == 2 and all(split)
         assert sorted(row[0] for part in split for row in part) == list(range(1, last + 1))
 
@@ -380,7 +380,7 @@ def test_each_ticket_falls_in_one_part_even_with_a_nul_in_its_id(
     with closing(connect_sync(copy)) as db:
         for parts in (2, 3):
             ranges = events.ticket_ranges(db, parts)
-            split = {tickets: list(events.rows_for_rules(db, tickets)) for tickets in ranges}
+            split = {tickets: list(events.rows_for_rules(db, 6_000, tickets)) for tickets in ranges}
             positions = sorted(row[0] for found in split.values() for row in found)
             assert positions == list(range(1, 6_001))
             assert all(tickets.holds(row[1]) for tickets, found in split.items() for row in found)

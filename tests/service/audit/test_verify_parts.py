@@ -17,6 +17,7 @@ from service.settings import Settings
 from service.storage import sqlite
 from service.storage.backend import backend_for
 from service.storage.postgres.copy import copy_log
+from service.storage.shared import shared
 from tests.support.live import NCENTRAL, Service
 from tests.support.postgres import Postgres
 
@@ -44,9 +45,8 @@ def ticketless(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def tampered(request: pytest.FixtureRequest, ticketless: Path, tmp_path: Path) -> Iterator[str]:
-    """The log on each backend, its ticketless row's payload edited (the append-only
-    triggers dropped first)."""
+def copied(request: pytest.FixtureRequest, ticketless: Path, tmp_path: Path) -> Iterator[str]:
+    """A copy of the log on each backend, its events' refusal of UPDATE dropped."""
     if request.param == "sqlite":
         copy = tmp_path / "copy.db"
         with sqlite3.connect(ticketless) as src, closing(sqlite3.connect(copy)) as dst:
@@ -62,15 +62,46 @@ def tampered(request: pytest.FixtureRequest, ticketless: Path, tmp_path: Path) -
     yield url
 
 
-def test_verify_in_workers_hashes_the_events_without_a_ticket(tampered: str) -> None:
-    _edit(tampered, f"UPDATE events SET payload = 'edited' WHERE position = {TICKETLESS}")
-    backend = backend_for(tampered)
+def test_verify_in_workers_hashes_the_events_without_a_ticket(copied: str) -> None:
+    _edit(copied, f"UPDATE events SET payload = 'edited' WHERE position = {TICKETLESS}")
+    backend = backend_for(copied)
     with closing(backend.connect_sync()) as db, backend.snapshot(db):
         alone = verify(db)
         together = verify(db, workers=2, parallel_from=0)
     assert alone.findings == [Finding(TICKETLESS, EDITED)]
     assert together == alone
     assert together.events == TICKETLESS + 3
+
+
+def test_verify_in_workers_reads_the_log_as_it_was_when_verify_began(copied: str) -> None:
+    """An auditor verifies the log while the service goes on writing it, and a checkpoint
+    is made meanwhile."""
+    service = Service(copied).start()
+    backend = backend_for(copied)
+    try:
+        with closing(backend.connect_sync()) as db, backend.snapshot(db):
+            alone = verify(db)
+            assert service.ticket("UPDATE", "100", details="meanwhile").status_code == 200
+            assert service.ticket("CREATE", "200").status_code == 200
+            assert "tickets" in service.cli("checkpoint").stdout
+            together = verify(db, workers=2, parallel_from=0)
+    finally:
+        service.stop()
+    assert alone.ok
+    assert together == alone
+
+
+def test_a_shared_snapshot_is_the_log_as_its_connection_reads_it(postgres_url: str) -> None:
+    backend = backend_for(postgres_url)
+    with closing(backend.connect_sync(readonly=False)) as writer:
+        writer.execute("CREATE TABLE later (n integer)")
+        with closing(backend.connect_sync()) as db, backend.snapshot(db):
+            handle = shared(db)
+            writer.execute("INSERT INTO later VALUES (1)")
+            assert handle is not None
+            with handle.reading() as other:
+                assert other.execute("SELECT count(*) AS n FROM later").fetchone()["n"] == 0
+        assert shared(writer) is None  # in autocommit: no snapshot to share
 
 
 def _edit(db: str, statement: str) -> None:
