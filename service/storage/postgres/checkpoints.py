@@ -47,8 +47,7 @@ def current(db: Connection, base: int = 0) -> Checkpoint | None:
 
 def at(db: Connection, position: int) -> Checkpoint | None:
     """The checkpoint at `position`, if there is one."""
-    row = db.execute(_AT, (position,)).fetchone()
-    return _checkpoint(row) if row is not None else None
+    return _read(db, _AT, position)
 
 
 def store(db: Connection, checkpoint: Checkpoint) -> bool:
@@ -59,15 +58,19 @@ def store(db: Connection, checkpoint: Checkpoint) -> bool:
 
 
 def at_or_before(db: Connection, position: int) -> Iterator[Checkpoint]:
-    """Checkpoints at or before `position`, nearest first, read one at a time."""
-    for row in db.execute(_AT_OR_BEFORE, (position,)):
-        yield _checkpoint(row)
+    """Checkpoints at or before `position`, nearest first, read one at a time (a
+    statement each: see `_read`)."""
+    while (checkpoint := _read(db, _AT_OR_BEFORE, position)) is not None:
+        yield checkpoint
+        position = checkpoint.position - 1
 
 
 def every(db: Connection) -> Iterator[Checkpoint]:
-    """Every checkpoint, in position order, one at a time."""
-    for row in db.execute(_EVERY):
-        yield _checkpoint(row)
+    """Every checkpoint, in position order, one at a time (a statement each)."""
+    position = -(2**62)
+    while (checkpoint := _read(db, _AFTER_ONE, position)) is not None:
+        yield checkpoint
+        position = checkpoint.position
 
 
 def positions_after(db: Connection, position: int) -> list[int]:
@@ -99,16 +102,28 @@ def _one(db: Connection, sql: str, params: tuple[Any, ...]) -> Any:
     return row["n"]
 
 
-def _checkpoint(row: dict[str, Any]) -> Checkpoint:
+def _read(db: Connection, sql: str, position: int) -> Checkpoint | None:
+    """The one checkpoint `sql` finds from `position`, if any.
+
+    One at a time, because psycopg's cursor takes a statement's whole answer at once: a
+    walk of the checkpoints back from a million events took every snapshot before it
+    over the wire (76 MB) to use the first. In binary, because as text a snapshot
+    crosses the wire in hex, twice its size, and is decoded back.
+    """
+    row = db.execute(sql, (position,), binary=True).fetchone()
+    if row is None:
+        return None
     return Checkpoint(row["position"], row["tickets"], row["digest"], bytes(row["snapshot"]))
 
 
 _CHANGED = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets WHERE last_position > %s"
 _COUNT_CHANGED = "SELECT COUNT(*) AS n FROM tickets WHERE last_position > %s"
 _COLUMNS = "position, tickets, digest, snapshot"
-_AT_OR_BEFORE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= %s ORDER BY position DESC"
+_AT_OR_BEFORE = (
+    f"SELECT {_COLUMNS} FROM checkpoints WHERE position <= %s ORDER BY position DESC LIMIT 1"
+)
+_AFTER_ONE = f"SELECT {_COLUMNS} FROM checkpoints WHERE position > %s ORDER BY position LIMIT 1"
 _LATEST = "SELECT COALESCE(MAX(position), 0) AS n FROM checkpoints WHERE position <= %s"
-_EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
 _AFTER = "SELECT position FROM checkpoints WHERE position > %s ORDER BY position"
 _AT = f"SELECT {_COLUMNS} FROM checkpoints WHERE position = %s"
 _LAST_EVENT = "SELECT COALESCE(MAX(position), 0) AS n FROM events"

@@ -95,16 +95,7 @@ def rows_for_rules(
     sent its own part only, and psycopg makes each row a tuple at once: a dict a row, then
     a tuple made of it, took a fifth of a one-process `verify`.
     """
-    sql, params = _of_tickets(_FOR_RULES, tickets)
-    cursor = db.cursor(row_factory=tuple_row)
-    after = 0
-    while True:
-        rows = cursor.execute(sql + " ORDER BY position LIMIT %s", (after, through, *params, 5000))
-        chunk = rows.fetchall()
-        yield from chunk
-        if len(chunk) < 5000:
-            return
-        after = chunk[-1][0]
+    return _tuples(db, _FOR_RULES, 0, through, tickets)
 
 
 def links_to_check(db: Connection, through: int, keep: int) -> list[Link]:
@@ -128,18 +119,8 @@ def rewind_rows(
     db: Connection, after: int, through: int, tickets: TicketRange = EVERY_TICKET
 ) -> Iterator[RewindRow]:
     """What time travel folds of the events at positions `after+1..through`, in order
-    (of `tickets` only, as on SQLite)."""
-    for row in _chunks(db, _REWIND_ROWS, after, through, 2000):
-        if not tickets.holds(row["ticket_id"]):
-            continue
-        yield (
-            row["position"],
-            row["ticket_id"],
-            row["action"],
-            row["outcome"],
-            row["recorded_at"],
-            row["payload"],
-        )
+    (of `tickets` only, as on SQLite), as tuples made by psycopg."""
+    return _tuples(db, _REWIND_ROWS, after, through, tickets)
 
 
 def ticket_ranges(db: Connection, parts: int) -> list[TicketRange]:
@@ -148,6 +129,23 @@ def ticket_ranges(db: Connection, parts: int) -> list[TicketRange]:
     total = int(_scalar(db, _COUNT_TICKETED, ()))
     cuts = [_scalar(db, _NTH_TICKET, (total * n // parts,)) for n in range(1, parts)]
     return ranges_between([cut for cut in cuts if cut is not None])
+
+
+def _tuples(
+    db: Connection, sql: str, after: int, through: int, tickets: TicketRange
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of `sql` (positions after..through, position first) of `tickets`, as tuples,
+    keyset-paged by position."""
+    narrowed, params = _of_tickets(sql, tickets)
+    cursor = db.cursor(row_factory=tuple_row)
+    while True:
+        rows = cursor.execute(
+            narrowed + " ORDER BY position LIMIT %s", (after, through, *params, 5000)
+        ).fetchall()
+        yield from rows
+        if len(rows) < 5000:
+            return
+        after = rows[-1][0]
 
 
 def _of_tickets(sql: str, tickets: TicketRange) -> tuple[str, tuple[str, ...]]:
@@ -271,7 +269,6 @@ _REWIND_ROWS = (
     " CASE WHEN outcome = 'accepted' THEN payload END AS payload"
     " FROM events WHERE position > %s AND position <= %s"
     " AND (outcome = 'accepted' OR action IN ('identity_delivered', 'callback_delivered'))"
-    " ORDER BY position LIMIT %s"
 )
 _TO_CHECK = (
     "SELECT later.position FROM events AS later LEFT JOIN events AS earlier"

@@ -18,10 +18,12 @@ from service.audit.replay import changes_between, rewind, state_at
 from service.audit.verify import Finding, verify
 from service.storage import checkpoints, events
 from service.storage.backend import backend_for
+from service.storage.postgres.copy import copy_log
 from service.storage.sqlite import connect_sync
 from statemachine.projection import Projection, Record, Ticket
 from tests.support.harness import cli
 from tests.support.live import Service, wait_for
+from tests.support.postgres import Postgres
 
 
 def by_rules(db: sqlite3.Connection, position: int) -> dict[str, Ticket]:
@@ -129,6 +131,31 @@ def test_a_damaged_or_missing_checkpoint_costs_time_not_truth(served: Path, tmp_
             assert shown(state_at(bad, position)) == shown(by_rules(db, position)), position
     found = cli("verify", db=damaged, check=False)
     assert found.returncode == 1
+    assert f"FAILED at position {second}: checkpoint is damaged" in found.stdout
+
+
+def test_on_postgresql_too_a_damaged_or_missing_checkpoint_costs_time_not_truth(
+    served: Path, postgres: Postgres
+) -> None:
+    """PostgreSQL's reads walk back from the nearest checkpoint one at a time: past one
+    whose snapshot fails its digest, and over a gap, to one that holds."""
+    url = postgres.create_database()
+    with closing(connect_sync(served)) as source:
+        copy_log(source, url, checkpoint_every=4)
+    with closing(backend_for(url).connect_sync(readonly=False)) as bad:
+        first, second, *_ = [c.position for c in checkpoints.every(bad)]
+        bad.execute(
+            "UPDATE checkpoints SET snapshot = set_byte(snapshot, 9, get_byte(snapshot, 9) # 1)"
+            " WHERE position = %s",
+            (second,),
+        )
+        bad.execute("DELETE FROM checkpoints WHERE position = %s", (first,))
+    with closing(connect_sync(served)) as db, closing(backend_for(url).connect_sync()) as bad:
+        assert [c.position for c in checkpoints.at_or_before(bad, second)] == [second]
+        assert checkpoints.records_of(next(checkpoints.at_or_before(bad, second))) is None
+        for position in range(events.last_position(db) + 1):
+            assert shown(state_at(bad, position)) == shown(by_rules(db, position)), position
+    found = cli("verify", db=url, check=False)
     assert f"FAILED at position {second}: checkpoint is damaged" in found.stdout
 
 
