@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -15,7 +16,10 @@ import pytest
 
 from bench.biglog import build_log
 from service.audit.verify import Report, verify
+from service.storage.backend import backend_for
+from service.storage.postgres.copy import copy_log
 from service.storage.sqlite import connect_sync
+from tests.support.postgres import Postgres
 
 
 def copied_row(position: int, *, source: int) -> str:
@@ -121,6 +125,41 @@ def test_verify_finds_what_it_found_before_on_every_kind_of_damage(
             assert as_json(alone) == pinned[str(keep)], (damage, keep)
             assert together == alone, (damage, keep)
     assert alone.ok == (damage in PASSING)
+
+
+@pytest.fixture(scope="module")
+def on_postgres(generated: Path, postgres: Postgres) -> Callable[[str], str]:
+    """A copy of the generated log in a database of its own, with a damage done there."""
+
+    def damaged_there(damage: str) -> str:
+        url = postgres.create_database()
+        with closing(connect_sync(generated)) as source:
+            copy_log(source, url, checkpoint_every=1_000)
+        with closing(backend_for(url).connect_sync(readonly=False)) as db:
+            db.execute("DROP TRIGGER events_refuse_update ON events")
+            db.execute("DROP TRIGGER events_refuse_delete ON events")
+            for statement in DAMAGES[damage]:
+                db.execute(statement.replace("char(0)", "chr(0)"))
+        return url
+
+    return damaged_there
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_verify_on_postgresql_finds_what_it_finds_on_sqlite(
+    on_postgres: Callable[[str], str], damage: str
+) -> None:
+    """The same damage to the same log, copied into PostgreSQL: the same report, in one
+    process and in workers reading one exported snapshot."""
+    pinned = json.loads(PINNED.read_text())[damage]
+    url = on_postgres(damage)
+    backend = backend_for(url)
+    with closing(backend.connect_sync()) as db, backend.snapshot(db):
+        for keep in (20, 200):
+            alone = verify(db, keep=keep)
+            together = verify(db, workers=2, parallel_from=0, keep=keep)
+            assert as_json(alone) == pinned[str(keep)], (damage, keep)
+            assert together == alone, (damage, keep)
 
 
 def generate(path: Path) -> Path:
