@@ -52,8 +52,9 @@ def start(
     raise TimeoutError(f"{' '.join(command)} did not answer on port {port}")
 
 
-def psa_ledger_process(db: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
-    """`psa-ledger serve` on `db`, N-central's credential being USERNAME:PASSWORD."""
+def psa_ledger_process(db: Path | str, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """`psa-ledger serve` on `db` (a file or a URL), N-central's credential being
+    USERNAME:PASSWORD."""
     env = {
         **os.environ,
         "PSA_LEDGER_DB": str(db),
@@ -68,7 +69,7 @@ def psa_ledger_process(db: Path, port: int, **settings: str) -> subprocess.Popen
 
 
 @contextmanager
-def psa_ledger(db: Path, **settings: str) -> Iterator[int]:
+def psa_ledger(db: Path | str, **settings: str) -> Iterator[int]:
     """A running `psa-ledger serve`; yields its port."""
     port = free_port()
     with stopping(psa_ledger_process(db, port, **settings)):

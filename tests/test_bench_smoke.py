@@ -68,12 +68,14 @@ def test_cpu_benchmark_reads_each_servers_cpu_a_request(capsys) -> None:
     assert "the baseline's CPU a request is" in capsys.readouterr().out
 
 
-def test_replay_benchmark_times_the_tools_against_raw_reads(capsys) -> None:
+def test_replay_benchmark_times_the_tools_against_raw_reads_on_both_backends(capsys) -> None:
     result = replay.main(["--events", "3000", "--rounds", "1"])
-    assert result["fold"] > 0 and result["verify"] > 0
+    for backend in ("", "postgresql "):
+        assert result[f"{backend}fold"] > 0 and result[f"{backend}verify"] > 0
+        assert result[f"{backend}verify ratio"] > 0
     shown = capsys.readouterr().out
-    assert "built 3,000 events" in shown
-    assert "replay --at" in shown and "diff" in shown and "verify" in shown
+    assert "built 3,000 events" in shown and "on PostgreSQL (the same log, copied" in shown
+    assert shown.count("psa-ledger replay --at") == 2 and shown.count("psa-ledger verify") == 2
 
 
 def test_console_benchmark_renders_each_page_on_a_small_log(capsys) -> None:
