@@ -136,15 +136,17 @@ def _tuples(
 ) -> Iterator[tuple[Any, ...]]:
     """Rows of `sql` (positions after..through, position first) of `tickets`, as tuples,
     keyset-paged by position; in binary, which spares both sides writing and parsing
-    numbers as text (verify 4% faster)."""
+    numbers as text (verify 4% faster), `_ROWS_A_STATEMENT` at a time."""
     narrowed, params = _of_tickets(sql, tickets)
     cursor = db.cursor(row_factory=tuple_row)
     while True:
         rows = cursor.execute(
-            narrowed + " ORDER BY position LIMIT %s", (after, through, *params, 5000), binary=True
+            narrowed + " ORDER BY position LIMIT %s",
+            (after, through, *params, _ROWS_A_STATEMENT),
+            binary=True,
         ).fetchall()
         yield from rows
-        if len(rows) < 5000:
+        if len(rows) < _ROWS_A_STATEMENT:
             return
         after = rows[-1][0]
 
@@ -264,6 +266,10 @@ _SELECT_RANGE = (
     f"SELECT {_COLUMNS} FROM events WHERE position > %s AND position <= %s"
     " ORDER BY position LIMIT %s"
 )
+# verify on a million events in workers took 6.1 s a chunk of 20,000 against 6.5 a chunk of
+# 5,000 (4 runs each, alternated): a worker's process and its server's wait for each other
+# at every statement, and the server reads from the index afresh.
+_ROWS_A_STATEMENT = 20_000
 _FOR_RULES = f"SELECT {_COLUMNS} FROM events WHERE position > %s AND position <= %s"
 _REWIND_ROWS = (
     "SELECT position, ticket_id, action, outcome, recorded_at,"
