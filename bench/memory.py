@@ -4,7 +4,8 @@ wrk sends the ingest mix (`ingest.lua`, as `bench.ingest` does) in slices; after
 slice the server's resident set (`VmRSS` in /proc/<pid>/status) is read. The first tenth
 of the requests is the warm-up (caches fill, the allocator finds its size); after it the
 resident set must stay within 10% of the smallest sample. `--long` sends 1,000,000
-requests (minutes: outside `make test`); the default is a short smoke of 20,000.
+requests (minutes: outside `make test`); the default is a short smoke of 20,000. The
+server runs on a SQLite file, then on a throwaway PostgreSQL server (`--backend`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
 
 from bench import ingest, servers, wrk
+from tests.support.postgres import throwaway_postgres
 
 __all__ = ["Sample", "main"]
 
@@ -29,42 +33,64 @@ class Sample(msgspec.Struct, frozen=True):
     rss_mb: float
 
 
-def main(argv: list[str] | None = None) -> list[Sample] | None:
+def main(argv: list[str] | None = None) -> dict[str, list[Sample]] | None:
+    """Each backend's samples, by name; None when wrk cannot be had."""
     options = _parse(argv or [])
     try:
         wrk.ensure_wrk()
     except wrk.WrkMissing as exc:
         print(f"memory: cannot run: {exc}")
         return None
+    backends = ["sqlite", "postgresql"] if options.backend == "both" else [options.backend]
+    found = {}
+    for backend in backends:
+        with _log(backend) as db:
+            print(f"memory on {backend}:")
+            found[backend] = _sampled(db, options)
+    return found
+
+
+@contextmanager
+def _log(backend: str) -> Iterator[Path | str]:
+    """Where the server keeps its log: a new file, or a new database on a throwaway server."""
+    if backend == "postgresql":
+        with throwaway_postgres() as server:
+            yield server.create_database()
+        return
+    with tempfile.TemporaryDirectory(prefix="psa-ledger-memory-") as folder:
+        yield Path(folder) / "memory.db"
+
+
+def _sampled(db: Path | str, options: argparse.Namespace) -> list[Sample]:
+    """The server's resident set after each slice of the load."""
     samples: list[Sample] = []
     prefixes = (str(n) for n in itertools.count(1))
-    with tempfile.TemporaryDirectory(prefix="psa-ledger-memory-") as folder:
-        port = servers.free_port()
-        settings = {"create_mode": "sync"}
-        if options.checkpoint_every:
-            settings["checkpoint_every"] = str(options.checkpoint_every)
-        server = servers.psa_ledger_process(Path(folder) / "memory.db", port, **settings)
-        try:
-            sent = 0
-            print(f"memory: {options.requests:,} requests, wrk slices of {options.seconds} s")
-            while sent < options.requests:
-                prefix = next(prefixes)
-                ingest._seed(port, prefix, threads=2)
-                done = wrk.run(
-                    f"http://127.0.0.1:{port}",
-                    ingest.SCRIPT,
-                    [prefix, str(ingest.LAG), servers.AUTH],
-                    connections=options.connections,
-                    seconds=options.seconds,
-                )
-                if done.errors:
-                    print(f"memory: {done.errors} errors in a slice: {done}")
-                sent += done.requests
-                samples.append(Sample(sent, _rss_mb(server.pid)))
-                print(f"  {sent:>10,} requests   RSS {samples[-1].rss_mb:7.1f} MB")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    port = servers.free_port()
+    settings = {"create_mode": "sync"}
+    if options.checkpoint_every:
+        settings["checkpoint_every"] = str(options.checkpoint_every)
+    server = servers.psa_ledger_process(db, port, **settings)
+    try:
+        sent = 0
+        print(f"memory: {options.requests:,} requests, wrk slices of {options.seconds} s")
+        while sent < options.requests:
+            prefix = next(prefixes)
+            ingest._seed(port, prefix, threads=2)
+            done = wrk.run(
+                f"http://127.0.0.1:{port}",
+                ingest.SCRIPT,
+                [prefix, str(ingest.LAG), servers.AUTH],
+                connections=options.connections,
+                seconds=options.seconds,
+            )
+            if done.errors:
+                print(f"memory: {done.errors} errors in a slice: {done}")
+            sent += done.requests
+            samples.append(Sample(sent, _rss_mb(server.pid)))
+            print(f"  {sent:>10,} requests   RSS {samples[-1].rss_mb:7.1f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     _report(samples, options.requests)
     return samples
 
@@ -95,6 +121,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--slice", dest="seconds", type=int, default=0, help="seconds a slice")
     parser.add_argument("--memory-connections", dest="connections", type=int, default=16)
     parser.add_argument("--checkpoint-every", type=int, default=0, help="the server's setting")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     options = parser.parse_known_args(argv)[0]
     if options.long:
         options.requests = 1_000_000

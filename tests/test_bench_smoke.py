@@ -90,14 +90,16 @@ def test_console_benchmark_renders_each_page_on_a_small_log(capsys) -> None:
     assert "timed by wrk" in shown
 
 
-def test_memory_benchmark_samples_a_real_server_under_load(capsys) -> None:
+def test_memory_benchmark_samples_a_real_server_under_load_on_both_backends(capsys) -> None:
     from bench import memory
 
-    samples = memory.main(["--requests", "1500", "--slice", "1"])
-    if samples is None:
+    found = memory.main(["--requests", "1500", "--slice", "1"])
+    if found is None:
         pytest.skip(capsys.readouterr().out.strip())
-    assert samples[-1].requests >= 1500 and all(s.rss_mb > 0 for s in samples)
-    assert "after warm-up" in capsys.readouterr().out
+    assert list(found) == ["sqlite", "postgresql"]
+    for samples in found.values():
+        assert samples[-1].requests >= 1500 and all(s.rss_mb > 0 for s in samples)
+    assert capsys.readouterr().out.count("after warm-up") == 2
 
 
 def test_postgres_benchmark_runs_one_replica_then_two(capsys) -> None:
