@@ -74,10 +74,10 @@ def verify(
     """Check the whole log; keeps the first `keep` findings, in position order.
 
     With `workers` > 1, a log of some size is checked in that many worker processes, a
-    part of the tickets each: a file's readers each read up to the same last position,
-    and on PostgreSQL they read in `db`'s own snapshot (`storage.shared`), so `db` must
-    be inside one there (else one process checks it all). `progress` hears how many events have been
-    checked: every `every` events in one process, as each part ends in workers.
+    part of the tickets each (`storage.shared`): on SQLite each reads the file up to
+    `db`'s last position; on PostgreSQL each reads `db`'s own snapshot, so there `db`
+    must be inside one, or one process checks it all. `progress` hears how many events
+    have been checked: every `every` events in one process, as each part ends in workers.
     """
     total = events.count(db)
     last = events.last_position(db)
@@ -241,8 +241,9 @@ def _later(
     and `expected`: `verify` checks them in its own snapshot.
 
     A worker process on SQLite reads the file as it is when it starts, and a service
-    still writing may have changed those rows since `verify` took its snapshot. Read
-    there, a row past `last` is a lie, and `_later_problems` says so.
+    still writing may have changed those rows since `verify` took its snapshot. In that
+    snapshot no row names a position past `last`: one that does is a lie, and
+    `_later_problems` says so.
     """
     ids = [t for t, row in stored.items() if row[_LAST_POSITION] > last]
     for ticket_id in ids:

@@ -38,7 +38,8 @@ class SharedSnapshot(msgspec.Struct, frozen=True):
 
 def shared(db: Connection) -> SharedSnapshot | None:
     """`db`'s snapshot for other sessions; None outside a transaction, where each
-    statement has its own snapshot and there is none to share."""
+    statement has its own snapshot and there is none to share. `db` reads in one
+    snapshot only at repeatable read (`connections.snapshot`), as the shell's tools do."""
     if db.info.transaction_status != TransactionStatus.INTRANS:
         return None
     exported = db.execute("SELECT pg_export_snapshot() AS id").fetchone()
