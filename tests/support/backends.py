@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +13,32 @@ from service.settings import Settings
 from service.storage import sqlite
 from service.storage.backend import backend_for
 from service.storage.postgres.copy import copy_log
+from tests.support.postgres import Postgres
 
 
 def read_on(request: pytest.FixtureRequest, log_file: Path) -> Iterator[Any]:
     """For a module fixture parametrised by `BACKENDS`: the log read on SQLite, then the
     same log copied into a PostgreSQL database (analysed, so its plans are realistic)."""
-    source = sqlite.connect_sync(log_file)
     if request.param == "sqlite":
+        source = sqlite.connect_sync(log_file)
         yield source
         source.close()
         return
-    postgres = request.getfixturevalue("postgres")
-    url = postgres.create_database()
-    copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
-    source.close()
-    postgres.psql("ANALYZE", database=url.rsplit("/", 1)[-1])
+    url = copied_to_postgres(request.getfixturevalue("postgres"), log_file)
     conn = backend_for(url).connect_sync()
     yield conn
     conn.close()
+
+
+def copied_to_postgres(
+    postgres: Postgres, log_file: Path, *, checkpoint_every: int | None = None
+) -> str:
+    """A new database on `postgres` holding the SQLite log at `log_file`, as `migrate`
+    copies it (analysed after, so its plans are realistic), with a checkpoint every
+    `checkpoint_every` events (the setting's default if not given); its URL."""
+    url = postgres.create_database()
+    if checkpoint_every is None:
+        checkpoint_every = Settings().checkpoint_every
+    with closing(sqlite.connect_sync(log_file)) as source:
+        copy_log(source, url, checkpoint_every=checkpoint_every)
+    return url

@@ -18,9 +18,9 @@ from service.audit.replay import changes_between, rewind, state_at
 from service.audit.verify import Finding, verify
 from service.storage import checkpoints, events
 from service.storage.backend import backend_for
-from service.storage.postgres.copy import copy_log
 from service.storage.sqlite import connect_sync
 from statemachine.projection import Projection, Record, Ticket
+from tests.support.backends import copied_to_postgres
 from tests.support.harness import cli
 from tests.support.live import Service, wait_for
 from tests.support.postgres import Postgres
@@ -139,9 +139,7 @@ def test_on_postgresql_too_a_damaged_or_missing_checkpoint_costs_time_not_truth(
 ) -> None:
     """PostgreSQL's reads walk back from the nearest checkpoint one at a time: past one
     whose snapshot fails its digest, and over a gap, to one that holds."""
-    url = postgres.create_database()
-    with closing(connect_sync(served)) as source:
-        copy_log(source, url, checkpoint_every=4)
+    url = copied_to_postgres(postgres, served, checkpoint_every=4)
     with closing(backend_for(url).connect_sync(readonly=False)) as bad:
         first, second, *_ = [c.position for c in checkpoints.every(bad)]
         bad.execute(

@@ -20,13 +20,10 @@ import pytest
 
 from bench.biglog import build_log
 from service.audit.events import EventFilter, Order, explain
-from service.settings import Settings
 from service.storage.backend import backend_for
 from service.storage.dialects import is_postgres
-from service.storage.postgres.copy import copy_log
-from service.storage.sqlite import connect_sync
+from tests.support.backends import copied_to_postgres
 from tests.support.harness import cli
-from tests.support.postgres import Postgres
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +38,7 @@ def big(request: pytest.FixtureRequest, big_file: Path) -> Path | str:
     """The generated log: the file, then a copy of it in a fresh PostgreSQL database."""
     if request.param == "sqlite":
         return big_file
-    postgres: Postgres = request.getfixturevalue("postgres")
-    url = postgres.create_database()
-    with closing(connect_sync(big_file)) as source:
-        copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
-    postgres.psql("ANALYZE", database=url.rsplit("/", 1)[1])
-    return url
+    return copied_to_postgres(request.getfixturevalue("postgres"), big_file)
 
 
 @pytest.fixture

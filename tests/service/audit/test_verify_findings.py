@@ -17,8 +17,8 @@ import pytest
 from bench.biglog import build_log
 from service.audit.verify import Report, verify
 from service.storage.backend import backend_for
-from service.storage.postgres.copy import copy_log
 from service.storage.sqlite import connect_sync
+from tests.support.backends import copied_to_postgres
 from tests.support.postgres import Postgres
 
 
@@ -132,9 +132,7 @@ def on_postgres(generated: Path, postgres: Postgres) -> Callable[[str], str]:
     """A copy of the generated log in a database of its own, with a damage done there."""
 
     def damaged_there(damage: str) -> str:
-        url = postgres.create_database()
-        with closing(connect_sync(generated)) as source:
-            copy_log(source, url, checkpoint_every=1_000)
+        url = copied_to_postgres(postgres, generated, checkpoint_every=1_000)
         with closing(backend_for(url).connect_sync(readonly=False)) as db:
             db.execute("DROP TRIGGER events_refuse_update ON events")
             db.execute("DROP TRIGGER events_refuse_delete ON events")

@@ -13,13 +13,10 @@ import httpx
 import pytest
 
 from service.audit.verify import Finding, verify
-from service.settings import Settings
-from service.storage import sqlite
 from service.storage.backend import backend_for
-from service.storage.postgres.copy import copy_log
 from service.storage.shared import shared
+from tests.support.backends import copied_to_postgres
 from tests.support.live import NCENTRAL, Service
-from tests.support.postgres import Postgres
 
 #: The row of the one event without a ticket (see `ticketless`).
 TICKETLESS = 7
@@ -54,10 +51,7 @@ def copied(request: pytest.FixtureRequest, ticketless: Path, tmp_path: Path) -> 
         _edit(str(copy), "DROP TRIGGER events_refuse_update")
         yield str(copy)
         return
-    postgres: Postgres = request.getfixturevalue("postgres")
-    url = postgres.create_database()
-    with closing(sqlite.connect_sync(ticketless)) as source:
-        copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
+    url = copied_to_postgres(request.getfixturevalue("postgres"), ticketless)
     _edit(url, "DROP TRIGGER events_refuse_update ON events")
     yield url
 
