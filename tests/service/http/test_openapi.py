@@ -89,6 +89,13 @@ def api(live: Service) -> Any:
     return schemathesis.openapi.from_url(f"{live.url}/schema/openapi.json")
 
 
+@pytest.fixture(scope="module")
+def concrete(api: Any) -> set[str]:
+    """The documented paths without ids: a generated id can spell one (`dead`), and then
+    the request is that path's operation, not the templated one's."""
+    return {o.ok().path for o in api.get_all_operations() if "{" not in o.ok().path}
+
+
 def test_the_live_document_has_the_operations_tested_here(api: Any) -> None:
     served = {f"{o.ok().method.upper()} {o.ok().path}" for o in api.get_all_operations()}
     assert served == {case.values[0] for case in OPERATIONS}
@@ -97,7 +104,7 @@ def test_the_live_document_has_the_operations_tested_here(api: Any) -> None:
 @pytest.mark.hypothesis
 @pytest.mark.parametrize(("label", "mode"), OPERATIONS)
 def test_every_operation_answers_as_the_document_says(
-    api: Any, live: Service, label: str, mode: GenerationMode
+    api: Any, concrete: set[str], live: Service, label: str, mode: GenerationMode
 ) -> None:
     """A third of the examples on PostgreSQL, to keep `make test` short: the HTTP layer
     that most generated input stops at is the same, and what reaches the SQL (ids and
@@ -105,13 +112,24 @@ def test_every_operation_answers_as_the_document_says(
     operation = api.find_operation_by_label(label)
     credential = NCENTRAL if operation.path.startswith("/ncentral/") else OPERATOR
     count = examples(10 if is_url(live.db) else 30)
+    others = concrete - {operation.path}
+    cases = operation.as_strategy(mode).filter(lambda case: case.formatted_path not in others)
 
-    @given(case=operation.as_strategy(mode))
+    @given(case=cases)
     @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck))
     def answers_as_documented(case: Any) -> None:
         case.call_and_validate(auth=credential, checks=CHECKS, timeout=30)
 
     answers_as_documented()
+
+
+def test_a_concrete_path_is_its_own_operation_not_a_templated_ones(live: Service) -> None:
+    """OpenAPI matches concrete paths before templated ones, and so does the server: the
+    id `dead` in `/api/callbacks/{id}/retry` is the bulk retry, which is why the generated
+    cases above leave such ids out (no N-central ticket id is `dead`: they are digits)."""
+    answer = httpx.post(f"{live.url}/api/callbacks/dead/retry", json={}, auth=OPERATOR)
+    assert answer.status_code == 202
+    assert answer.json() == {"callbacks": []}
 
 
 @pytest.mark.parametrize("method", ["put", "post"])
