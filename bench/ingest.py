@@ -5,7 +5,9 @@ the other, round after round, so that whatever else the machine is doing falls o
 alike. The load is N-central's mix (`ingest.lua`: 4 CREATE, 4 UPDATE, 1 RESOLVE,
 1 REOPEN in ten, realistic bodies, Basic auth); the ledger runs as shipped: sync mode,
 `synchronous=FULL`, every 2xx durable. Printed per round and as the median of the rounds:
-requests per second, p99 latency, and psa-ledger's share of the baseline.
+requests per second, p99 latency, and psa-ledger's share of the baseline. psa-ledger runs
+on a new SQLite file, then on a new database on a throwaway PostgreSQL server
+(`--backend`), each against the baseline in rounds of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,20 +45,26 @@ class Round(msgspec.Struct, frozen=True):
         return self.psa.p99_us / self.baseline.p99_us
 
 
-def main(argv: list[str] | None = None) -> list[Round] | None:
+def main(argv: list[str] | None = None) -> dict[str, list[Round]] | None:
+    """Each backend's rounds, by name; None when wrk cannot be had."""
     options = _parse(argv or [])
     try:
         wrk.ensure_wrk()
     except wrk.WrkMissing as exc:
         print(f"ingest: cannot run: {exc}")
         return None
+    found = {}
+    for backend in servers.BACKENDS[options.backend]:
+        with servers.fresh_log(backend) as db:
+            print(f"ingest on {backend}:")
+            found[backend] = _rounds(db, options)
+    return found
+
+
+def _rounds(db: Path | str, options: argparse.Namespace) -> list[Round]:
     rounds: list[Round] = []
     prefixes = (str(n) for n in itertools.count(1))
-    with (
-        tempfile.TemporaryDirectory(prefix="psa-ledger-ingest-") as folder,
-        servers.baseline() as bare,
-        servers.psa_ledger(Path(folder) / "ingest.db", create_mode="sync") as psa,
-    ):
+    with servers.baseline() as bare, servers.psa_ledger(db, create_mode="sync") as psa:
         print(
             f"ingest: wrk runs of {options.seconds} s, {options.rounds} alternating round(s) each;"
             " psa-ledger sync mode, synchronous=FULL"
@@ -156,6 +163,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="comma-separated connection counts",
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s at each count")
+    parser.add_argument("--backend", choices=list(servers.BACKENDS), default="both")
     options = parser.parse_known_args(argv)[0]
     if options.quick:
         options.seconds, options.rounds = 2, 1

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
 
 from bench import ingest, servers, wrk
-from tests.support.postgres import throwaway_postgres
 
 __all__ = ["Sample", "main"]
 
@@ -41,24 +37,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[Sample]] | None:
     except wrk.WrkMissing as exc:
         print(f"memory: cannot run: {exc}")
         return None
-    backends = ["sqlite", "postgresql"] if options.backend == "both" else [options.backend]
     found = {}
-    for backend in backends:
-        with _log(backend) as db:
+    for backend in servers.BACKENDS[options.backend]:
+        with servers.fresh_log(backend) as db:
             print(f"memory on {backend}:")
             found[backend] = _sampled(db, options)
     return found
-
-
-@contextmanager
-def _log(backend: str) -> Iterator[Path | str]:
-    """Where the server keeps its log: a new file, or a new database on a throwaway server."""
-    if backend == "postgresql":
-        with throwaway_postgres() as server:
-            yield server.create_database()
-        return
-    with tempfile.TemporaryDirectory(prefix="psa-ledger-memory-") as folder:
-        yield Path(folder) / "memory.db"
 
 
 def _sampled(db: Path | str, options: argparse.Namespace) -> list[Sample]:
@@ -121,7 +105,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--slice", dest="seconds", type=int, default=0, help="seconds a slice")
     parser.add_argument("--memory-connections", dest="connections", type=int, default=16)
     parser.add_argument("--checkpoint-every", type=int, default=0, help="the server's setting")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--backend", choices=list(servers.BACKENDS), default="both")
     options = parser.parse_known_args(argv)[0]
     if options.long:
         options.requests = 1_000_000

@@ -2,6 +2,8 @@
 
 Both are separate processes on free ports, started the way a user would start them and
 stopped by their own process, so the load generator measures a server, not this one.
+`psa-ledger serve` keeps its log where `fresh_log` says: a new SQLite file, or a new
+database on a throwaway PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +21,16 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.postgres import throwaway_postgres
+
 __all__ = [
     "AUTH",
+    "BACKENDS",
     "PASSWORD",
     "USERNAME",
     "baseline",
     "free_port",
+    "fresh_log",
     "psa_ledger",
     "start",
     "stopping",
@@ -32,6 +39,19 @@ __all__ = [
 USERNAME = "ncentral"
 PASSWORD = "bench-inbound-password"
 AUTH = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+#: What `--backend` may name: one backend, or both in turn.
+BACKENDS = {"sqlite": ["sqlite"], "postgresql": ["postgresql"], "both": ["sqlite", "postgresql"]}
+
+
+@contextmanager
+def fresh_log(backend: str) -> Iterator[Path | str]:
+    """Where a server keeps its log: a new file, or a new database on a throwaway server."""
+    if backend == "postgresql":
+        with throwaway_postgres() as server:
+            yield server.create_database()
+        return
+    with tempfile.TemporaryDirectory(prefix="psa-ledger-bench-") as folder:
+        yield Path(folder) / "ledger.db"
 
 
 def start(

@@ -44,15 +44,18 @@ def test_baseline_decodes_the_same_shape_as_the_service() -> None:
     assert TicketShape.__struct_encode_fields__ == TicketRequest.__struct_encode_fields__
 
 
-def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only(capsys) -> None:
-    rounds = ingest.main(["--seconds", "1", "--rounds", "1", "--connections", "16"])
-    if rounds is None:
+def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only_on_both_backends(
+    capsys,
+) -> None:
+    found = ingest.main(["--seconds", "1", "--rounds", "1", "--connections", "16"])
+    if found is None:
         pytest.skip(capsys.readouterr().out.strip())
-    [only] = rounds
-    assert only.baseline.per_second > 0 and only.psa.per_second > 0
-    # Every CREATE, UPDATE, RESOLVE and REOPEN was answered 2xx: the mix is lawful.
-    assert only.psa.errors == 0 and only.baseline.errors == 0
-    assert "psa/base" in capsys.readouterr().out
+    assert list(found) == ["sqlite", "postgresql"]
+    for [only] in found.values():
+        assert only.baseline.per_second > 0 and only.psa.per_second > 0
+        # Every CREATE, UPDATE, RESOLVE and REOPEN was answered 2xx: the mix is lawful.
+        assert only.psa.errors == 0 and only.baseline.errors == 0
+    assert capsys.readouterr().out.count("psa/base") == 2
 
 
 def test_cpu_benchmark_reads_each_servers_cpu_a_request(capsys) -> None:
