@@ -257,9 +257,9 @@ def _later_problems(
     """What is wrong with the `later` tickets' rows as `db`'s snapshot holds them."""
     if not later:
         return []
-    held = ticket_rows.rows_by_ticket(db)
+    held = ticket_rows.rows_of(db, sorted(later))
     expected = {t: row for t, row in later.items() if row is not None}
-    return _table_problems(expected, {t: held[t] for t in later if t in held})
+    return _table_problems(expected, held)
 
 
 class _Checkpoints:

@@ -11,7 +11,7 @@ from service.storage.rows import TICKET_COLUMNS, ticket_from_row
 from service.storage.sqlite import plain_cursor
 from statemachine.projection import Ticket
 
-__all__ = ["by_external_id", "names", "rows_by_ticket", "select"]
+__all__ = ["by_external_id", "names", "rows_by_ticket", "rows_of", "select"]
 
 
 @portable
@@ -66,7 +66,7 @@ def rows_by_ticket(
     Plain values, so that they compare equal to `rows.ticket_row` of the replayed stream.
     """
     cursor = plain_cursor(db)
-    sql = f"SELECT {_COLUMNS} FROM tickets WHERE 1"
+    sql = f"{_ROWS} WHERE 1"
     params: tuple[str, ...] = ()
     if tickets.low is not None:
         sql, params = sql + " AND ncentral_ticket_id >= ?", (*params, tickets.low)
@@ -75,8 +75,24 @@ def rows_by_ticket(
     return {row[0]: row for row in cursor.execute(sql, params)}
 
 
+@portable
+def rows_of(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    """The `tickets` rows of `ticket_ids` (those there are), as `rows_by_ticket` gives them."""
+    found: dict[str, tuple[Any, ...]] = {}
+    cursor = plain_cursor(db)
+    for start in range(0, len(ticket_ids), _IDS_A_STATEMENT):
+        chunk = ticket_ids[start : start + _IDS_A_STATEMENT]
+        marks = ", ".join("?" * len(chunk))
+        rows = cursor.execute(f"{_ROWS} WHERE ncentral_ticket_id IN ({marks})", chunk)
+        found |= {row[0]: row for row in rows}
+    return found
+
+
 _COLUMNS = ", ".join(TICKET_COLUMNS)
-_BY_EXTERNAL_ID = f"SELECT {_COLUMNS} FROM tickets WHERE external_ticket_id = ?"
+_ROWS = f"SELECT {_COLUMNS} FROM tickets"
+#: Ids bound in one `IN (...)`: well under SQLite's limit on parameters (32,766).
+_IDS_A_STATEMENT = 500
+_BY_EXTERNAL_ID = f"{_ROWS} WHERE external_ticket_id = ?"
 
 
 @portable
@@ -84,8 +100,8 @@ def names(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[str,
     """(externalTicketId, title) of each ticket in `ticket_ids`, by ncentralTicketId."""
     found: dict[str, tuple[str, str]] = {}
     cursor = plain_cursor(db)
-    for start in range(0, len(ticket_ids), 500):
-        chunk = ticket_ids[start : start + 500]
+    for start in range(0, len(ticket_ids), _IDS_A_STATEMENT):
+        chunk = ticket_ids[start : start + _IDS_A_STATEMENT]
         marks = ", ".join("?" * len(chunk))
         rows = cursor.execute(
             "SELECT ncentral_ticket_id, external_ticket_id, title FROM tickets"

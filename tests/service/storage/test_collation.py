@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from service.audit.tickets import TicketFilter, list_tickets
+from service.storage import tickets
 from service.storage.backend import backend_for, is_url
+from service.storage.events import ranges_between
 from service.storage.rows import TICKET_COLUMNS
 from tests.support.postgres import Postgres
 
@@ -64,3 +66,20 @@ def test_a_range_after_a_cursor_holds_the_same_ids_as_on_sqlite(tickets_db: Path
         first = list_tickets(db, TicketFilter(), limit=5)
         rest = list_tickets(db, TicketFilter(), limit=100, cursor=first.next)
     assert [t.ncentral_ticket_id for t in rest.tickets] == ["Z-1", "_x", "a", "b", "e", "z1", "é"]
+
+
+def test_verify_parts_of_the_tickets_table_hold_the_ids_python_puts_in_them(
+    tickets_db: Path | str,
+) -> None:
+    """Each of `verify`'s workers compares its own range of the `tickets` table, cut on the
+    server: a range that held other ids than Python's would report rows as missing or
+    as having no CREATE."""
+    backend = backend_for(tickets_db)
+    parts = ranges_between(["B", "_x", "e"])
+    with closing(backend.connect_sync()) as db, backend.snapshot(db):
+        held = [sorted(tickets.rows_by_ticket(db, part)) for part in parts]
+        every = tickets.rows_by_ticket(db)
+        asked = tickets.rows_of(db, ["é", "_x", "no-such-id", "10"])
+    assert held == [sorted(filter(part.holds, TICKET_IDS)) for part in parts]
+    assert held == [["10", "9", "A"], ["B", "F", "Z-1"], ["_x", "a", "b"], ["e", "z1", "é"]]
+    assert asked == {ticket_id: every[ticket_id] for ticket_id in ("é", "_x", "10")}
