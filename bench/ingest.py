@@ -16,6 +16,7 @@ import argparse
 import itertools
 import statistics
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -48,17 +49,7 @@ class Round(msgspec.Struct, frozen=True):
 def main(argv: list[str] | None = None) -> dict[str, list[Round]] | None:
     """Each backend's rounds, by name; None when wrk cannot be had."""
     options = _parse(argv or [])
-    try:
-        wrk.ensure_wrk()
-    except wrk.WrkMissing as exc:
-        print(f"ingest: cannot run: {exc}")
-        return None
-    found = {}
-    for backend in servers.BACKENDS[options.backend]:
-        with servers.fresh_log(backend) as db:
-            print(f"ingest on {backend}:")
-            found[backend] = _rounds(db, options)
-    return found
+    return servers.on_each_backend("ingest", options.backend, partial(_rounds, options=options))
 
 
 def _rounds(db: Path | str, options: argparse.Namespace) -> list[Round]:

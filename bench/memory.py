@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -32,17 +33,7 @@ class Sample(msgspec.Struct, frozen=True):
 def main(argv: list[str] | None = None) -> dict[str, list[Sample]] | None:
     """Each backend's samples, by name; None when wrk cannot be had."""
     options = _parse(argv or [])
-    try:
-        wrk.ensure_wrk()
-    except wrk.WrkMissing as exc:
-        print(f"memory: cannot run: {exc}")
-        return None
-    found = {}
-    for backend in servers.BACKENDS[options.backend]:
-        with servers.fresh_log(backend) as db:
-            print(f"memory on {backend}:")
-            found[backend] = _sampled(db, options)
-    return found
+    return servers.on_each_backend("memory", options.backend, partial(_sampled, options=options))
 
 
 def _sampled(db: Path | str, options: argparse.Namespace) -> list[Sample]:

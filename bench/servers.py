@@ -15,12 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
+from bench import wrk
 from tests.support.postgres import throwaway_postgres
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "baseline",
     "free_port",
     "fresh_log",
+    "on_each_backend",
     "psa_ledger",
     "start",
     "stopping",
@@ -41,6 +44,26 @@ PASSWORD = "bench-inbound-password"
 AUTH = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
 #: What `--backend` may name: one backend, or both in turn.
 BACKENDS = {"sqlite": ["sqlite"], "postgresql": ["postgresql"], "both": ["sqlite", "postgresql"]}
+
+T = TypeVar("T")
+
+
+def on_each_backend(
+    suite: str, backend: str, measure: Callable[[Path | str], T]
+) -> dict[str, T] | None:
+    """`measure` of a fresh log on each backend `backend` names (`--backend`), by backend;
+    None, said why, when wrk cannot be had to load the server."""
+    try:
+        wrk.ensure_wrk()
+    except wrk.WrkMissing as exc:
+        print(f"{suite}: cannot run: {exc}")
+        return None
+    found = {}
+    for name in BACKENDS[backend]:
+        with fresh_log(name) as db:
+            print(f"{suite} on {name}:")
+            found[name] = measure(db)
+    return found
 
 
 @contextmanager
