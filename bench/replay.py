@@ -52,9 +52,8 @@ from bench import servers
 from bench.biglog import build_log
 from service.audit.replay import rewind
 from service.settings import Settings
-from service.storage import sqlite
 from service.storage.backend import backend_for, is_url
-from service.storage.postgres.copy import copy_log
+from tests.support.backends import copied_to_postgres
 from tests.support.postgres import throwaway_postgres
 
 __all__ = ["main"]
@@ -97,15 +96,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     options = _parse(argv or [])
     found: dict[str, float] = {}
     with _log(options) as (db, count):
-        if options.backend in ("sqlite", "both"):
+        backends = servers.BACKENDS[options.backend]
+        if "sqlite" in backends:
             print(f"on SQLite ({db})")
             found |= _measure(str(db), db, count, options.rounds, _SQLITE)
-        if options.backend in ("postgresql", "both"):
+        if "postgresql" in backends:
             with throwaway_postgres() as server:
-                url = server.create_database()
                 started = time.perf_counter()
-                with closing(sqlite.connect_sync(db)) as source:
-                    copy_log(source, url, checkpoint_every=Settings().checkpoint_every)
+                url = copied_to_postgres(server, db)
                 print(
                     f"on PostgreSQL (the same log, copied in {time.perf_counter() - started:.1f} s)"
                 )
@@ -278,7 +276,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each command")
     parser.add_argument("--db", type=Path, default=None, help="keep the log here, and reuse it")
     parser.add_argument(
-        "--backend", choices=["sqlite", "postgresql", "both"], default="both", help="where to run"
+        "--backend", choices=list(servers.BACKENDS), default="both", help="where to run"
     )
     options = parser.parse_known_args(argv)[0]
     if options.million:
