@@ -121,7 +121,9 @@ def _check(connection: ASGIConnection, role: str, credential: Credential) -> Non
         if authorization is not None:
             _failed(state.login_throttle, role, username, address)
         raise NotAuthorizedException("valid Basic credentials are required", headers=REALM_HEADER)
-    connection.state.actor = credential.username
+    # Into the scope's state itself, as the fast lane does: `connection.state` builds a
+    # `State` around it at each access (~3% of the event loop's time on a console page).
+    connection.scope.setdefault("state", {})["actor"] = credential.username
 
 
 def _sent(scope: Scope, state: State) -> tuple[str | None, str]:
