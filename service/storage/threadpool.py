@@ -1,13 +1,14 @@
 """A thread pool that hands each piece of work to the thread that went idle last.
 
 `concurrent.futures.ThreadPoolExecutor` keeps its idle threads waiting on one queue, and
-the queue wakes them in turn: one console page at a time went to two threads by turns,
-each woken cold. Measured around wrk at one connection on a review page of a million-event
-log (per-thread CPU from /proc, two alternated pairs): 1.55-1.63 ms of read-thread CPU a
-page by turns against 1.48-1.52 on one thread, and 365-403 µs of the event loop's
-against 301-325. So here idle threads wait each on its own lock, on a stack: the last to
-finish is the first woken. Under one reader at a time one thread does all the work; under
-many, up to `most` run at once, as before.
+the queue wakes them in turn: once two read threads existed, one console page at a time
+went to each by turns, woken cold. So here idle threads wait each on its own lock, on a
+stack: the last to finish is the first woken. Under one reader at a time one thread does
+all the work; under many, up to `most` run at once, as before. Measured around wrk at
+one connection on a million-event log (per-thread CPU from /proc, three alternated pairs,
+bench/results.md "Round 17"): the read threads' CPU for `/callbacks` 158-166 -> 128-131
+µs a request, its median 450-464 -> 416-426 µs; under 8 connections the two were within
+the noise of each other.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ T = TypeVar("T")
 
 
 class MostRecentFirst(Executor):
-    """Up to `most` daemon threads named `name`-N, started as work first needs them."""
+    """Up to `most` daemon threads named `name`_N, started as work first needs them."""
 
     def __init__(self, most: int, name: str) -> None:
         self._most, self._name = most, name
