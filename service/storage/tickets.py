@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from service.storage.dialects import portable
@@ -78,14 +79,7 @@ def rows_by_ticket(
 @portable
 def rows_of(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[Any, ...]]:
     """The `tickets` rows of `ticket_ids` (those there are), as `rows_by_ticket` gives them."""
-    found: dict[str, tuple[Any, ...]] = {}
-    cursor = plain_cursor(db)
-    for start in range(0, len(ticket_ids), _IDS_A_STATEMENT):
-        chunk = ticket_ids[start : start + _IDS_A_STATEMENT]
-        marks = ", ".join("?" * len(chunk))
-        rows = cursor.execute(f"{_ROWS} WHERE ncentral_ticket_id IN ({marks})", chunk)
-        found |= {row[0]: row for row in rows}
-    return found
+    return {row[0]: row for row in _of_ids(db, _ROWS, ticket_ids)}
 
 
 _COLUMNS = ", ".join(TICKET_COLUMNS)
@@ -93,20 +87,21 @@ _ROWS = f"SELECT {_COLUMNS} FROM tickets"
 #: Ids bound in one `IN (...)`: well under SQLite's limit on parameters (32,766).
 _IDS_A_STATEMENT = 500
 _BY_EXTERNAL_ID = f"{_ROWS} WHERE external_ticket_id = ?"
+_NAMES = "SELECT ncentral_ticket_id, external_ticket_id, title FROM tickets"
 
 
 @portable
 def names(db: sqlite3.Connection, ticket_ids: list[str]) -> dict[str, tuple[str, str]]:
     """(externalTicketId, title) of each ticket in `ticket_ids`, by ncentralTicketId."""
-    found: dict[str, tuple[str, str]] = {}
+    rows = _of_ids(db, _NAMES, ticket_ids)
+    return {ticket_id: (external, title) for ticket_id, external, title in rows}
+
+
+def _of_ids(db: sqlite3.Connection, select: str, ticket_ids: list[str]) -> Iterator[Any]:
+    """The rows `select` reads of the tickets `ticket_ids`, as plain tuples, a statement
+    for each `_IDS_A_STATEMENT` of them."""
     cursor = plain_cursor(db)
     for start in range(0, len(ticket_ids), _IDS_A_STATEMENT):
         chunk = ticket_ids[start : start + _IDS_A_STATEMENT]
         marks = ", ".join("?" * len(chunk))
-        rows = cursor.execute(
-            "SELECT ncentral_ticket_id, external_ticket_id, title FROM tickets"
-            f" WHERE ncentral_ticket_id IN ({marks})",
-            chunk,
-        )
-        found |= {ticket_id: (external, title) for ticket_id, external, title in rows}
-    return found
+        yield from cursor.execute(f"{select} WHERE ncentral_ticket_id IN ({marks})", chunk)
