@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import msgspec
@@ -71,7 +72,8 @@ class Checkpoint(NamedTuple):
     #: How many tickets the snapshot holds (a delta's: those that changed).
     tickets: int
     digest: str
-    snapshot: bytes
+    #: A view of the row as the driver received it, where that spares copying it (psycopg).
+    snapshot: bytes | memoryview
 
 
 class Held(NamedTuple):
@@ -82,7 +84,7 @@ class Held(NamedTuple):
     base: int
     #: A reader may take records out of it as it decodes them (`Rewind` does).
     records: dict[str, msgspec.Raw]
-    snapshot: bytes
+    snapshot: bytes | memoryview
     #: How many records the snapshot holds.
     tickets: int
 
@@ -137,12 +139,13 @@ def records_of(checkpoint: Checkpoint) -> dict[str, Record] | None:
 
 def raw_records_of(checkpoint: Checkpoint) -> Held | None:
     """What a checkpoint holds, its records still encoded; None when it is damaged."""
-    snapshot = _checked(checkpoint)
-    if snapshot is None:
-        return None
+    snapshot = checkpoint.snapshot
+    digest = _digest_beside(snapshot)
     try:
         held = _decode_raw(snapshot)
     except msgspec.DecodeError:
+        held = None
+    if digest() != checkpoint.digest or held is None:
         return None
     base, records = (0, held) if isinstance(held, dict) else held
     if len(records) != checkpoint.tickets or not 0 <= base < checkpoint.position:
@@ -245,10 +248,24 @@ def _checkpoint(position: int, count: int, snapshot: bytes) -> Checkpoint:
     return Checkpoint(position, count, hashlib.sha256(snapshot).hexdigest(), snapshot)
 
 
-def _checked(checkpoint: Checkpoint) -> bytes | None:
-    """The snapshot, if it still hashes to its digest."""
-    snapshot = bytes(checkpoint.snapshot)
-    return snapshot if hashlib.sha256(snapshot).hexdigest() == checkpoint.digest else None
+def _digest_beside(snapshot: bytes | memoryview) -> Callable[[], str]:
+    """The snapshot's digest, from the call returned. A large one is hashed on a thread of
+    its own while the caller decodes the snapshot (hashlib lets go of the GIL): a full
+    checkpoint of 12.5 MB then takes 22-24 ms to hold instead of 28-30. What was decoded
+    is used only once the digest is found to match, so damaged bytes are never trusted
+    (and msgspec reads any bytes without harm)."""
+    if len(snapshot) < _HASHED_BESIDE:
+        hexdigest = hashlib.sha256(snapshot).hexdigest()
+        return lambda: hexdigest
+    found: list[str] = []
+    hashing = threading.Thread(target=lambda: found.append(hashlib.sha256(snapshot).hexdigest()))
+    hashing.start()
+
+    def joined() -> str:
+        hashing.join()
+        return found[0]
+
+    return joined
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -295,6 +312,8 @@ _LATEST = "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE position <= 
 _EVERY = f"SELECT {_COLUMNS} FROM checkpoints ORDER BY position"
 _AFTER = "SELECT position FROM checkpoints WHERE position > ? ORDER BY position"
 _AT = f"SELECT {_COLUMNS} FROM checkpoints WHERE position = ?"
+#: From this many bytes a snapshot is hashed on a thread of its own (one costs ~0.1 ms to start).
+_HASHED_BESIDE = 1_000_000
 _encoder = msgspec.msgpack.Encoder()
 _encode = _encoder.encode
 #: MessagePack's map with a 32-bit count: written first, then each ticket as it is read.

@@ -20,6 +20,7 @@ from service.storage import checkpoints, events
 from service.storage.backend import backend_for
 from service.storage.sqlite import connect_sync
 from statemachine.projection import Projection, Record, Ticket
+from statemachine.ticket import State
 from tests.support.backends import copied_to_postgres
 from tests.support.harness import cli
 from tests.support.live import Service, wait_for
@@ -155,6 +156,22 @@ def test_on_postgresql_too_a_damaged_or_missing_checkpoint_costs_time_not_truth(
             assert shown(state_at(bad, position)) == shown(by_rules(db, position)), position
     found = cli("verify", db=url, check=False)
     assert f"FAILED at position {second}: checkpoint is damaged" in found.stdout
+
+
+# Under and over the size from which a snapshot is hashed on a thread while it is decoded.
+@pytest.mark.parametrize("tickets", [10, 5_000])
+def test_a_snapshot_edited_so_that_it_still_decodes_is_refused(tickets: int) -> None:
+    records = {
+        str(n): Record(f"PSA-{n}", State.OPEN, f"disk {n}", "x" * 300, {}, "t0", "t1")
+        for n in range(tickets)
+    }
+    sound = checkpoints.snapshot_of(100, records)
+    edited = sound._replace(snapshot=sound.snapshot.replace(b"disk 7", b"disk 8"))
+    assert checkpoints.record_of(checkpoints._decode_raw(edited.snapshot)["7"]) is not None
+    held = checkpoints.raw_records_of(sound)
+    assert held is not None and len(held.records) == tickets
+    assert checkpoints.raw_records_of(edited) is None
+    assert checkpoints.records_of(edited) is None
 
 
 def test_verify_catches_a_checkpoint_that_lies_with_a_good_digest(
