@@ -52,7 +52,8 @@ from bench import servers
 from bench.biglog import build_log
 from service.audit.replay import rewind
 from service.settings import Settings
-from service.storage.backend import backend_for, is_url
+from service.storage import checkpoints
+from service.storage.backend import backend_for
 from tests.support.backends import copied_to_postgres
 from tests.support.postgres import throwaway_postgres
 
@@ -236,21 +237,14 @@ def _script(template: str, driver: tuple[str, str]) -> str:
 
 def _sizes(db: str) -> str:
     """How many checkpoints of each kind, and their bytes as stored."""
+    kinds = {"full": 0, "deltas": 0}
+    size = 0
     with closing(backend_for(db).connect_sync()) as conn:
-        row = conn.execute(_SIZES_PG if is_url(db) else _SIZES).fetchone()
-    return f"{row['full']} full, {row['deltas']} deltas, {(row['size'] or 0) / 1e6:.0f} MB"
-
-
-# A delta's snapshot starts with msgpack's 0x92 (a pair: its base, then its tickets).
-_SIZES = (
-    "SELECT SUM(substr(snapshot, 1, 1) != X'92') AS full,"
-    " SUM(substr(snapshot, 1, 1) = X'92') AS deltas, SUM(length(snapshot)) AS size FROM checkpoints"
-)
-_SIZES_PG = (
-    "SELECT SUM((get_byte(snapshot, 0) <> 146)::int) AS full,"
-    " SUM((get_byte(snapshot, 0) = 146)::int) AS deltas, SUM(length(snapshot)) AS size"
-    " FROM checkpoints"
-)
+        for checkpoint in checkpoints.every(conn):
+            held = checkpoints.raw_records_of(checkpoint)
+            kinds["deltas" if held is not None and held.base else "full"] += 1
+            size += len(checkpoint.snapshot)
+    return f"{kinds['full']} full, {kinds['deltas']} deltas, {size / 1e6:.0f} MB"
 
 
 def _moment(db: Path, position: int) -> str:

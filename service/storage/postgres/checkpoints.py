@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ from psycopg.abc import Buffer
 from service.storage.checkpoints import (
     TICKET_SNAPSHOT_COLUMNS,
     Checkpoint,
+    checkpoint_of,
     encode_records,
 )
 from service.storage.postgres.connections import Connection, snapshot
@@ -44,7 +44,7 @@ def current(db: Connection, base: int = 0) -> Checkpoint | None:
         data = encode_records(count, _ticket_rows(db, base), base)
     if position == 0:
         return None
-    return Checkpoint(position, count, hashlib.sha256(data).hexdigest(), data)
+    return checkpoint_of(position, count, data)
 
 
 def at(db: Connection, position: int) -> Checkpoint | None:
