@@ -76,9 +76,8 @@ class Checkpoint(NamedTuple):
     #: How many tickets the snapshot holds (a delta's: those that changed).
     tickets: int
     digest: str
-    #: As stored (`checkpoint_of`). A view of the row as the driver received it, where that
-    #: spares copying it (psycopg).
-    snapshot: bytes | memoryview
+    #: As stored (`checkpoint_of`).
+    snapshot: bytes
 
 
 class Held(NamedTuple):
@@ -90,7 +89,7 @@ class Held(NamedTuple):
     #: A reader may take records out of it as it decodes them (`Rewind` does).
     records: dict[str, msgspec.Raw]
     #: The MessagePack document the snapshot holds, which `records` are views of.
-    document: bytes | memoryview
+    document: bytes
     #: How many records the snapshot holds.
     tickets: int
 
@@ -256,10 +255,10 @@ def checkpoint_of(position: int, count: int, document: bytes) -> Checkpoint:
     return Checkpoint(position, count, hashlib.sha256(snapshot).hexdigest(), snapshot)
 
 
-def _checked(checkpoint: Checkpoint) -> bytes | memoryview | None:
+def _checked(checkpoint: Checkpoint) -> bytes | None:
     """The MessagePack document a checkpoint holds, if its snapshot still hashes to its
     digest (checked first: only bytes the writer made are unpacked)."""
-    snapshot = checkpoint.snapshot
+    snapshot = bytes(checkpoint.snapshot)
     if hashlib.sha256(snapshot).hexdigest() != checkpoint.digest:
         return None
     if snapshot[:1] != _PACKED:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from psycopg.abc import Buffer
-
 from service.storage.checkpoints import (
     TICKET_SNAPSHOT_COLUMNS,
     Checkpoint,
@@ -107,73 +105,17 @@ def _one(db: Connection, sql: str, params: tuple[Any, ...]) -> Any:
 def _read(db: Connection, sql: str, position: int) -> Checkpoint | None:
     """The one checkpoint `sql` finds from `position`, if any.
 
-    One at a time, because psycopg takes a statement's whole answer at once: a walk of
-    the checkpoints back from a million events took every snapshot before it over the
-    wire (76 MB) to use the first. Through a binary COPY, whose row psycopg hands over as
-    libpq received it: a SELECT's answer is copied twice more on the way (into libpq's
-    result, then into `bytes`), which made reaching a moment 4-5 ms slower in 75 (see
-    `Checkpoint`: the snapshot is then a view of that row).
+    One at a time, because psycopg's cursor takes a statement's whole answer at once: a
+    walk of the checkpoints back from a million events took every snapshot before it
+    over the wire (76 MB) to use the first. In binary, because as text a snapshot
+    crosses the wire in hex, twice its size, and is decoded back.
     """
-    statement = f"COPY ({sql}) TO STDOUT (FORMAT binary)"
-    with db.cursor().copy(statement, (position,)) as copy:
-        chunks = list(copy)
-    fields = _first_row(chunks)
-    if fields is None:
+    row = db.execute(sql, (position,), binary=True).fetchone()
+    if row is None:
         return None
-    at, tickets, digest, snapshot = fields
-    return Checkpoint(_integer(at), _integer(tickets), str(digest, "utf-8"), snapshot)
+    return Checkpoint(row["position"], row["tickets"], row["digest"], bytes(row["snapshot"]))
 
 
-def _first_row(chunks: list[Buffer]) -> list[memoryview] | None:
-    """The fields of the first row of a binary COPY's output, None if it has none.
-
-    PostgreSQL sends a row in one message, the header with the first: so the first
-    chunk holds the row, which is read in place; only output cut otherwise is joined.
-    """
-    try:
-        return _row_in(memoryview(chunks[0]))
-    except _Truncated:
-        return _row_in(memoryview(b"".join(chunks)))
-
-
-class _Truncated(Exception):
-    """The chunk ends inside the row."""
-
-
-def _row_in(data: memoryview) -> list[memoryview] | None:
-    """The first row's fields after the binary COPY header at the start of `data` (see
-    PostgreSQL's "Binary Format"): a field count, then each field's length and bytes."""
-    if bytes(_part(data, 0, len(_SIGNATURE))) != _SIGNATURE:
-        raise ValueError("not the output of a binary COPY")
-    offset = _HEADER + _integer(_part(data, _HEADER - 4, 4))
-    count = _integer(_part(data, offset, 2))
-    if count == -1:
-        return None
-    offset += 2
-    fields = []
-    for _ in range(count):
-        size = _integer(_part(data, offset, 4))
-        if size < 0:
-            raise ValueError("a NULL in a checkpoint's row, where the table allows none")
-        fields.append(_part(data, offset + 4, size))
-        offset += 4 + size
-    return fields
-
-
-def _part(data: memoryview, offset: int, size: int) -> memoryview:
-    if offset + size > len(data):
-        raise _Truncated
-    return data[offset : offset + size]
-
-
-def _integer(field: memoryview) -> int:
-    return int.from_bytes(field, "big", signed=True)
-
-
-#: A binary COPY starts with this signature, then 32-bit flags and the length of a header
-#: extension (zero to date), then the extension.
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_HEADER = len(_SIGNATURE) + 8
 _CHANGED = f"SELECT {', '.join(TICKET_SNAPSHOT_COLUMNS)} FROM tickets WHERE last_position > %s"
 _COUNT_CHANGED = "SELECT COUNT(*) AS n FROM tickets WHERE last_position > %s"
 _COLUMNS = "position, tickets, digest, snapshot"
