@@ -161,10 +161,14 @@ def test_on_postgresql_too_a_damaged_or_missing_checkpoint_costs_time_not_truth(
     assert f"FAILED at position {second}: checkpoint is damaged" in found.stdout
 
 
-def test_a_snapshot_that_unpacks_and_decodes_but_is_not_the_one_digested_is_refused() -> None:
-    records = {
+def nine_records() -> dict[str, Record]:
+    return {
         str(n): Record(f"PSA-{n}", State.OPEN, f"disk {n}", "", {}, "t0", "t1") for n in range(9)
     }
+
+
+def test_a_snapshot_that_unpacks_and_decodes_but_is_not_the_one_digested_is_refused() -> None:
+    records = nine_records()
     sound = checkpoints.snapshot_of(100, records)
     records["7"].title = "edited"
     edited = checkpoints.snapshot_of(100, records)._replace(digest=sound.digest)
@@ -175,9 +179,7 @@ def test_a_snapshot_that_unpacks_and_decodes_but_is_not_the_one_digested_is_refu
 
 def test_checkpoints_stored_uncompressed_by_earlier_versions_are_still_read() -> None:
     """Until this round a snapshot was stored as its MessagePack document."""
-    records = {
-        str(n): Record(f"PSA-{n}", State.OPEN, f"disk {n}", "", {}, "t0", "t1") for n in range(9)
-    }
+    records = nine_records()
     document = msgspec.msgpack.encode(records)
     stored = checkpoints.Checkpoint(100, 9, hashlib.sha256(document).hexdigest(), document)
     assert checkpoints.records_of(stored) == records
