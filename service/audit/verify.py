@@ -386,11 +386,19 @@ _V = TypeVar("_V")
 
 
 def _of(tickets: events.TicketRange, by_ticket: dict[str, _V]) -> dict[str, _V]:
-    """The entries of `by_ticket` whose ticket is one of `tickets`."""
-    if tickets == events.EVERY_TICKET:
-        return dict(by_ticket)
-    holds = tickets.holds
-    return {ticket_id: value for ticket_id, value in by_ticket.items() if holds(ticket_id)}
+    """The entries of `by_ticket` whose ticket is one of `tickets` (`TicketRange.holds`).
+
+    The bounds are compared inline, without a call for each ticket: a full checkpoint
+    holds every ticket, and each part reads every checkpoint.
+    """
+    low, high = tickets.low, tickets.high
+    if high is None:
+        if low is None:
+            return dict(by_ticket)
+        return {ticket_id: value for ticket_id, value in by_ticket.items() if low <= ticket_id}
+    if low is None:
+        return {ticket_id: value for ticket_id, value in by_ticket.items() if ticket_id < high}
+    return {ticket_id: value for ticket_id, value in by_ticket.items() if low <= ticket_id < high}
 
 
 _BEFORE_FIRST = (
