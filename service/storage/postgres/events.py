@@ -130,7 +130,7 @@ def ticket_ranges(db: Connection, parts: int) -> list[TicketRange]:
     The cuts are the ids at even steps of a sample of the log's pages (every page of a
     small log), not of the whole `events_by_ticket` index: walking that took 0.15 s on a
     million events, every worker waiting for it, and the sample's cuts leave parts within
-    a percent of even in 0.01 s.
+    2% of even in 0.01 s.
     """
     steps = [n / parts for n in range(1, parts)]
     cuts = _scalar(db, _SAMPLED_CUTS, (steps, _SAMPLED_PAGES)) or []
