@@ -30,7 +30,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -336,7 +336,7 @@ class _Checkpoints:
         if held is None:
             damaged = "checkpoint is damaged (its snapshot does not match its digest)"
             return damaged if whole else None
-        mine = _of(self._tickets, held.records)
+        mine = self._tickets.kept(held.records)
         if held.base == 0:
             state = mine
             if len(mine) != len(self._replayed) or not self._agree(mine):
@@ -381,25 +381,6 @@ def _same(replayed: msgspec.Raw | None, held: msgspec.Raw) -> bool:
         return False
     record = checkpoints.record_of(held)
     return record is not None and record == checkpoints.record_of(replayed)
-
-
-_V = TypeVar("_V")
-
-
-def _of(tickets: events.TicketRange, by_ticket: dict[str, _V]) -> dict[str, _V]:
-    """The entries of `by_ticket` whose ticket is one of `tickets` (`TicketRange.holds`).
-
-    The bounds are compared inline, without a call for each ticket: a full checkpoint
-    holds every ticket, and each part reads every checkpoint.
-    """
-    low, high = tickets.low, tickets.high
-    if high is None:
-        if low is None:
-            return dict(by_ticket)
-        return {ticket_id: value for ticket_id, value in by_ticket.items() if low <= ticket_id}
-    if low is None:
-        return {ticket_id: value for ticket_id, value in by_ticket.items() if ticket_id < high}
-    return {ticket_id: value for ticket_id, value in by_ticket.items() if low <= ticket_id < high}
 
 
 _BEFORE_FIRST = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Mapping
 from itertools import pairwise, starmap
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
 
@@ -51,6 +51,9 @@ FILTER_COLUMNS = ("ticket_id", "action", "outcome", "actor")
 Order = Literal["asc", "desc"]
 
 
+_V = TypeVar("_V")
+
+
 class TicketRange(msgspec.Struct, frozen=True):
     """The tickets whose ids sort from `low` (included) to `high` (left out); None is no
     bound, and events without a ticket fall in the range with no `low`.
@@ -70,6 +73,21 @@ class TicketRange(msgspec.Struct, frozen=True):
         return (self.low is None or self.low <= ticket_id) and (
             self.high is None or ticket_id < self.high
         )
+
+    def kept(self, by_ticket: Mapping[str, _V]) -> dict[str, _V]:
+        """The entries of `by_ticket` whose ticket the range `holds`, the bounds compared
+        inline rather than by a call a ticket: `verify` keeps its part of every
+        checkpoint, a full one holding every ticket."""
+        low, high = self.low, self.high
+        if high is None:
+            if low is None:
+                return dict(by_ticket)
+            return {ticket_id: value for ticket_id, value in by_ticket.items() if low <= ticket_id}
+        if low is None:
+            return {ticket_id: value for ticket_id, value in by_ticket.items() if ticket_id < high}
+        return {
+            ticket_id: value for ticket_id, value in by_ticket.items() if low <= ticket_id < high
+        }
 
 
 #: Every ticket, and the events without one.

@@ -81,5 +81,6 @@ def test_verify_parts_of_the_tickets_table_hold_the_ids_python_puts_in_them(
         every = tickets.rows_by_ticket(db)
         asked = tickets.rows_of(db, ["é", "_x", "no-such-id", "10"])
     assert held == [sorted(filter(part.holds, TICKET_IDS)) for part in parts]
+    assert held == [sorted(part.kept(dict.fromkeys(TICKET_IDS))) for part in parts]
     assert held == [["10", "9", "A"], ["B", "F", "Z-1"], ["_x", "a", "b"], ["e", "z1", "é"]]
     assert asked == {ticket_id: every[ticket_id] for ticket_id in ("é", "_x", "10")}
