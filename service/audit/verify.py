@@ -13,10 +13,13 @@ tickets a part
 Each part also checks every checkpoint's tickets of that part against the replay at its
 position, folds time travel's `Rewind` from the last sound checkpoint to the log's end and
 compares it with the replay (so the fold that time travel runs is proven too), and
-compares its rows of the `tickets` table with what the replay produces. Meanwhile this
-process checks the links: each row must follow the previous position by one and carry the
-previous row's hash as `prev_hash` (`events.links_to_check`, inside the database), and
-no row may sit below position 1, where the writer never puts one (`events.before_first`).
+compares its rows of the `tickets` table with what the replay produces. Each part checks
+the chain's links too, as far as its rows can (`links`): each row must follow the previous
+position by one and carry the previous row's hash as `prev_hash`. With one or two parts
+that proves every link of a sound log; the database says where they broke when it is not
+(`events.links_to_check`), and with more parts checks them all while the parts replay.
+Meanwhile this process checks that no row sits below position 1, where the writer never
+puts one (`events.before_first`).
 
 An edited row breaks its own hash, a removed one leaves a gap and a broken link, a moved
 one breaks both; an attacker who rewrites the whole chain consistently is still caught by
@@ -34,6 +37,7 @@ from typing import Any
 
 import msgspec
 
+from service.audit.links import Links, PartLinks, linked
 from service.storage import checkpoints, events, rows
 from service.storage import tickets as ticket_rows
 from service.storage.shared import Shared, shared
@@ -90,14 +94,18 @@ def verify(
         if not ruled:
             told = _Told(progress, every, total)
             ruled = [_done(_rules_part_of(db, events.EVERY_TICKET, True, last, keep, told))]
-        # The links, inside the database (while the workers, if any, replay).
-        links = [f for link in events.links_to_check(db, last, keep) for f in _link_findings(link)]
+        # Up to two parts prove the links themselves; the database checks more parts' links
+        # while the workers replay.
+        paired = len(ruled) <= 2
+        links = [] if paired else _links_in_database(db, last, keep)
         links += [Finding(p, _BEFORE_FIRST.format(p)) for p in events.before_first(db, keep)]
         links += [
             Finding(last, _PAST_THE_END.format(p))
             for p in checkpoints.positions_after(db, last)[:keep]
         ]
         parts = _in_turn(ruled, total, progress if parallel else None)
+        if paired and not linked([part.links for part in parts]):
+            links += _links_in_database(db, last, keep)
     findings = [f for part in parts for f in (*part.edited, *part.findings)]
     findings = _first(links + findings, keep)
     if len(findings) < keep:
@@ -121,6 +129,7 @@ class _RulesPart(msgspec.Struct):
     #: The tickets whose rows the part read as changed after the log's last position
     #: (`_later`), each with the row the replay makes of it (None: no such ticket).
     later: dict[str, tuple[Any, ...] | None]
+    links: PartLinks
 
 
 def _in_turn(
@@ -208,6 +217,7 @@ def _checked_part(
     findings: list[Finding] = []
     edited: list[Finding] = []
     count = 0
+    links = Links()
     ahead = _Checkpoints(db, tickets, first, last)
     for row in events.rows_for_rules(db, last, tickets):
         position, ticket_id = row[0], row[1]
@@ -217,6 +227,7 @@ def _checked_part(
         hashed = chain_hash_values(row[:HASHED_COLUMNS], row[_PREV_HASH])
         if hashed != row[_HASH] and len(edited) < keep:
             edited.append(Finding(position, _EDITED))
+        links.follow(position, row[_PREV_HASH], row[_HASH])
         problems = projection.apply_row(row)
         if problems and len(findings) < keep:
             findings += [Finding(position, p) for p in problems]
@@ -235,7 +246,9 @@ def _checked_part(
     stored = ticket_rows.rows_by_ticket(db, tickets)
     later = _later(stored, expected, last)
     table = _table_problems(expected, stored)
-    return _RulesPart(count, len(replayed), edited, findings[:keep], _first(table, keep), later)
+    return _RulesPart(
+        count, len(replayed), edited, findings[:keep], _first(table, keep), later, links.ended(last)
+    )
 
 
 def _expected_rows(
@@ -387,6 +400,10 @@ _BEFORE_FIRST = (
     "a row at position {}, before the log's first position (1): the writer never puts one"
     " there, so it came from outside"
 )
+
+
+def _links_in_database(db: sqlite3.Connection, last: int, keep: int) -> list[Finding]:
+    return [f for link in events.links_to_check(db, last, keep) for f in _link_findings(link)]
 
 
 def _link_findings(link: events.Link) -> list[Finding]:

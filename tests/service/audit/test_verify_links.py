@@ -1,0 +1,124 @@
+"""`verify` finds a broken link in the chain though every row hashes to its recorded hash,
+in one process and in workers: two parts prove the links between them by pairing what each
+expects with what the other provides (`service.audit.links`), three leave them to the
+database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.biglog import build_log
+from service.audit.verify import Finding, verify
+from service.storage import events
+from service.storage.backend import backend_for
+from statemachine.events import HASHED_COLUMNS, chain_hash_values
+from tests.support.backends import copied_to_postgres
+
+BROKEN = "prev_hash is not the hash of the row before (the chain is broken)"
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("verify-links") / "log.db"
+    build_log(path, 3_000, check=True, checkpoint_every=1_000)
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def copied(request: pytest.FixtureRequest, generated: Path, tmp_path: Path) -> Iterator[str]:
+    """A copy of the generated log on each backend, open to edits."""
+    if request.param == "sqlite":
+        copy = tmp_path / "copy.db"
+        with sqlite3.connect(generated) as src, closing(sqlite3.connect(copy)) as dst:
+            src.backup(dst)
+        _edit(str(copy), ["DROP TRIGGER events_refuse_update"])
+        yield str(copy)
+        return
+    url = copied_to_postgres(request.getfixturevalue("postgres"), generated)
+    _edit(url, ["DROP TRIGGER events_refuse_update ON events"])
+    yield url
+
+
+@pytest.mark.parametrize("crossing", [True, False], ids=["between-parts", "within-a-part"])
+def test_a_link_broken_under_a_chain_hashed_again_is_found(copied: str, crossing: bool) -> None:
+    """Someone puts another `prev_hash` in one row and hashes it and every row after it
+    again, each linked to the one before: only that link is wrong."""
+    position = _link(copied, crossing)
+    _hash_again_from(copied, position, prev_hash="f" * 64)
+    backend = backend_for(copied)
+    with closing(backend.connect_sync()) as db, backend.snapshot(db):
+        reports = [verify(db)] + [verify(db, workers=n, parallel_from=0) for n in (2, 3)]
+    for report in reports:
+        assert report.findings == [Finding(position, BROKEN)]
+
+
+def test_the_database_walks_the_links_only_when_the_parts_cannot_prove_them(
+    copied: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks = _counted(monkeypatch)
+    backend = backend_for(copied)
+    with closing(backend.connect_sync()) as db, backend.snapshot(db):
+        for workers in (1, 2):
+            assert verify(db, workers=workers, parallel_from=0).ok
+        assert walks == []
+        assert verify(db, workers=3, parallel_from=0).ok
+        assert walks == [1]
+    _hash_again_from(copied, _link(copied, crossing=True), prev_hash="f" * 64)
+    with closing(backend.connect_sync()) as db, backend.snapshot(db):
+        assert not verify(db, workers=2, parallel_from=0).ok
+    assert walks == [1, 1]
+
+
+def _link(db: str, crossing: bool) -> int:
+    """A position past the first checkpoint whose row before is in the other one of two
+    parts (`crossing`), or in the same one."""
+    with closing(backend_for(db).connect_sync()) as conn:
+        first, _ = events.ticket_ranges(conn, 2)
+        rows = events.rows_for_rules(conn, events.last_position(conn))
+        parts = [(row[0], first.holds(row[1])) for row in rows]
+    return next(
+        position
+        for (_, before), (position, part) in pairwise(parts)
+        if position > 1_000 and (before != part) == crossing
+    )
+
+
+def _hash_again_from(db: str, position: int, *, prev_hash: str) -> None:
+    with closing(backend_for(db).connect_sync()) as conn:
+        rows = list(events.rows_for_rules(conn, events.last_position(conn)))
+    statements = []
+    for row in rows[position - 1 :]:
+        hashed = chain_hash_values(row[:HASHED_COLUMNS], prev_hash)
+        statements.append(
+            f"UPDATE events SET prev_hash = '{prev_hash}', hash = '{hashed}'"
+            f" WHERE position = {row[0]}"
+        )
+        prev_hash = hashed
+    _edit(db, statements)
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The calls to `events.links_to_check`, each still made."""
+    walks: list[int] = []
+    walk = events.links_to_check
+
+    def counted(*args: Any) -> Any:
+        walks.append(1)
+        return walk(*args)
+
+    monkeypatch.setattr(events, "links_to_check", counted)
+    return walks
+
+
+def _edit(db: str, statements: list[str]) -> None:
+    with closing(backend_for(db).connect_sync(readonly=False)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
