@@ -1,15 +1,20 @@
 """Checkpoints made while the service runs: every N events, outside the service process.
 
 The writer only notices (on commit) that the log has passed the next multiple of N: a
-comparison per batch. A task then runs `psa-ledger checkpoint`'s code on the log
-(`python -m service.shell.checkpoint`, which loads only that code: under load this runs
-every few seconds, and each start of the whole shell cost 0.25 s of CPU), a process of
-its own that reads the tickets changed since the latest checkpoint (every ticket, when a
+comparison per batch. A task then asks a process of its own for `psa-ledger checkpoint`'s
+code on the log (`python -m service.shell.checkpoint`, which loads only that code), and
+the process reads the tickets changed since the latest checkpoint (every ticket, when a
 full one is due) in one read snapshot, encodes them and stores the result in one short
-transaction. So the write path never waits on reading or encoding a hundred
-thousand tickets, and the service's memory never holds them: a snapshot allocated and
-freed inside a long-lived process leaves its resident set higher each time. A checkpoint
-lost to a crash is simply made at the next multiple.
+transaction. So the write path never waits on reading or encoding a hundred thousand
+tickets, and the service's memory never holds them: a snapshot allocated and freed inside
+a long-lived process leaves its resident set higher each time.
+
+Under load a checkpoint is due every second or two, and starting its process cost more
+CPU than the checkpoint (0.15 s on PostgreSQL, most of it importing psycopg), taken from
+the requests: so the process that made a delta is kept for the next checkpoint. The one
+that made a full checkpoint, having held every ticket, is ended, and hands that memory
+back; so is one that failed. A checkpoint lost to a crash is simply made at the next
+multiple.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ log = logging.getLogger("psa_ledger.checkpoints")
 class Checkpointer:
     """Makes a checkpoint each time the log passes a multiple of `every` events, unless the
     last one, made while the log passed it, already holds it (a second would be one more
-    process for a few more events)."""
+    checkpoint for a few more events)."""
 
     def __init__(self, ledger: Ledger, db: Path | str, every: int) -> None:
         self._db = db
@@ -55,9 +60,7 @@ class Checkpointer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()
-            await self._process.wait()
+        await self._end_process()
 
     def _committed(self, batch: Batch) -> None:
         """On the writer's task: a comparison, and at most a flag set."""
@@ -73,30 +76,54 @@ class Checkpointer:
             if self._passed <= self._made_at:
                 continue
             try:
-                await self._checkpoint()
+                kept = await self._checkpoint()
             except Exception as exc:
                 # Time travel only gets slower without it; the next multiple tries again.
                 log.warning("checkpoint not made: %r", exc)
+                kept = False
+            if not kept:
+                await self._end_process()
 
-    async def _checkpoint(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "service.shell.checkpoint",
-            "--db",
-            str(self._db),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        said, errors = await self._process.communicate()
-        if self._process.returncode != 0:
-            log.warning("checkpoint not made: %s", errors.decode(errors="replace")[-500:])
-            return
-        made = _MADE_AT.search(said.decode(errors="replace"))
-        if made is not None:
-            self._made_at = int(made.group(1))
+    async def _checkpoint(self) -> bool:
+        """One checkpoint from the process; whether to keep the process for the next."""
+        if self._process is None:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "service.shell.checkpoint",
+                "--db",
+                str(self._db),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        said = await _asked(self._process)
+        made = _MADE_AT.search(said)
+        if made is None:
+            log.warning("%s", said or "checkpoint not made: its process ended")
+            return False
+        self._made_at = int(made.group(1))
+        return _DELTA.search(said) is not None
+
+    async def _end_process(self) -> None:
+        """Ends the checkpoint process, if any, waiting between two checkpoints or in one:
+        what it was making is made at the next multiple."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+async def _asked(process: asyncio.subprocess.Process) -> str:
+    """The line that `process` answers a request with; empty if it ended."""
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(b"\n")
+    await process.stdin.drain()
+    return (await process.stdout.readline()).decode(errors="replace").strip()
 
 
 #: The position in the line the checkpoint process prints ("checkpoint: stored at position
 #: N: ...", or "already stored at position N"; `service.shell.checkpoint.make`).
 _MADE_AT = re.compile(r"at position (\d+):")
+#: The end of a delta's line: "(changed since position N)".
+_DELTA = re.compile(r"\(changed since position \d+\)$")

@@ -1,12 +1,14 @@
-"""`python -m service.shell.checkpoint --db LOG`: one checkpoint, in a process that loads
-only what making it needs.
+"""`python -m service.shell.checkpoint --db LOG`: a checkpoint for each line read on its
+input, each answered with one line, in a process that loads only what making them needs.
 
-The service makes a checkpoint every N events by running this (`ledger.checkpoints`),
-under N-central's load every few seconds. `python -m service checkpoint` loads every
+The service makes a checkpoint every N events through this process (`ledger.checkpoints`),
+under N-central's load every second or two. `python -m service checkpoint` loads every
 shell tool, the audit side and psycopg before it starts: 0.25 s of CPU a run, on the
 cores that serve the requests, for a checkpoint that itself takes a few hundredths of
 a second (bench/results.md, "Ingest, round seven"). This module loads the checkpoint
-code and the log's backend alone; `psa-ledger checkpoint` calls the same `make`.
+code and the log's backend alone, and the service keeps it running from one checkpoint
+to the next, since even that start cost 0.15 s of CPU on PostgreSQL (bench/results.md,
+"Round 20"). `psa-ledger checkpoint` calls the same `make`.
 """
 
 from __future__ import annotations
@@ -51,15 +53,25 @@ def make(db: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Until its input ends: for each line read, a checkpoint, and a line that says it."""
     parser = argparse.ArgumentParser(prog="python -m service.shell.checkpoint")
     parser.add_argument("--db", required=True, help="the event log: a file or a URL")
     options = parser.parse_args(argv)
-    try:
-        print(make(options.db))
-    except Unreadable as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    for _ in sys.stdin:
+        print(_answer(options.db), flush=True)
     return 0
+
+
+def _answer(db: str) -> str:
+    """`make`'s line, or why no checkpoint was made, on one line though a database's
+    message may hold several: the service logs it, and the next multiple tries again."""
+    try:
+        return make(db)
+    except Unreadable as exc:
+        why = str(exc)
+    except Exception as exc:
+        why = repr(exc)
+    return " ".join(f"checkpoint not made: {why}".split())
 
 
 if __name__ == "__main__":

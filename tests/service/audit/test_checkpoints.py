@@ -243,13 +243,93 @@ def test_the_services_checkpoint_process_loads_no_shell_http_or_psycopg(
     )
     heavy = ["psycopg", "click", "litestar", "aiosqlite", "uvicorn"]
     done = subprocess.run(
-        [sys.executable, "-c", probe, str(bare), *heavy], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe, str(bare), *heavy],
+        input="\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     made, loaded = done.stdout.splitlines()
     assert made.startswith("checkpoint: stored at position")
     assert loaded == "0 []"
     assert len(checkpoint_positions(bare)) == 1
+
+
+def test_the_checkpoint_process_answers_each_request_with_one_line(
+    served: Path, tmp_path: Path
+) -> None:
+    """What the service reads and logs: a checkpoint, the same one already stored, and why
+    none could be made, each on one line, for as long as it is asked."""
+    bare = copy_of(served, tmp_path, "DELETE FROM checkpoints")
+    with closing(connect_sync(bare)) as db:
+        last = events.last_position(db)
+    answers = [
+        subprocess.run(
+            [sys.executable, "-m", "service.shell.checkpoint", "--db", str(db)],
+            input="\n\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for db in (bare, tmp_path / "nowhere" / "ledger.db")
+    ]
+    assert [done.returncode for done in answers] == [0, 0]
+    made, again = answers[0].stdout.splitlines()
+    assert made.startswith(f"checkpoint: stored at position {last}:")
+    assert again.startswith(f"checkpoint: already stored at position {last}:")
+    refused = answers[1].stdout.splitlines()
+    assert len(refused) == 2
+    assert all(line.startswith("checkpoint not made: cannot read") for line in refused)
+
+
+def test_the_service_keeps_its_checkpoint_process_from_a_delta_to_the_next(
+    tmp_path: Path,
+) -> None:
+    """A process started for each checkpoint cost more CPU than the checkpoint: the one that
+    made a delta makes the next, and the one that made a full checkpoint is ended, with
+    the memory that held every ticket."""
+    db = tmp_path / "ledger.db"
+    service = Service(db, checkpoint_every="4").start()
+    kept: list[int] = []
+    try:
+        for n in range(4):
+            made = len(checkpoint_positions(db))
+            tid = str(800 + n)
+            assert service.ticket("CREATE", tid).status_code == 200
+            for note in range(3):
+                assert service.ticket("UPDATE", tid, details=f"note {note}").status_code == 200
+            wait_for(lambda made=made: len(checkpoint_positions(db)) > made, what="a checkpoint")
+            if kinds(db)[-1] == 0:
+                wait_for(
+                    lambda: checkpoint_processes(service.pid) == [],
+                    what="the process that made a full checkpoint to end",
+                )
+            else:
+                kept += wait_for(
+                    lambda: checkpoint_processes(service.pid), what="the process kept after a delta"
+                )
+    finally:
+        service.stop()
+    assert kinds(db)[0] == 0 and len(kept) >= 2
+    assert len(set(kept)) == 1, "a new process for each delta"
+    wait_for(
+        lambda: not Path(f"/proc/{kept[0]}").exists(), what="no checkpoint process past the service"
+    )
+
+
+def checkpoint_processes(parent: int) -> list[int]:
+    """The checkpoint processes that `parent` runs, by their ids."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == parent and b"service.shell.checkpoint" in command:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_a_generated_log_rewinds_alike_from_checkpoints_and_genesis(generated: Path) -> None:
