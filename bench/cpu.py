@@ -5,7 +5,7 @@ the CPU time a server spends per request barely does, and it is what bounds the 
 per second once the cores are busy. So this suite runs the same wrk load as
 `bench.ingest` against each server in turn, reads every thread's user and system time
 from `/proc/<pid>/task/*/stat` before and after, and the time of the child processes it
-waited for (psa-ledger's checkpoints) from `/proc/<pid>/stat`, and prints the
+waited for or still runs (psa-ledger's checkpoints) from `/proc`, and prints the
 microseconds of CPU each request cost: per thread for psa-ledger (the event loop, the
 other threads, the checkpoint processes), in all for both, and the baseline's share of
 psa-ledger's (the ratio a CPU-bound quiet machine would approach). Linux only.
@@ -95,7 +95,7 @@ def _row(label: str, pairs: list[tuple[Sample, Sample]]) -> str:
 
 #: psa-ledger's CPU, as counted: the process's first thread runs the event loop; the other
 #: threads are the SQLite writer's, the text index's and uvloop's helpers; the children
-#: are the checkpoint processes the server ran and waited for.
+#: are the checkpoint processes the server runs.
 _LOOP, _OTHERS, _CHILDREN = "event loop", "other threads", "child processes"
 
 
@@ -131,10 +131,27 @@ def _cpu(pid: int) -> dict[int, tuple[float, float]]:
 
 
 def _children(pid: int) -> tuple[float, float]:
-    """User and system seconds of the children `pid` has waited for."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[13]) / _TICKS, int(fields[14]) / _TICKS
+    """User and system seconds of the children `pid` has waited for, and of those still
+    running: the service keeps its checkpoint process from one checkpoint to the next."""
+    user, system = _fields(Path(f"/proc/{pid}/stat"))[13:15]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = _fields(stat)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+        if fields[1] == pid:
+            user, system = user + fields[11] + fields[13], system + fields[12] + fields[14]
+    return user / _TICKS, system / _TICKS
+
+
+def _fields(stat: Path) -> list[int]:
+    """The numbers of a `/proc/<pid>/stat` after the command's name, from the state (0)
+    and the parent's id (1) on; the state, a letter, is given as 0."""
+    text = stat.read_text()
+    return [
+        int(field) if field.lstrip("-").isdigit() else 0
+        for field in text[text.rindex(")") + 2 :].split()
+    ]
 
 
 @contextmanager
