@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -87,14 +88,15 @@ class Checkpointer:
     async def _checkpoint(self) -> bool:
         """One checkpoint from the process; whether to keep the process for the next."""
         if self._process is None:
+            # The log's name in the environment, not on the command line, where `ps` would
+            # show a URL's password to every user.
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "service.shell.checkpoint",
-                "--db",
-                str(self._db),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, "PSA_LEDGER_DB": str(self._db)},
             )
         said = await _asked(self._process)
         made = _MADE_AT.search(said)

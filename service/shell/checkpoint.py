@@ -1,4 +1,4 @@
-"""`python -m service.shell.checkpoint --db LOG`: a checkpoint for each line read on its
+"""`python -m service.shell.checkpoint [--db LOG]`: a checkpoint for each line read on its
 input, each answered with one line, in a process that loads only what making them needs.
 
 The service makes a checkpoint every N events through this process (`ledger.checkpoints`),
@@ -14,6 +14,7 @@ to the next, since even that start cost 0.15 s of CPU on PostgreSQL (bench/resul
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from service.storage import checkpoints
@@ -55,8 +56,14 @@ def make(db: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Until its input ends: for each line read, a checkpoint, and a line that says it."""
     parser = argparse.ArgumentParser(prog="python -m service.shell.checkpoint")
-    parser.add_argument("--db", required=True, help="the event log: a file or a URL")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("PSA_LEDGER_DB"),
+        help="the event log: a file or a URL (default: PSA_LEDGER_DB, which `ps` does not show)",
+    )
     options = parser.parse_args(argv)
+    if not options.db:
+        parser.error("the log is named by --db or PSA_LEDGER_DB")
     for _ in sys.stdin:
         print(_answer(options.db), flush=True)
     return 0

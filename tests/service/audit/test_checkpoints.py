@@ -309,6 +309,8 @@ def test_the_service_keeps_its_checkpoint_process_from_a_delta_to_the_next(
                 kept += wait_for(
                     lambda: checkpoint_processes(service.pid), what="the process kept after a delta"
                 )
+                # Named in its environment: `ps` would show a URL's password to every user.
+                assert str(db).encode() not in Path(f"/proc/{kept[-1]}/cmdline").read_bytes()
     finally:
         service.stop()
     assert kinds(db)[0] == 0 and len(kept) >= 2
