@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -42,3 +43,26 @@ def copied_to_postgres(
     with closing(sqlite.connect_sync(log_file)) as source:
         copy_log(source, url, checkpoint_every=checkpoint_every)
     return url
+
+
+def copy_to_damage(request: pytest.FixtureRequest, log_file: Path, folder: Path) -> str:
+    """For a fixture parametrised by `BACKENDS`: a copy of the SQLite log at `log_file` on
+    that backend, its events' refusal of UPDATE dropped so that a test can damage it; its
+    file or URL."""
+    if request.param == "sqlite":
+        copy = folder / "copy.db"
+        with sqlite3.connect(log_file) as src, closing(sqlite3.connect(copy)) as dst:
+            src.backup(dst)
+        edit(str(copy), "DROP TRIGGER events_refuse_update")
+        return str(copy)
+    url = copied_to_postgres(request.getfixturevalue("postgres"), log_file)
+    edit(url, "DROP TRIGGER events_refuse_update ON events")
+    return url
+
+
+def edit(db: str, *statements: str) -> None:
+    """Run `statements` on the log `db` (a file or a URL) in one transaction."""
+    with closing(backend_for(db).connect_sync(readonly=False)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()

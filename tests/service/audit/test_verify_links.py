@@ -6,7 +6,6 @@ database."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from itertools import pairwise
 from pathlib import Path
@@ -22,7 +21,7 @@ from service.storage import events
 from service.storage.backend import backend_for
 from service.storage.sqlite import connect_sync
 from statemachine.events import GENESIS_HASH, HASHED_COLUMNS, chain_hash_values
-from tests.support.backends import copied_to_postgres
+from tests.support.backends import copy_to_damage, edit
 from tests.support.fuzzing import examples
 
 BROKEN = "prev_hash is not the hash of the row before (the chain is broken)"
@@ -39,18 +38,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def copied(request: pytest.FixtureRequest, generated: Path, tmp_path: Path) -> Iterator[str]:
+def copied(request: pytest.FixtureRequest, generated: Path, tmp_path: Path) -> str:
     """A copy of the generated log on each backend, open to edits."""
-    if request.param == "sqlite":
-        copy = tmp_path / "copy.db"
-        with sqlite3.connect(generated) as src, closing(sqlite3.connect(copy)) as dst:
-            src.backup(dst)
-        _edit(str(copy), ["DROP TRIGGER events_refuse_update"])
-        yield str(copy)
-        return
-    url = copied_to_postgres(request.getfixturevalue("postgres"), generated)
-    _edit(url, ["DROP TRIGGER events_refuse_update ON events"])
-    yield url
+    return copy_to_damage(request, generated, tmp_path)
 
 
 @pytest.mark.parametrize("crossing", [True, False], ids=["between-parts", "within-a-part"])
@@ -115,7 +105,7 @@ def test_verify_finds_exactly_the_broken_links_whatever_was_done(
         copy = folder / "copy.db"
         with sqlite3.connect(folder / "log.db") as src, closing(sqlite3.connect(copy)) as dst:
             src.backup(dst)
-        _edit(str(copy), ["DROP TRIGGER events_refuse_update", "DROP TRIGGER events_refuse_delete"])
+        edit(str(copy), "DROP TRIGGER events_refuse_update", "DROP TRIGGER events_refuse_delete")
         for what, position, other in done:
             _damage(str(copy), what, position, other)
         with closing(connect_sync(copy)) as db:
@@ -130,9 +120,9 @@ def test_verify_finds_exactly_the_broken_links_whatever_was_done(
 
 def _damage(db: str, what: str, position: int, other: int) -> None:
     if what == "delete":
-        _edit(db, [f"DELETE FROM events WHERE position = {position}"])
+        edit(db, f"DELETE FROM events WHERE position = {position}")
     elif what == "move":
-        _edit(db, [f"UPDATE OR IGNORE events SET position = {other} WHERE position = {position}"])
+        edit(db, f"UPDATE OR IGNORE events SET position = {other} WHERE position = {position}")
     else:
         with closing(connect_sync(Path(db))) as conn:
             row = conn.execute("SELECT hash FROM events WHERE position = ?", (other,)).fetchone()
@@ -182,7 +172,7 @@ def _hash_again_from(db: str, position: int, *, prev_hash: str, rest: bool = Tru
             f" WHERE position = {row[0]}"
         )
         prev_hash = hashed
-    _edit(db, statements)
+    edit(db, *statements)
 
 
 def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -196,10 +186,3 @@ def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(events, "links_to_check", counted)
     return walks
-
-
-def _edit(db: str, statements: list[str]) -> None:
-    with closing(backend_for(db).connect_sync(readonly=False)) as conn:
-        for statement in statements:
-            conn.execute(statement)
-        conn.commit()

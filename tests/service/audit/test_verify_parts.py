@@ -4,8 +4,6 @@ snapshot of the log as the process that started them."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from service.audit.verify import Finding, verify
 from service.storage.backend import backend_for
 from service.storage.shared import shared
-from tests.support.backends import copied_to_postgres
+from tests.support.backends import copy_to_damage, edit
 from tests.support.live import NCENTRAL, Service
 
 #: The row of the one event without a ticket (see `ticketless`).
@@ -42,22 +40,13 @@ def ticketless(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def copied(request: pytest.FixtureRequest, ticketless: Path, tmp_path: Path) -> Iterator[str]:
+def copied(request: pytest.FixtureRequest, ticketless: Path, tmp_path: Path) -> str:
     """A copy of the log on each backend, its events' refusal of UPDATE dropped."""
-    if request.param == "sqlite":
-        copy = tmp_path / "copy.db"
-        with sqlite3.connect(ticketless) as src, closing(sqlite3.connect(copy)) as dst:
-            src.backup(dst)
-        _edit(str(copy), "DROP TRIGGER events_refuse_update")
-        yield str(copy)
-        return
-    url = copied_to_postgres(request.getfixturevalue("postgres"), ticketless)
-    _edit(url, "DROP TRIGGER events_refuse_update ON events")
-    yield url
+    return copy_to_damage(request, ticketless, tmp_path)
 
 
 def test_verify_in_workers_hashes_the_events_without_a_ticket(copied: str) -> None:
-    _edit(copied, f"UPDATE events SET payload = 'edited' WHERE position = {TICKETLESS}")
+    edit(copied, f"UPDATE events SET payload = 'edited' WHERE position = {TICKETLESS}")
     backend = backend_for(copied)
     with closing(backend.connect_sync()) as db, backend.snapshot(db):
         alone = verify(db)
@@ -96,9 +85,3 @@ def test_a_shared_snapshot_is_the_log_as_its_connection_reads_it(postgres_url: s
             with handle.reading() as other:
                 assert other.execute("SELECT count(*) AS n FROM later").fetchone()["n"] == 0
         assert shared(writer) is None  # in autocommit: no snapshot to share
-
-
-def _edit(db: str, statement: str) -> None:
-    with closing(backend_for(db).connect_sync(readonly=False)) as conn:
-        conn.execute(statement)
-        conn.commit()
