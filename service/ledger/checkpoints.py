@@ -13,8 +13,9 @@ Under load a checkpoint is due every second or two, and starting its process cos
 CPU than the checkpoint (0.15 s on PostgreSQL, most of it importing psycopg), taken from
 the requests: so the process that made a delta is kept for the next checkpoint. The one
 that made a full checkpoint, having held every ticket, is ended, and hands that memory
-back; so is one that failed. A checkpoint lost to a crash is simply made at the next
-multiple.
+back; so is one that failed. A kept process found gone when the next checkpoint is due
+(killed while it waited) is replaced for that checkpoint. A checkpoint lost to a crash is
+simply made at the next multiple.
 """
 
 from __future__ import annotations
@@ -87,6 +88,23 @@ class Checkpointer:
 
     async def _checkpoint(self) -> bool:
         """One checkpoint from the process; whether to keep the process for the next."""
+        kept = self._process is not None
+        said = await self._asked()
+        if not said and kept:
+            # Gone since the last checkpoint (killed, say): this one is due now, so a new
+            # process makes it.
+            await self._end_process()
+            said = await self._asked()
+        made = _MADE_AT.search(said)
+        if made is None:
+            log.warning("%s", said or "checkpoint not made: its process ended")
+            return False
+        self._made_at = int(made.group(1))
+        return _DELTA.search(said) is not None
+
+    async def _asked(self) -> str:
+        """The process's answer to a request for a checkpoint, started if there is none;
+        empty if it ended."""
         if self._process is None:
             # The log's name in the environment, not on the command line, where `ps` would
             # show a URL's password to every user.
@@ -98,13 +116,16 @@ class Checkpointer:
                 stdout=asyncio.subprocess.PIPE,
                 env={**os.environ, "PSA_LEDGER_DB": str(self._db)},
             )
-        said = await _asked(self._process)
-        made = _MADE_AT.search(said)
-        if made is None:
-            log.warning("%s", said or "checkpoint not made: its process ended")
-            return False
-        self._made_at = int(made.group(1))
-        return _DELTA.search(said) is not None
+        process = self._process
+        assert process.stdin is not None and process.stdout is not None
+        if process.returncode is not None:  # its pipes are closed
+            return ""
+        try:
+            process.stdin.write(b"\n")
+            await process.stdin.drain()
+        except ConnectionError:  # it ended meanwhile
+            return ""
+        return (await process.stdout.readline()).decode(errors="replace").strip()
 
     async def _end_process(self) -> None:
         """Ends the checkpoint process, if any, waiting between two checkpoints or in one:
@@ -114,14 +135,6 @@ class Checkpointer:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
-
-
-async def _asked(process: asyncio.subprocess.Process) -> str:
-    """The line that `process` answers a request with; empty if it ended."""
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(b"\n")
-    await process.stdin.drain()
-    return (await process.stdout.readline()).decode(errors="replace").strip()
 
 
 #: The position in the line the checkpoint process prints ("checkpoint: stored at position

@@ -5,6 +5,8 @@ costs time. Against a real server that writes them as it takes traffic, and a ge
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -295,10 +297,7 @@ def test_the_service_keeps_its_checkpoint_process_from_a_delta_to_the_next(
     try:
         for n in range(4):
             made = len(checkpoint_positions(db))
-            tid = str(800 + n)
-            assert service.ticket("CREATE", tid).status_code == 200
-            for note in range(3):
-                assert service.ticket("UPDATE", tid, details=f"note {note}").status_code == 200
+            write_a_ticket(service, str(800 + n))
             wait_for(lambda made=made: len(checkpoint_positions(db)) > made, what="a checkpoint")
             if kinds(db)[-1] == 0:
                 wait_for(
@@ -318,6 +317,34 @@ def test_the_service_keeps_its_checkpoint_process_from_a_delta_to_the_next(
     wait_for(
         lambda: not Path(f"/proc/{kept[0]}").exists(), what="no checkpoint process past the service"
     )
+
+
+def test_a_checkpoint_process_gone_meanwhile_is_replaced_in_time(tmp_path: Path) -> None:
+    """Killed while it waited (by the kernel short of memory, say): the next checkpoint is
+    still made at its multiple, by a new process, and nothing is logged as not made."""
+    db = tmp_path / "ledger.db"
+    service = Service(db, checkpoint_every="4").start()
+    try:
+        # A full checkpoint, then a delta, whose process is kept.
+        for n in range(3):
+            made = len(checkpoint_positions(db))
+            if n == 2:
+                gone = wait_for(lambda: checkpoint_processes(service.pid))[0]
+                os.kill(gone, signal.SIGKILL)
+                wait_for(lambda: checkpoint_processes(service.pid) == [], what="it to be gone")
+            write_a_ticket(service, str(900 + n))
+            wait_for(lambda made=made: len(checkpoint_positions(db)) > made, what="a checkpoint")
+        assert wait_for(lambda: checkpoint_processes(service.pid)) != [gone]
+    finally:
+        service.stop()
+    assert "not made" not in service.log.read_text()
+
+
+def write_a_ticket(service: Service, ticket_id: str) -> None:
+    """A CREATE and three UPDATEs: enough events to pass a multiple of four."""
+    assert service.ticket("CREATE", ticket_id).status_code == 200
+    for note in range(3):
+        assert service.ticket("UPDATE", ticket_id, details=f"note {note}").status_code == 200
 
 
 def checkpoint_processes(parent: int) -> list[int]:
