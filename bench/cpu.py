@@ -122,11 +122,10 @@ def _cpu(pid: int) -> dict[int, tuple[float, float]]:
     found: dict[int, tuple[float, float]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            stat = (task / "stat").read_text()
+            fields = _fields(task / "stat")
         except FileNotFoundError:
             continue  # the thread ended meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()
-        found[int(task.name)] = (int(fields[11]) / _TICKS, int(fields[12]) / _TICKS)
+        found[int(task.name)] = (fields[11] / _TICKS, fields[12] / _TICKS)
     return found
 
 
