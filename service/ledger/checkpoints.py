@@ -88,9 +88,9 @@ class Checkpointer:
 
     async def _checkpoint(self) -> bool:
         """One checkpoint from the process; whether to keep the process for the next."""
-        kept = self._process is not None
+        reused = self._process is not None
         said = await self._asked()
-        if not said and kept:
+        if not said and reused:
             # Gone since the last checkpoint (killed, say): this one is due now, so a new
             # process makes it.
             await self._end_process()
