@@ -34,11 +34,16 @@ def collect_less() -> None:
 
 
 def hand_over_sooner() -> None:
-    """Let the SQLite writer's thread have the interpreter within half a millisecond.
+    """Let the SQLite writer's thread have the interpreter within a tenth of a millisecond.
 
     The thread gives up the GIL around every statement it runs and the COMMIT's fsync;
     to take it back it waits for the busy event loop to reach the switch interval, 5 ms
-    by default. Under N-central's load a batch waited ~1.6 ms (median) for its thread to
-    start, ~0.6 ms at 0.5 ms (bench/results.md, "Third round").
+    by default. A batch's COMMIT takes it twice: to start, and to hand its result back.
+    Under N-central's load a batch waited ~1.6 ms (median) for its thread to start at
+    5 ms, ~0.6 ms at 0.5 ms (bench/results.md, "Third round"), and 0.3 ms at 0.1 ms
+    (round 21). At 16 connections, where each batch waits for the one before, that
+    wait was a quarter of a batch's cycle: ingest went 0.29x -> 0.335x of bare Litestar
+    (medians of six alternated runs), and did not move at 64 connections. At 0.05 ms
+    the loop, interrupted more often, lost at 64 connections (0.42-0.47x).
     """
-    sys.setswitchinterval(0.0005)
+    sys.setswitchinterval(0.0001)
