@@ -8,7 +8,10 @@ from `/proc/<pid>/task/*/stat` before and after, and the time of the child proce
 waited for or still runs (psa-ledger's checkpoints) from `/proc`, and prints the
 microseconds of CPU each request cost: per thread for psa-ledger (the event loop, the
 other threads, the checkpoint processes), in all for both, and the baseline's share of
-psa-ledger's (the ratio a CPU-bound quiet machine would approach). Linux only.
+psa-ledger's (the ratio a CPU-bound quiet machine would approach). It also prints how many
+of the machine's cores were busy meanwhile (`/proc/stat`, wrk and everything else
+included): a server that leaves cores idle under wrk is held by something other than
+CPU, such as a batch waiting for the one before. Linux only.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Sample(msgspec.Struct, frozen=True):
-    """One wrk run: requests answered, and CPU seconds by thread name (user, system)."""
+    """One wrk run: requests answered, CPU seconds by thread name (user, system), and the
+    machine's cores busy on average (not idle, not waiting for the disk)."""
 
     requests: int
     threads: dict[str, tuple[float, float]]
+    cores: float
 
     def per_request(self, thread: str | None = None) -> float:
         """Microseconds of CPU a request, of one thread or of all."""
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> list[tuple[Sample, Sample]] | None:
         print(f"cpu: wrk runs of {options.seconds} s at {options.cpu_connections} connections")
         print(
             f"{'round':<8} {'baseline us/req':>16} {'psa us/req':>11} {'loop':>7} {'others':>7}"
-            f" {'children':>9}"
+            f" {'children':>9} {'cores busy, baseline':>21} {'psa':>5}"
         )
         for number in range(options.rounds):
             prefix = next(prefixes)
@@ -90,6 +95,7 @@ def _row(label: str, pairs: list[tuple[Sample, Sample]]) -> str:
         f" {med(p.per_request(_LOOP) for _, p in pairs):>7.1f}"
         f" {med(p.per_request(_OTHERS) for _, p in pairs):>7.1f}"
         f" {med(p.per_request(_CHILDREN) for _, p in pairs):>9.1f}"
+        f" {med(b.cores for b, _ in pairs):>21.2f} {med(p.cores for _, p in pairs):>5.2f}"
     )
 
 
@@ -100,9 +106,9 @@ _LOOP, _OTHERS, _CHILDREN = "event loop", "other threads", "child processes"
 
 
 def _sample(pid: int, port: int, prefix: str, options: argparse.Namespace) -> Sample:
-    before, children_before = _cpu(pid), _children(pid)
+    before, children_before, machine_before = _cpu(pid), _children(pid), _machine()
     result = ingest._load(port, prefix, options.cpu_connections, options.seconds)
-    after, children_after = _cpu(pid), _children(pid)
+    after, children_after, machine_after = _cpu(pid), _children(pid), _machine()
     threads = {
         _CHILDREN: (
             children_after[0] - children_before[0],
@@ -114,7 +120,8 @@ def _sample(pid: int, port: int, prefix: str, options: argparse.Namespace) -> Sa
         name = _LOOP if tid == pid else _OTHERS
         total_user, total_system = threads.get(name, (0.0, 0.0))
         threads[name] = (total_user + user - was_user, total_system + system - was_system)
-    return Sample(max(result.requests, 1), threads)
+    cores = _busy_cores(machine_before, machine_after)
+    return Sample(max(result.requests, 1), threads, cores)
 
 
 def _cpu(pid: int) -> dict[int, tuple[float, float]]:
@@ -127,6 +134,19 @@ def _cpu(pid: int) -> dict[int, tuple[float, float]]:
             continue  # the thread ended meanwhile
         found[int(task.name)] = (fields[11] / _TICKS, fields[12] / _TICKS)
     return found
+
+
+def _machine() -> list[int]:
+    """The machine's CPU time so far, in ticks by kind (`/proc/stat`'s "cpu" line)."""
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1:]]
+
+
+def _busy_cores(before: list[int], after: list[int]) -> float:
+    """Cores busy on average between two `_machine` readings: all but idle and iowait."""
+    spent = [later - earlier for earlier, later in zip(before, after, strict=True)]
+    idle = spent[3] + spent[4]
+    return (os.cpu_count() or 1) * (1 - idle / max(sum(spent), 1))
 
 
 def _children(pid: int) -> tuple[float, float]:

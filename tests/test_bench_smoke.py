@@ -1,5 +1,7 @@
 """The benchmarks still run (tiny scale); their numbers are for `make bench`, not for tests."""
 
+import os
+
 import httpx
 import pytest
 
@@ -68,6 +70,9 @@ def test_cpu_benchmark_reads_each_servers_cpu_a_request(capsys) -> None:
     # psa-ledger's event loop, and its SQLite writer on a thread of its own, both worked.
     assert psa.per_request("event loop") > 0 and psa.per_request("other threads") > 0
     assert psa.per_request() > psa.per_request("event loop")
+    # The machine's busy cores: wrk and the server at least kept some busy, and no more
+    # than the machine has.
+    assert 0 < baseline.cores <= (os.cpu_count() or 1) and 0 < psa.cores <= (os.cpu_count() or 1)
     assert "the baseline's CPU a request is" in capsys.readouterr().out
 
 
