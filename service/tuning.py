@@ -44,6 +44,6 @@ def hand_over_sooner() -> None:
     (round 21). At 16 connections, where each batch waits for the one before, that
     wait was a quarter of a batch's cycle: ingest went 0.29x -> 0.335x of bare Litestar
     (medians of six alternated runs), and did not move at 64 connections. At 0.05 ms
-    the loop, interrupted more often, lost at 64 connections (0.42-0.47x).
+    ingest at 64 connections fell (0.42-0.47x in three runs).
     """
     sys.setswitchinterval(0.0001)
