@@ -8,6 +8,11 @@ alike. The load is N-central's mix (`ingest.lua`: 4 CREATE, 4 UPDATE, 1 RESOLVE,
 requests per second, p99 latency, and psa-ledger's share of the baseline. psa-ledger runs
 on a new SQLite file, then on a new database on a throwaway PostgreSQL server
 (`--backend`), each against the baseline in rounds of its own.
+
+Each round also runs the write path alone (`bench.writepath`: the same `Ledger` in this
+process, on a log of its own, as many submitters as connections, no HTTP), and prints its
+share of the same round's baseline: the most the server could reach at that many
+connections, however cheap its HTTP side became.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import statistics
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
 
-from bench import servers, wrk
+from bench import servers, writepath, wrk
 
 __all__ = ["Round", "main"]
 
@@ -39,6 +45,7 @@ class Round(msgspec.Struct, frozen=True):
     connections: int
     baseline: wrk.Result
     psa: wrk.Result
+    alone: writepath.Alone
 
     @property
     def ratio(self) -> float:
@@ -48,14 +55,20 @@ class Round(msgspec.Struct, frozen=True):
     def p99_ratio(self) -> float:
         return self.psa.p99_us / self.baseline.p99_us
 
+    @property
+    def alone_ratio(self) -> float:
+        return self.alone.per_second / self.baseline.per_second
+
 
 def main(argv: list[str] | None = None) -> dict[str, list[Round]] | None:
     """Each backend's rounds, by name; None when wrk cannot be had."""
     options = _parse(argv or [])
-    return servers.on_each_backend("ingest", options.backend, partial(_rounds, options=options))
+    return servers.on_each_backend(
+        "ingest", options.backend, partial(_rounds, options=options), logs=2
+    )
 
 
-def _rounds(db: Path | str, options: argparse.Namespace) -> list[Round]:
+def _rounds(db: Path | str, alone_db: Path | str, options: argparse.Namespace) -> list[Round]:
     rounds: list[Round] = []
     prefixes = (str(n) for n in itertools.count(1))
     with servers.baseline() as bare, servers.psa_ledger(db, create_mode="sync") as psa:
@@ -68,25 +81,41 @@ def _rounds(db: Path | str, options: argparse.Namespace) -> list[Round]:
             for number in range(options.rounds):
                 prefix = next(prefixes)
                 _seed(psa, prefix, threads=min(2, connections))
-                runs = {"baseline": bare, "psa": psa}
-                # Alternate who goes first, so neither always meets a warmer machine.
-                order = sorted(runs, reverse=number % 2 == 1)
-                results = {
-                    name: _load(runs[name], prefix, connections, options.seconds) for name in order
-                }
-                done = Round(connections, results["baseline"], results["psa"])
+                done = _round(
+                    {"baseline": bare, "psa": psa, "alone": alone_db},
+                    prefix,
+                    connections,
+                    seconds=options.seconds,
+                    backwards=number % 2 == 1,
+                )
                 rounds.append(done)
                 print(_row(f"{connections:>5} round {number + 1}", [done]))
             print(_row(f"{connections:>5} median ", _of(rounds, connections)))
     for done in rounds:
-        if done.psa.errors or done.baseline.errors:
+        if done.psa.errors or done.baseline.errors or done.alone.errors:
             print(f"ingest: errors at {done.connections} connections: {done}")
     return rounds
 
 
+def _round(
+    runs: dict[str, Any], prefix: str, connections: int, *, seconds: int, backwards: bool
+) -> Round:
+    """One run of each: the two servers under wrk, then the write path alone, or the other
+    way round when `backwards`, so that none always meets a warmer machine."""
+    results: dict[str, Any] = {}
+    for name in sorted(runs, key=["baseline", "psa", "alone"].index, reverse=backwards):
+        if name == "alone":
+            results[name] = writepath.run(
+                runs[name], prefix, connections=connections, seconds=seconds
+            )
+        else:
+            results[name] = _load(runs[name], prefix, connections, seconds)
+    return Round(connections, results["baseline"], results["psa"], results["alone"])
+
+
 _HEADER = (
     f"{'conns':>5} {'':7} {'baseline/s':>11} {'p99 ms':>7} {'psa/s':>8} {'p99 ms':>7}"
-    f" {'psa/base':>9} {'p99 x':>6}"
+    f" {'psa/base':>9} {'p99 x':>6} {'alone/s':>8} {'alone/base':>11}"
 )
 
 
@@ -100,6 +129,8 @@ def _row(label: str, rounds: list[Round]) -> str:
         f"{label:<13} {base:>11,.0f} {med(r.baseline.p99_us for r in rounds) / 1000:>7.1f}"
         f" {psa:>8,.0f} {med(r.psa.p99_us for r in rounds) / 1000:>7.1f}"
         f" {med(r.ratio for r in rounds):>8.2f}x {med(r.p99_ratio for r in rounds):>5.1f}x"
+        f" {med(r.alone.per_second for r in rounds):>8,.0f}"
+        f" {med(r.alone_ratio for r in rounds):>10.2f}x"
     )
 
 
@@ -130,20 +161,8 @@ def _seed(port: int, prefix: str, *, threads: int) -> None:
             for action, indexes in (("CREATE", created), ("RESOLVE", resolved)):
                 for index in indexes:
                     ticket = f"{prefix}{thread:02d}{index + 12 * LAG:08d}"
-                    answer = client.put("/ncentral/tickets", content=_body(action, ticket))
+                    answer = client.put("/ncentral/tickets", content=writepath.body(action, ticket))
                     answer.raise_for_status()
-
-
-def _body(action: str, ticket: str) -> bytes:
-    return msgspec.json.encode(
-        {
-            "action": action,
-            "ncentralTicketId": ticket,
-            "title": f"Disk space low on SRV-{ticket} (C:)",
-            "details": f"Device: SRV-{ticket}\nService: Disk Space - C:\nState: Failed",
-            "customTags": {"site": "Leeds", "customer": "Acme", "priority": "P2", "queue": "S"},
-        }
-    )
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 Both are separate processes on free ports, started the way a user would start them and
 stopped by their own process, so the load generator measures a server, not this one.
-`psa-ledger serve` keeps its log where `fresh_log` says: a new SQLite file, or a new
+`psa-ledger serve` keeps its log where `fresh_logs` says: a new SQLite file, or a new
 database on a throwaway PostgreSQL server.
 """
 
@@ -32,7 +32,7 @@ __all__ = [
     "USERNAME",
     "baseline",
     "free_port",
-    "fresh_log",
+    "fresh_logs",
     "on_each_backend",
     "psa_ledger",
     "start",
@@ -49,10 +49,10 @@ T = TypeVar("T")
 
 
 def on_each_backend(
-    suite: str, backend: str, measure: Callable[[Path | str], T]
+    suite: str, backend: str, measure: Callable[..., T], *, logs: int = 1
 ) -> dict[str, T] | None:
-    """`measure` of a fresh log on each backend `backend` names (`--backend`), by backend;
-    None, said why, when wrk cannot be had to load the server."""
+    """`measure` of `logs` fresh logs on each backend `backend` names (`--backend`), by
+    backend; None, said why, when wrk cannot be had to load the server."""
     try:
         wrk.ensure_wrk()
     except wrk.WrkMissing as exc:
@@ -60,21 +60,21 @@ def on_each_backend(
         return None
     found = {}
     for name in BACKENDS[backend]:
-        with fresh_log(name) as db:
+        with fresh_logs(name, logs) as dbs:
             print(f"{suite} on {name}:")
-            found[name] = measure(db)
+            found[name] = measure(*dbs)
     return found
 
 
 @contextmanager
-def fresh_log(backend: str) -> Iterator[Path | str]:
-    """Where a server keeps its log: a new file, or a new database on a throwaway server."""
+def fresh_logs(backend: str, count: int) -> Iterator[list[Path | str]]:
+    """`count` new logs: files in one new folder, or databases on one throwaway server."""
     if backend == "postgresql":
         with throwaway_postgres() as server:
-            yield server.create_database()
+            yield [server.create_database() for _ in range(count)]
         return
     with tempfile.TemporaryDirectory(prefix="psa-ledger-bench-") as folder:
-        yield Path(folder) / "ledger.db"
+        yield [Path(folder) / f"ledger-{n}.db" for n in range(1, count + 1)]
 
 
 def start(

@@ -57,6 +57,9 @@ def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only_on_both_b
         assert only.baseline.per_second > 0 and only.psa.per_second > 0
         # Every CREATE, UPDATE, RESOLVE and REOPEN was answered 2xx: the mix is lawful.
         assert only.psa.errors == 0 and only.baseline.errors == 0
+        # The write path alone ran on its own log, with the same lawful mix.
+        assert only.alone.per_second > 0 and only.alone.errors == 0
+        assert sum(only.alone.statuses.values()) > 0
     assert capsys.readouterr().out.count("psa/base") == 2
 
 
