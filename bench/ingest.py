@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -81,13 +81,15 @@ def _rounds(db: Path | str, alone_db: Path | str, options: argparse.Namespace) -
             for number in range(options.rounds):
                 prefix = next(prefixes)
                 _seed(psa, prefix, threads=min(2, connections))
-                done = _round(
-                    {"baseline": bare, "psa": psa, "alone": alone_db},
-                    prefix,
-                    connections,
-                    seconds=options.seconds,
-                    backwards=number % 2 == 1,
-                )
+                seconds = options.seconds
+                runs = {
+                    "baseline": partial(_load, bare, prefix, connections, seconds),
+                    "psa": partial(_load, psa, prefix, connections, seconds),
+                    "alone": partial(
+                        writepath.run, alone_db, prefix, connections=connections, seconds=seconds
+                    ),
+                }
+                done = _round(runs, connections, backwards=number % 2 == 1)
                 rounds.append(done)
                 print(_row(f"{connections:>5} round {number + 1}", [done]))
             print(_row(f"{connections:>5} median ", _of(rounds, connections)))
@@ -97,19 +99,11 @@ def _rounds(db: Path | str, alone_db: Path | str, options: argparse.Namespace) -
     return rounds
 
 
-def _round(
-    runs: dict[str, Any], prefix: str, connections: int, *, seconds: int, backwards: bool
-) -> Round:
-    """One run of each: the two servers under wrk, then the write path alone, or the other
-    way round when `backwards`, so that none always meets a warmer machine."""
-    results: dict[str, Any] = {}
-    for name in sorted(runs, key=["baseline", "psa", "alone"].index, reverse=backwards):
-        if name == "alone":
-            results[name] = writepath.run(
-                runs[name], prefix, connections=connections, seconds=seconds
-            )
-        else:
-            results[name] = _load(runs[name], prefix, connections, seconds)
+def _round(runs: dict[str, Callable[[], Any]], connections: int, *, backwards: bool) -> Round:
+    """One run of each, in the order of `runs` (the two servers under wrk, then the write
+    path alone) or the other way round when `backwards`, so that none always meets a
+    warmer machine."""
+    results = {name: runs[name]() for name in (reversed(runs) if backwards else runs)}
     return Round(connections, results["baseline"], results["psa"], results["alone"])
 
 
