@@ -12,7 +12,18 @@ import sys
 
 from service import tuning
 
-SUITES = ["ledger", "http", "ingest", "cpu", "audit", "replay", "memory", "console", "postgres"]
+SUITES = [
+    "ledger",
+    "http",
+    "ingest",
+    "ceiling",
+    "cpu",
+    "audit",
+    "replay",
+    "memory",
+    "console",
+    "postgres",
+]
 
 
 def main(argv: list[str]) -> None:

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> list[tuple[Sample, Sample]] | None:
         )
         for number in range(options.rounds):
             prefix = next(prefixes)
-            ingest._seed(psa_port, prefix, threads=min(2, options.cpu_connections))
+            ingest.seed(psa_port, prefix, threads=min(2, options.cpu_connections))
             bare = _sample(bare_pid, bare_port, prefix, options)
             psa = _sample(psa_pid, psa_port, prefix, options)
             pairs.append((bare, psa))
@@ -107,7 +107,7 @@ _LOOP, _OTHERS, _CHILDREN = "event loop", "other threads", "child processes"
 
 def _sample(pid: int, port: int, prefix: str, options: argparse.Namespace) -> Sample:
     before, children_before, machine_before = _cpu(pid), _children(pid), _machine()
-    result = ingest._load(port, prefix, options.cpu_connections, options.seconds)
+    result = ingest.load(port, prefix, options.cpu_connections, options.seconds)
     after, children_after, machine_after = _cpu(pid), _children(pid), _machine()
     threads = {
         _CHILDREN: (

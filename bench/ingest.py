@@ -30,7 +30,7 @@ import msgspec
 
 from bench import servers, writepath, wrk
 
-__all__ = ["Round", "main"]
+__all__ = ["Round", "load", "main", "seed"]
 
 SCRIPT = Path(__file__).with_name("ingest.lua")
 #: Cycles of ten between requests that touch the same ticket (see ingest.lua): 320 requests
@@ -68,6 +68,34 @@ def main(argv: list[str] | None = None) -> dict[str, list[Round]] | None:
     )
 
 
+def load(port: int, prefix: str, connections: int, seconds: int) -> wrk.Result:
+    """wrk's run of the mix on the server at `port`, on the tickets `seed` made for `prefix`."""
+    url = f"http://127.0.0.1:{port}"
+    return wrk.run(
+        url, SCRIPT, [prefix, str(LAG), servers.AUTH], connections=connections, seconds=seconds
+    )
+
+
+def seed(port: int, prefix: str, *, threads: int) -> None:
+    """Create the tickets the first 3*LAG cycles of each wrk thread refer to.
+
+    Cycle -j's tickets must be open for the UPDATEs (j <= LAG), its first ticket open for
+    the RESOLVE (j <= 2*LAG) and closed for the REOPEN (j <= 3*LAG); see ingest.lua.
+    """
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": servers.AUTH}
+    ) as client:
+        for thread in range(threads):
+            created = [4 * c + s for c in range(-LAG, 0) for s in range(4)]
+            created += [4 * c for c in range(-3 * LAG, -LAG)]
+            resolved = [4 * c for c in range(-3 * LAG, -2 * LAG)]
+            for action, indexes in (("CREATE", created), ("RESOLVE", resolved)):
+                for index in indexes:
+                    ticket = f"{prefix}{thread:02d}{index + 12 * LAG:08d}"
+                    answer = client.put("/ncentral/tickets", content=writepath.body(action, ticket))
+                    answer.raise_for_status()
+
+
 def _rounds(db: Path | str, alone_db: Path | str, options: argparse.Namespace) -> list[Round]:
     rounds: list[Round] = []
     prefixes = (str(n) for n in itertools.count(1))
@@ -80,11 +108,11 @@ def _rounds(db: Path | str, alone_db: Path | str, options: argparse.Namespace) -
         for connections in options.connections:
             for number in range(options.rounds):
                 prefix = next(prefixes)
-                _seed(psa, prefix, threads=min(2, connections))
+                seed(psa, prefix, threads=min(2, connections))
                 seconds = options.seconds
                 runs = {
-                    "baseline": partial(_load, bare, prefix, connections, seconds),
-                    "psa": partial(_load, psa, prefix, connections, seconds),
+                    "baseline": partial(load, bare, prefix, connections, seconds),
+                    "psa": partial(load, psa, prefix, connections, seconds),
                     "alone": partial(
                         writepath.run, alone_db, prefix, connections=connections, seconds=seconds
                     ),
@@ -130,33 +158,6 @@ def _row(label: str, rounds: list[Round]) -> str:
 
 def _of(rounds: list[Round], connections: int) -> list[Round]:
     return [r for r in rounds if r.connections == connections]
-
-
-def _load(port: int, prefix: str, connections: int, seconds: int) -> wrk.Result:
-    url = f"http://127.0.0.1:{port}"
-    return wrk.run(
-        url, SCRIPT, [prefix, str(LAG), servers.AUTH], connections=connections, seconds=seconds
-    )
-
-
-def _seed(port: int, prefix: str, *, threads: int) -> None:
-    """Create the tickets the first 3*LAG cycles of each wrk thread refer to.
-
-    Cycle -j's tickets must be open for the UPDATEs (j <= LAG), its first ticket open for
-    the RESOLVE (j <= 2*LAG) and closed for the REOPEN (j <= 3*LAG); see ingest.lua.
-    """
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": servers.AUTH}
-    ) as client:
-        for thread in range(threads):
-            created = [4 * c + s for c in range(-LAG, 0) for s in range(4)]
-            created += [4 * c for c in range(-3 * LAG, -LAG)]
-            resolved = [4 * c for c in range(-3 * LAG, -2 * LAG)]
-            for action, indexes in (("CREATE", created), ("RESOLVE", resolved)):
-                for index in indexes:
-                    ticket = f"{prefix}{thread:02d}{index + 12 * LAG:08d}"
-                    answer = client.put("/ncentral/tickets", content=writepath.body(action, ticket))
-                    answer.raise_for_status()
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -50,7 +50,7 @@ def _sampled(db: Path | str, options: argparse.Namespace) -> list[Sample]:
         print(f"memory: {options.requests:,} requests, wrk slices of {options.seconds} s")
         while sent < options.requests:
             prefix = next(prefixes)
-            ingest._seed(port, prefix, threads=2)
+            ingest.seed(port, prefix, threads=2)
             done = wrk.run(
                 f"http://127.0.0.1:{port}",
                 ingest.SCRIPT,

@@ -272,10 +272,10 @@ def _ingest(ports: list[int], connections: int, seconds: int) -> float:
     """Requests/s of wrk against every port at once, the connections split between them."""
     share = connections // len(ports)
     for number, port in enumerate(ports):
-        ingest._seed(port, f"{number + 1}", threads=min(2, share))
+        ingest.seed(port, f"{number + 1}", threads=min(2, share))
     with ThreadPoolExecutor(len(ports)) as pool:
         runs = [
-            pool.submit(ingest._load, port, f"{number + 1}", share, seconds)
+            pool.submit(ingest.load, port, f"{number + 1}", share, seconds)
             for number, port in enumerate(ports)
         ]
         return sum(run.result().per_second for run in runs)

@@ -5,8 +5,9 @@ import os
 import httpx
 import pytest
 
-from bench import cpu, http, ingest, ledger, replay, servers
+from bench import ceiling, cpu, http, ingest, ledger, replay, servers
 from bench.baseline import TicketShape
+from service.storage.sqlite import connect_sync
 from statemachine.events import TicketRequest
 
 
@@ -61,6 +62,30 @@ def test_ingest_benchmark_loads_both_servers_with_lawful_requests_only_on_both_b
         assert only.alone.per_second > 0 and only.alone.errors == 0
         assert sum(only.alone.statuses.values()) > 0
     assert capsys.readouterr().out.count("psa/base") == 2
+
+
+def test_ceiling_benchmark_loads_every_log_with_lawful_requests_only(capsys) -> None:
+    found = ceiling.main(["--seconds", "1", "--rounds", "1", "--connections", "16"])
+    if found is None:
+        pytest.skip(capsys.readouterr().out.strip())
+    [only] = found
+    assert only.baseline.per_second > 0 and only.baseline.errors == 0
+    assert list(only.psa) == list(ceiling.LOGS)
+    # The lean log still takes the whole mix: what it drops, the write path does not need.
+    for result in only.psa.values():
+        assert result.per_second > 0 and result.errors == 0
+    shown = capsys.readouterr().out
+    assert "the lean log dropped events_by_action" in shown and "tickets_tags_follow" in shown
+    assert "lean/s" in shown
+
+
+def test_ceiling_drops_the_read_structures_and_keeps_what_guards_the_log(tmp_path) -> None:
+    db = connect_sync(tmp_path / "log.db", readonly=False)
+    dropped = {name for _, name in ceiling.read_structures(db)}
+    assert {"tickets_tags_follow", "tickets_tags_change"} <= dropped
+    assert {"events_by_action", "events_by_time", "tickets_by_state_id"} <= dropped
+    # A ticket's stream stays unique, and the log refuses UPDATE and DELETE.
+    assert not {"events_by_ticket", "events_refuse_update", "events_refuse_delete"} & dropped
 
 
 def test_cpu_benchmark_reads_each_servers_cpu_a_request(capsys) -> None:
