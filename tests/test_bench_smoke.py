@@ -75,8 +75,8 @@ def test_ceiling_benchmark_loads_every_log_with_lawful_requests_only(capsys) -> 
     for result in only.psa.values():
         assert result.per_second > 0 and result.errors == 0
     shown = capsys.readouterr().out
-    assert "the lean log dropped events_by_action" in shown and "tickets_tags_follow" in shown
-    assert "lean/s" in shown
+    assert "the lean logs dropped events_by_action" in shown and "tickets_tags_follow" in shown
+    assert "lean on disk/s" in shown and "lean in memory/s" in shown
 
 
 def test_ceiling_drops_the_read_structures_and_keeps_what_guards_the_log(tmp_path) -> None:
