@@ -65,7 +65,7 @@ class Round(msgspec.Struct, frozen=True):
 
 def main(argv: list[str] | None = None) -> list[Round] | None:
     """The rounds at each connection count; None, said why, when the suite cannot run."""
-    options = _parse(argv or [])
+    options = ingest.load_options("python -m bench ceiling", argv or [])
     if not _MEMORY.is_dir():
         print(f"ceiling: cannot run: no {_MEMORY} to keep a log in memory")
         return None
@@ -157,20 +157,3 @@ def _row(label: str, rounds: list[Round]) -> str:
         for log in LOGS
     )
     return f"{label:<13} {med(r.baseline.per_second for r in rounds):>11,.0f}{cells}"
-
-
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench ceiling")
-    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each server")
-    parser.add_argument(
-        "--connections",
-        type=lambda text: [int(c) for c in text.split(",")],
-        default=[16, 64],
-        help="comma-separated connection counts",
-    )
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s at each count")
-    options = parser.parse_known_args(argv)[0]
-    if options.quick:
-        options.seconds, options.rounds = 2, 1
-    return options

@@ -30,7 +30,7 @@ import msgspec
 
 from bench import servers, writepath, wrk
 
-__all__ = ["Round", "load", "main", "seed"]
+__all__ = ["Round", "load", "load_options", "main", "seed"]
 
 SCRIPT = Path(__file__).with_name("ingest.lua")
 #: Cycles of ten between requests that touch the same ticket (see ingest.lua): 320 requests
@@ -62,7 +62,7 @@ class Round(msgspec.Struct, frozen=True):
 
 def main(argv: list[str] | None = None) -> dict[str, list[Round]] | None:
     """Each backend's rounds, by name; None when wrk cannot be had."""
-    options = _parse(argv or [])
+    options = load_options("python -m bench ingest", argv or [], backend=True)
     return servers.on_each_backend(
         "ingest", options.backend, partial(_rounds, options=options), logs=2
     )
@@ -94,6 +94,27 @@ def seed(port: int, prefix: str, *, threads: int) -> None:
                     ticket = f"{prefix}{thread:02d}{index + 12 * LAG:08d}"
                     answer = client.put("/ncentral/tickets", content=writepath.body(action, ticket))
                     answer.raise_for_status()
+
+
+def load_options(prog: str, argv: list[str], *, backend: bool = False) -> argparse.Namespace:
+    """The options of a suite that loads servers with this mix (`--seconds`, `--rounds`,
+    `--connections`, `--quick`), and `--backend` when it runs on either."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each server")
+    parser.add_argument(
+        "--connections",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=[16, 64],
+        help="comma-separated connection counts",
+    )
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s at each count")
+    if backend:
+        parser.add_argument("--backend", choices=list(servers.BACKENDS), default="both")
+    options = parser.parse_known_args(argv)[0]
+    if options.quick:
+        options.seconds, options.rounds = 2, 1
+    return options
 
 
 def _rounds(db: Path | str, alone_db: Path | str, options: argparse.Namespace) -> list[Round]:
@@ -158,21 +179,3 @@ def _row(label: str, rounds: list[Round]) -> str:
 
 def _of(rounds: list[Round], connections: int) -> list[Round]:
     return [r for r in rounds if r.connections == connections]
-
-
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench ingest")
-    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each server")
-    parser.add_argument(
-        "--connections",
-        type=lambda text: [int(c) for c in text.split(",")],
-        default=[16, 64],
-        help="comma-separated connection counts",
-    )
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s at each count")
-    parser.add_argument("--backend", choices=list(servers.BACKENDS), default="both")
-    options = parser.parse_known_args(argv)[0]
-    if options.quick:
-        options.seconds, options.rounds = 2, 1
-    return options
