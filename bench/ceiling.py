@@ -40,7 +40,7 @@ import msgspec
 from bench import ingest, servers, wrk
 from service.storage.sqlite import connect_sync
 
-__all__ = ["LOGS", "Round", "main"]
+__all__ = ["LOGS", "Round", "main", "read_structures"]
 
 #: The psa-ledger servers, by the log each runs on: where its file is, and whether its
 #: read structures are dropped.
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> list[Round] | None:
         for name, (where, lean) in LOGS.items():
             db = folders[where] / f"{name.replace(' ', '-')}.db"
             dropped = _make_log(db, lean=lean)
-            if dropped and where == "memory":
-                print(f"ceiling: the lean logs dropped {', '.join(dropped)}")
+            if dropped:
+                print(f"ceiling: {name} dropped {', '.join(dropped)}")
             ports[name] = stack.enter_context(servers.psa_ledger(db, create_mode="sync"))
         return _rounds(ports, options)
 
